@@ -1,0 +1,1 @@
+//! Claude helpers: build safe `claude -p` command lines and parse stream-json.

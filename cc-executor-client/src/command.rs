@@ -1,0 +1,73 @@
+//! What to run: the command line and its options.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A command line to run with `sh -c` on the service, and how to run it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    pub(crate) line: String,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) raw_chunks: bool,
+}
+
+impl Command {
+    /// A command line, run by the service with `sh -c`.
+    pub fn new(line: impl Into<String>) -> Self {
+        Command {
+            line: line.into(),
+            timeout: None,
+            cwd: None,
+            raw_chunks: false,
+        }
+    }
+
+    /// Bound the whole run: sent to the service and also enforced by the client, which cancels the
+    /// run at the deadline and ends the stream with [`crate::Error::Timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Working directory for the command on the service's machine.
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Yield long lines as the service's raw chunks ([`crate::OutputEvent::Output`] with
+    /// `chunk: Some(..)`) instead of reassembling them into one event.
+    pub fn raw_chunks(mut self, raw: bool) -> Self {
+        self.raw_chunks = raw;
+        self
+    }
+
+    /// The command line.
+    pub fn line(&self) -> &str {
+        &self.line
+    }
+
+    /// The timeout, if any.
+    pub fn get_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+}
+
+impl From<&str> for Command {
+    fn from(line: &str) -> Self {
+        Command::new(line)
+    }
+}
+
+impl From<String> for Command {
+    fn from(line: String) -> Self {
+        Command::new(line)
+    }
+}
+
+impl From<&String> for Command {
+    fn from(line: &String) -> Self {
+        Command::new(line.clone())
+    }
+}

@@ -1,0 +1,350 @@
+//! Public event types, and the one place that maps wire notifications to them.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+pub use crate::protocol::OutputStream;
+use crate::protocol::{self, ServerNotification};
+
+/// Position of a chunk within a long line that the service split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Chunk {
+    /// 0-based index of this chunk.
+    pub index: u32,
+    /// How many chunks the line has.
+    pub total: u32,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RunStatus {
+    /// Exit code 0.
+    Completed,
+    /// Non-zero exit, killed by a signal, or timed out.
+    Failed,
+    /// Canceled on request.
+    Canceled,
+    /// A status this version does not know, kept verbatim.
+    Other(String),
+}
+
+impl RunStatus {
+    /// Parse a wire status string.
+    pub fn from_wire(s: &str) -> RunStatus {
+        match s {
+            protocol::status::COMPLETED => RunStatus::Completed,
+            protocol::status::FAILED => RunStatus::Failed,
+            protocol::status::CANCELED => RunStatus::Canceled,
+            other => RunStatus::Other(other.to_owned()),
+        }
+    }
+
+    /// `true` for [`RunStatus::Completed`].
+    pub fn success(&self) -> bool {
+        matches!(self, RunStatus::Completed)
+    }
+}
+
+/// What kind of rate limit was hit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RateLimitKind {
+    /// The Claude subscription usage limit ("Claude AI usage limit reached", "You've hit your limit").
+    UsageLimit,
+    /// An API rate limit (HTTP 429, `rate_limit_error`).
+    Http429,
+    /// A kind this version does not know, kept verbatim.
+    Other(String),
+}
+
+impl RateLimitKind {
+    /// Parse a wire `error_type`.
+    pub fn from_wire(s: &str) -> RateLimitKind {
+        match s {
+            "usage_limit" => RateLimitKind::UsageLimit,
+            "rate_limit_429" => RateLimitKind::Http429,
+            other => RateLimitKind::Other(other.to_owned()),
+        }
+    }
+}
+
+/// Details of a rate or usage limit reported by the service or found in Claude's output.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RateLimit {
+    /// Which limit.
+    pub kind: RateLimitKind,
+    /// A summary, e.g. "Claude AI usage limit reached".
+    pub message: String,
+    /// How long to wait before retrying, when known.
+    pub retry_after: Option<Duration>,
+    /// When the limit resets, when known.
+    pub reset_at: Option<SystemTime>,
+    /// The raw text that reported it.
+    pub text: String,
+    /// Whether a retry (after waiting) can succeed.
+    pub recoverable: bool,
+}
+
+impl RateLimit {
+    /// A limit of `kind` with a message and the raw text; other fields empty.
+    pub fn new(kind: RateLimitKind, message: impl Into<String>, text: impl Into<String>) -> Self {
+        RateLimit {
+            kind,
+            message: message.into(),
+            retry_after: None,
+            reset_at: None,
+            text: text.into(),
+            recoverable: true,
+        }
+    }
+
+    /// Set when the limit resets, from Unix seconds.
+    pub fn with_reset_epoch(mut self, secs: f64) -> Self {
+        self.reset_at = epoch_to_system_time(secs);
+        self
+    }
+
+    /// Set how long to wait.
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+}
+
+impl std::fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(at) = self.reset_at {
+            if let Ok(d) = at.duration_since(UNIX_EPOCH) {
+                write!(f, "; resets at Unix time {}", d.as_secs())?;
+            }
+        }
+        if let Some(after) = self.retry_after {
+            write!(f, "; retry after {}s", after.as_secs())?;
+        }
+        Ok(())
+    }
+}
+
+/// Details of a token or context limit reported by the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenLimit {
+    /// The limit in tokens, when the text names one.
+    pub limit: Option<u64>,
+    /// A summary.
+    pub message: String,
+    /// What to try instead, when the service suggests something.
+    pub suggestion: Option<String>,
+    /// The raw line that reported it.
+    pub text: String,
+    /// Whether a retry (e.g. with a shorter prompt) can succeed.
+    pub recoverable: bool,
+}
+
+impl std::fmt::Display for TokenLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(l) = self.limit {
+            write!(f, " (limit {l} tokens)")?;
+        }
+        Ok(())
+    }
+}
+
+/// One event of an execution, in the order the service reported it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum OutputEvent {
+    /// The command started.
+    #[non_exhaustive]
+    Started {
+        /// Pid of the group leader.
+        pid: u32,
+        /// Process group id (`None` when the service did not learn it).
+        pgid: Option<u32>,
+    },
+    /// Output: a whole line with its `\n` (a last line without one comes without). With raw chunks
+    /// enabled, one piece of a long line.
+    #[non_exhaustive]
+    Output {
+        /// Which stream.
+        stream: OutputStream,
+        /// The text.
+        data: String,
+        /// `Some` only for a raw chunk of a long line (see `Command::raw_chunks`).
+        chunk: Option<Chunk>,
+    },
+    /// The process group was paused.
+    Paused,
+    /// The process group was resumed.
+    Resumed,
+    /// The process group was sent SIGTERM on request.
+    Canceled,
+    /// The command ended. Terminal.
+    #[non_exhaustive]
+    Completed {
+        /// How it ended.
+        status: RunStatus,
+        /// Exit code; negative signal number when killed by a signal; `None` when unknown.
+        exit_code: Option<i32>,
+        /// Run time as the service measured it.
+        duration: Duration,
+        /// Killed at its timeout.
+        timed_out: bool,
+        /// Why it failed, when the service says.
+        error: Option<String>,
+    },
+    /// The service could not run the command. Terminal.
+    #[non_exhaustive]
+    Failed {
+        /// The service's message.
+        error: Option<String>,
+    },
+    /// A token / context limit message was seen in the output.
+    TokenLimitExceeded(TokenLimit),
+    /// A usage or rate limit was seen in the output.
+    RateLimitExceeded(RateLimit),
+    /// A completion phrase was seen in the output.
+    #[non_exhaustive]
+    EarlyCompletion {
+        /// The phrase.
+        marker: String,
+        /// Time from start.
+        elapsed: Duration,
+        /// The line it was seen in.
+        line: String,
+    },
+    /// A hook warning.
+    #[non_exhaustive]
+    Warning {
+        /// The warning's message (empty when it has none).
+        message: String,
+        /// The whole params.
+        params: Value,
+    },
+    /// A notification this version does not know (forward compatibility).
+    #[non_exhaustive]
+    Other {
+        /// The method.
+        method: String,
+        /// Its params.
+        params: Value,
+    },
+}
+
+impl OutputEvent {
+    /// Whether this event ends the execution's stream.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            OutputEvent::Completed { .. } | OutputEvent::Failed { .. }
+        )
+    }
+
+    /// An output event (for building streams in tests and adapters).
+    pub fn output(stream: OutputStream, data: impl Into<String>) -> Self {
+        OutputEvent::Output {
+            stream,
+            data: data.into(),
+            chunk: None,
+        }
+    }
+}
+
+/// What a wire notification means for an execution.
+#[derive(Debug)]
+pub(crate) enum Mapped {
+    /// An event to yield.
+    Event(OutputEvent),
+    /// A chunk of a long line, to reassemble (or yield raw).
+    Chunk {
+        stream: OutputStream,
+        data: String,
+        chunk: Chunk,
+    },
+    /// Session-level traffic (`connected`, `ping`) handled by the connection, not the execution.
+    Session,
+}
+
+/// Map one wire notification: the only place where wire frames become [`OutputEvent`]s.
+pub(crate) fn map_notification(n: ServerNotification) -> Mapped {
+    use ServerNotification as N;
+    Mapped::Event(match n {
+        N::Connected(_) | N::Ping(_) => return Mapped::Session,
+        N::ProcessStarted(p) => OutputEvent::Started {
+            pid: p.pid.unwrap_or(0),
+            pgid: p.pgid,
+        },
+        N::ProcessOutput(p) => {
+            let data = p.data.into_owned();
+            match (p.chunk_index, p.total_chunks) {
+                (Some(index), Some(total)) if total > 1 => {
+                    return Mapped::Chunk {
+                        stream: p.stream,
+                        data,
+                        chunk: Chunk { index, total },
+                    }
+                }
+                _ => OutputEvent::Output {
+                    stream: p.stream,
+                    data,
+                    chunk: None,
+                },
+            }
+        }
+        N::ProcessPaused(_) => OutputEvent::Paused,
+        N::ProcessResumed(_) => OutputEvent::Resumed,
+        N::ProcessCanceled(_) => OutputEvent::Canceled,
+        N::ProcessCompleted(p) => OutputEvent::Completed {
+            status: RunStatus::from_wire(&p.status),
+            exit_code: p.exit_code,
+            duration: secs(p.execution_time),
+            timed_out: p.timed_out,
+            error: p.error,
+        },
+        N::ProcessError(p) => OutputEvent::Failed { error: p.error },
+        N::TokenLimitExceeded(p) => OutputEvent::TokenLimitExceeded(TokenLimit {
+            limit: p.limit,
+            message: p.message,
+            suggestion: p.suggestion,
+            text: p.error_text,
+            recoverable: p.recoverable,
+        }),
+        N::RateLimitExceeded(p) => OutputEvent::RateLimitExceeded(RateLimit {
+            kind: RateLimitKind::from_wire(&p.error_type),
+            message: p.message,
+            retry_after: p.retry_after.map(Duration::from_secs),
+            reset_at: p.reset_timestamp.flatten().and_then(epoch_to_system_time),
+            text: p.error_text,
+            recoverable: p.recoverable,
+        }),
+        N::EarlyCompletion(p) => OutputEvent::EarlyCompletion {
+            marker: p.marker,
+            elapsed: secs(p.elapsed_time),
+            line: p.output_line,
+        },
+        N::HookWarning(params) => OutputEvent::Warning {
+            message: params
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            params,
+        },
+        N::Unknown { method, params } => OutputEvent::Other { method, params },
+    })
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s).unwrap_or_default()
+}
+
+/// Unix seconds to `SystemTime`; `None` for negative, NaN or absurd values.
+pub(crate) fn epoch_to_system_time(secs: f64) -> Option<SystemTime> {
+    let d = Duration::try_from_secs_f64(secs).ok()?;
+    UNIX_EPOCH.checked_add(d)
+}
