@@ -1,1 +1,8 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the workspace's integration tests.
+//!
+//! - [`bins`]: locate the workspace's binaries (`cc-executor-server`, `cc-executor-mcp`) built by
+//!   `cargo test --workspace`.
+//! - [`procs`]: inspect `/proc` to prove that no process of a group survived.
+
+pub mod bins;
+pub mod procs;
