@@ -116,6 +116,12 @@ pub enum Error {
     /// The run hit a usage or rate limit.
     #[error("rate limited: {0}")]
     RateLimited(RateLimit),
+    /// No job with this id is held (never started, forgotten, or evicted).
+    #[error("no job {id}: it was never started here, was forgotten, or was evicted")]
+    UnknownJob {
+        /// The job id asked for.
+        id: u64,
+    },
     /// A local I/O failure (e.g. writing an output file).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -22,12 +22,14 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod capture;
 pub mod claude;
 mod client;
 mod command;
 pub mod error;
 pub mod event;
 mod execution;
+pub mod jobs;
 pub mod protocol;
 mod session;
 

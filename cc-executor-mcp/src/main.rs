@@ -1,1 +1,157 @@
-fn main() {}
+//! `cc-executor-mcp`: an MCP server on stdio that runs shell commands and fresh `claude -p`
+//! instances through a cc-executor service, with bounded output, progress and cancellation.
+//!
+//! Without `--url` it starts an embedded service on a loopback port. When the host closes stdin,
+//! every running call is canceled and the embedded service is shut down (killing its groups).
+
+mod progress;
+mod tools;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use cc_executor_client::Client;
+use cc_executor_server::{Server, ServerHandle};
+use clap::Parser;
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::tools::{Executor, Settings};
+
+/// How long running calls get to cancel their runs when the host goes away.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
+/// MCP stdio server running commands and Claude instances through cc-executor.
+#[derive(Debug, Parser)]
+#[command(name = "cc-executor-mcp", version, about)]
+struct Args {
+    /// WebSocket URL of an executor service (e.g. ws://127.0.0.1:8004/ws). Without it an embedded
+    /// service is started on a loopback port.
+    #[arg(long, env = "CC_EXECUTOR_WEBSOCKET_URL")]
+    url: Option<String>,
+    /// Default timeout of a run, in seconds.
+    #[arg(long, env = "CC_EXECUTOR_DEFAULT_TIMEOUT", default_value_t = 600)]
+    default_timeout: u64,
+    /// Bearer token for the service.
+    #[arg(long, env = "CC_EXECUTOR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Most characters of output a tool returns (bytes of UTF-8 text); longer output is cut to its
+    /// head and tail, and saved whole to a file.
+    #[arg(long, env = "CC_EXECUTOR_MAX_OUTPUT_CHARS", default_value_t = 20_000)]
+    max_output_chars: usize,
+    /// Directory for the full outputs of cut results [default: <temp dir>/cc-executor].
+    #[arg(long, env = "CC_EXECUTOR_OUTPUT_DIR")]
+    output_dir: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // stdout carries the MCP protocol: logs go to stderr only.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let args = Args::parse();
+    let code = match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("cc-executor-mcp: {e}");
+            ExitCode::FAILURE
+        }
+    };
+    // A pending stdin read cannot be canceled; exit without waiting for the runtime to drain it.
+    std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 1 })
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if args.default_timeout == 0 {
+        return Err("--default-timeout must be at least 1 second".into());
+    }
+    let (embedded, url, token) = match args.url {
+        Some(url) => (None, url, args.token),
+        None => {
+            // A token of its own keeps other local users off the embedded service.
+            let token = args
+                .token
+                .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+            let server = Server::builder()
+                .token(token.clone())
+                .bind("127.0.0.1:0")
+                .await?;
+            let url = server.url();
+            (Some(server), url, Some(token))
+        }
+    };
+    let mut builder = Client::builder(&url);
+    if let Some(token) = token {
+        builder = builder.token(token);
+    }
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let executor = Executor::new(Settings {
+        client: builder.build()?,
+        default_timeout: Duration::from_secs(args.default_timeout),
+        max_output: args.max_output_chars,
+        output_dir: args
+            .output_dir
+            .unwrap_or_else(|| std::env::temp_dir().join("cc-executor")),
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+    });
+    tracing::info!("serving MCP on stdio, executor service {url}");
+    let served = serve(executor).await;
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some runs did not end in time");
+    }
+    if let Some(server) = embedded {
+        stop(server).await;
+    }
+    served
+}
+
+/// Serve MCP until the host closes stdin or a termination signal arrives.
+async fn serve(executor: Executor) -> Result<(), Box<dyn std::error::Error>> {
+    let service = executor.serve(rmcp::transport::stdio()).await?;
+    tokio::select! {
+        quit = service.waiting() => {
+            tracing::info!("MCP session ended: {quit:?}");
+        }
+        () = terminated() => tracing::info!("terminated by signal"),
+    }
+    Ok(())
+}
+
+async fn stop(server: ServerHandle) {
+    if tokio::time::timeout(SHUTDOWN_GRACE, server.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the embedded service did not shut down in time");
+    }
+}
+
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

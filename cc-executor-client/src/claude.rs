@@ -1,1 +1,0 @@
-//! Claude helpers: build safe `claude -p` command lines and parse stream-json.

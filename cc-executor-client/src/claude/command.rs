@@ -1,0 +1,388 @@
+//! Building a safe `claude -p` command line, and POSIX shell quoting.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::command::Command;
+
+/// Variables that make a `claude` started from inside Claude Code behave as a nested instance.
+///
+/// Only these are removed: other `CLAUDE_CODE_*` variables are user configuration (e.g.
+/// `CLAUDE_CODE_USE_BEDROCK`) and must reach the fresh instance.
+pub const NESTED_ENV_VARS: &[&str] = &["CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_CODE_SSE_PORT"];
+
+/// Quote `s` for a POSIX shell so that it reaches the program as exactly one argument, verbatim.
+///
+/// Strings made only of characters no shell treats specially (`A-Z a-z 0-9 _ @ % + = : , . / -`)
+/// come back unchanged; anything else is wrapped in single quotes, with each `'` written as `'\''`.
+/// The empty string becomes `''`.
+///
+/// ```
+/// use cc_executor_client::claude::shell_quote;
+///
+/// assert_eq!(shell_quote("sonnet"), "sonnet");
+/// assert_eq!(shell_quote("it's $(id)"), r#"'it'\''s $(id)'"#);
+/// assert_eq!(shell_quote(""), "''");
+/// ```
+pub fn shell_quote(s: &str) -> Cow<'_, str> {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        if c == '\'' {
+            // Close the quote, add an escaped quote, reopen.
+            out.push_str("'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    Cow::Owned(out)
+}
+
+/// A `claude -p` run: the prompt, the CLI options, and how the service should run it.
+///
+/// [`ClaudeCommand::to_command_line`] builds a shell command line in which every value is quoted
+/// with [`shell_quote`], so any prompt (quotes, `$(…)`, backticks, newlines, `; rm -rf ~`) reaches
+/// `claude` verbatim as one argument. Convert it into a [`Command`] (or pass it to
+/// [`crate::Client::execute_claude`]) to run it.
+///
+/// The line has this shape:
+///
+/// ```text
+/// env -u CLAUDECODE -u CLAUDE_CODE_ENTRYPOINT -u CLAUDE_CODE_SSE_PORT claude -p --verbose \
+///     --output-format stream-json [options…] [extra args…] -- '<prompt>' < /dev/null
+/// ```
+///
+/// - `env -u …` removes the variables that mark a nested Claude Code instance ([`NESTED_ENV_VARS`]),
+///   so the run is a fresh instance even when the service itself was started from Claude Code.
+/// - `--verbose` is required by `--output-format stream-json` together with `-p`.
+/// - The prompt is the CLI's positional argument and comes last, after `--`: options such as
+///   `--allowedTools` and `--mcp-config` take several values and would otherwise swallow it, and a
+///   prompt starting with `-` would otherwise be read as an option.
+/// - `< /dev/null`: `claude -p` waits for an open stdin to close.
+///
+/// ```
+/// use std::time::Duration;
+/// use cc_executor_client::claude::ClaudeCommand;
+///
+/// let cmd = ClaudeCommand::new("Summarise README.md; don't edit anything")
+///     .model("sonnet")
+///     .allowed_tools(["Read", "Grep"])
+///     .max_turns(5)
+///     .timeout(Duration::from_secs(600));
+/// assert_eq!(
+///     cmd.to_command_line(),
+///     "env -u CLAUDECODE -u CLAUDE_CODE_ENTRYPOINT -u CLAUDE_CODE_SSE_PORT claude -p --verbose \
+///      --output-format stream-json --model sonnet --allowedTools Read Grep --max-turns 5 \
+///      -- 'Summarise README.md; don'\\''t edit anything' < /dev/null"
+/// );
+/// let command: cc_executor_client::Command = cmd.into();
+/// assert_eq!(command.get_timeout(), Some(Duration::from_secs(600)));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaudeCommand {
+    prompt: String,
+    program: String,
+    model: Option<String>,
+    allowed_tools: Vec<String>,
+    disallowed_tools: Vec<String>,
+    mcp_configs: Vec<String>,
+    max_turns: Option<u32>,
+    permission_mode: Option<String>,
+    resume: Option<String>,
+    append_system_prompt: Option<String>,
+    extra_args: Vec<String>,
+    unset_env: Vec<String>,
+    timeout: Option<Duration>,
+    cwd: Option<PathBuf>,
+}
+
+impl ClaudeCommand {
+    /// A run of `prompt` with the default options (program `claude`, no timeout).
+    pub fn new(prompt: impl Into<String>) -> Self {
+        ClaudeCommand {
+            prompt: prompt.into(),
+            program: "claude".to_owned(),
+            model: None,
+            allowed_tools: Vec::new(),
+            disallowed_tools: Vec::new(),
+            mcp_configs: Vec::new(),
+            max_turns: None,
+            permission_mode: None,
+            resume: None,
+            append_system_prompt: None,
+            extra_args: Vec::new(),
+            unset_env: NESTED_ENV_VARS.iter().map(|s| (*s).to_owned()).collect(),
+            timeout: None,
+            cwd: None,
+        }
+    }
+
+    /// The `claude` executable: a name looked up on the service's `PATH` (default `claude`) or a path.
+    pub fn program(mut self, program: impl Into<String>) -> Self {
+        self.program = program.into();
+        self
+    }
+
+    /// `--model` (an alias such as `sonnet` or a full model name).
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// Add tools to `--allowedTools` (e.g. `"Read"`, `"Bash(git log:*)"`).
+    pub fn allowed_tools<I, S>(mut self, tools: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_tools.extend(tools.into_iter().map(Into::into));
+        self
+    }
+
+    /// Add tools to `--disallowedTools`.
+    pub fn disallowed_tools<I, S>(mut self, tools: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.disallowed_tools.extend(tools.into_iter().map(Into::into));
+        self
+    }
+
+    /// Add an MCP configuration to `--mcp-config`: a path to a JSON file on the service's machine, or
+    /// the JSON text itself. May be called several times.
+    pub fn mcp_config(mut self, path_or_json: impl Into<String>) -> Self {
+        self.mcp_configs.push(path_or_json.into());
+        self
+    }
+
+    /// `--max-turns`: stop after this many agentic turns (the result then has subtype
+    /// `error_max_turns`).
+    pub fn max_turns(mut self, turns: u32) -> Self {
+        self.max_turns = Some(turns);
+        self
+    }
+
+    /// `--permission-mode` (e.g. `default`, `acceptEdits`, `plan`, `bypassPermissions`).
+    pub fn permission_mode(mut self, mode: impl Into<String>) -> Self {
+        self.permission_mode = Some(mode.into());
+        self
+    }
+
+    /// `--resume`: continue the conversation of this session id. The run may report a new session
+    /// id; take the next one from [`super::ClaudeResult::session_id`].
+    pub fn resume(mut self, session_id: impl Into<String>) -> Self {
+        self.resume = Some(session_id.into());
+        self
+    }
+
+    /// `--append-system-prompt`.
+    pub fn append_system_prompt(mut self, text: impl Into<String>) -> Self {
+        self.append_system_prompt = Some(text.into());
+        self
+    }
+
+    /// One more CLI argument, placed after the options above and before `-- <prompt>`. Quoted like
+    /// every other value.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.extra_args.push(arg.into());
+        self
+    }
+
+    /// More CLI arguments (see [`ClaudeCommand::arg`]).
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.extra_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Also remove this environment variable from the run (besides [`NESTED_ENV_VARS`]).
+    pub fn unset_env(mut self, name: impl Into<String>) -> Self {
+        self.unset_env.push(name.into());
+        self
+    }
+
+    /// Bound the whole run (see [`Command::timeout`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Working directory of the run on the service's machine.
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// The prompt.
+    pub fn prompt(&self) -> &str {
+        &self.prompt
+    }
+
+    /// The arguments given to the `claude` program, unquoted, in order (without the program itself).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = ["-p", "--verbose", "--output-format", "stream-json"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let one = |args: &mut Vec<String>, flag: &str, value: Option<&String>| {
+            if let Some(v) = value {
+                args.extend([flag.to_owned(), v.clone()]);
+            }
+        };
+        // These options take several values; the `--` before the prompt ends the list.
+        let many = |args: &mut Vec<String>, flag: &str, values: &[String]| {
+            if !values.is_empty() {
+                args.push(flag.to_owned());
+                args.extend(values.iter().cloned());
+            }
+        };
+        one(&mut args, "--model", self.model.as_ref());
+        many(&mut args, "--allowedTools", &self.allowed_tools);
+        many(&mut args, "--disallowedTools", &self.disallowed_tools);
+        many(&mut args, "--mcp-config", &self.mcp_configs);
+        let turns = self.max_turns.map(|t| t.to_string());
+        one(&mut args, "--max-turns", turns.as_ref());
+        one(&mut args, "--permission-mode", self.permission_mode.as_ref());
+        one(&mut args, "--resume", self.resume.as_ref());
+        one(&mut args, "--append-system-prompt", self.append_system_prompt.as_ref());
+        args.extend(self.extra_args.iter().cloned());
+        args.push("--".to_owned());
+        args.push(self.prompt.clone());
+        args
+    }
+
+    /// The shell command line the service runs (with `sh -c`). Every value is quoted.
+    pub fn to_command_line(&self) -> String {
+        let mut line = String::from("env");
+        for name in &self.unset_env {
+            line.push_str(" -u ");
+            line.push_str(&shell_quote(name));
+        }
+        line.push(' ');
+        line.push_str(&shell_quote(&self.program));
+        for arg in self.to_args() {
+            line.push(' ');
+            line.push_str(&shell_quote(&arg));
+        }
+        line.push_str(" < /dev/null");
+        line
+    }
+}
+
+impl From<ClaudeCommand> for Command {
+    fn from(cmd: ClaudeCommand) -> Command {
+        let mut out = Command::new(cmd.to_command_line());
+        if let Some(t) = cmd.timeout {
+            out = out.timeout(t);
+        }
+        if let Some(dir) = cmd.cwd {
+            out = out.cwd(dir);
+        }
+        out
+    }
+}
+
+impl From<&ClaudeCommand> for Command {
+    fn from(cmd: &ClaudeCommand) -> Command {
+        cmd.clone().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_strings_are_unchanged() {
+        for s in ["claude", "-p", "--output-format", "a/b.c", "x=1,y:2", "user@host", "50%+"] {
+            assert!(matches!(shell_quote(s), Cow::Borrowed(b) if b == s), "{s}");
+        }
+    }
+
+    #[test]
+    fn special_strings_are_single_quoted() {
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("'"), r"''\'''");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("$(id) `id` $HOME"), "'$(id) `id` $HOME'");
+        assert_eq!(shell_quote("a\nb"), "'a\nb'");
+        assert_eq!(shell_quote("; rm -rf ~"), "'; rm -rf ~'");
+        assert_eq!(shell_quote("back\\slash"), "'back\\slash'");
+        assert_eq!(shell_quote("*?[]{}!#&|<>()"), "'*?[]{}!#&|<>()'");
+        assert_eq!(shell_quote("héllo"), "'héllo'");
+    }
+
+    /// Quote, then let a real `sh` split the result: it must be the one original argument.
+    #[test]
+    fn quoting_round_trips_through_sh() {
+        let nasty = "it's \"x\" $(touch pwned) `id` ; rm -rf ~ \n second line \\ '' -n";
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf '%s' {}", shell_quote(nasty)))
+            .output()
+            .expect("run sh");
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), nasty);
+    }
+
+    #[test]
+    fn command_line_defaults() {
+        assert_eq!(
+            ClaudeCommand::new("hi").to_command_line(),
+            "env -u CLAUDECODE -u CLAUDE_CODE_ENTRYPOINT -u CLAUDE_CODE_SSE_PORT claude -p --verbose \
+             --output-format stream-json -- hi < /dev/null"
+        );
+    }
+
+    #[test]
+    fn command_line_with_every_option() {
+        let cmd = ClaudeCommand::new("-rf; it's")
+            .program("/opt/my claude/bin/claude")
+            .model("claude-sonnet-4-5")
+            .allowed_tools(["Read", "Bash(git log:*)"])
+            .disallowed_tools(vec!["Write".to_string()])
+            .mcp_config(r#"{"mcpServers":{}}"#)
+            .max_turns(3)
+            .permission_mode("acceptEdits")
+            .resume("0b6c2f1e-5d2a")
+            .append_system_prompt("Be brief.")
+            .arg("--include-partial-messages")
+            .args(["--fallback-model", "haiku"])
+            .unset_env("MY_VAR");
+        assert_eq!(
+            cmd.to_command_line(),
+            "env -u CLAUDECODE -u CLAUDE_CODE_ENTRYPOINT -u CLAUDE_CODE_SSE_PORT -u MY_VAR \
+             '/opt/my claude/bin/claude' -p --verbose --output-format stream-json \
+             --model claude-sonnet-4-5 --allowedTools Read 'Bash(git log:*)' --disallowedTools Write \
+             --mcp-config '{\"mcpServers\":{}}' --max-turns 3 --permission-mode acceptEdits \
+             --resume 0b6c2f1e-5d2a --append-system-prompt 'Be brief.' --include-partial-messages \
+             --fallback-model haiku -- '-rf; it'\\''s' < /dev/null"
+        );
+        let args = cmd.to_args();
+        assert_eq!(args[args.len() - 2..], ["--".to_string(), "-rf; it's".to_string()]);
+    }
+
+    #[test]
+    fn into_command_carries_timeout_and_cwd() {
+        let cmd = ClaudeCommand::new("hi")
+            .timeout(Duration::from_secs(7))
+            .cwd("some/dir");
+        let command: Command = (&cmd).into();
+        assert_eq!(command.line(), cmd.to_command_line());
+        assert_eq!(command.get_timeout(), Some(Duration::from_secs(7)));
+        assert_eq!(command.cwd, Some(PathBuf::from("some/dir")));
+        let plain: Command = ClaudeCommand::new("hi").into();
+        assert_eq!(plain.get_timeout(), None);
+        assert_eq!(plain.cwd, None);
+    }
+}

@@ -1,0 +1,379 @@
+//! `ClaudeExecution`: a running `claude -p` as a stream of parsed events, and its final result.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::{Stream, StreamExt};
+
+use super::command::ClaudeCommand;
+use super::stream::{parse_line, ClaudeEvent, ClaudeResult};
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::event::{OutputEvent, OutputStream, RateLimit, RateLimitKind};
+use crate::execution::{Controller, Execution};
+
+/// How many trailing stderr lines [`Error::ClaudeFailed`] carries.
+const STDERR_TAIL_LINES: usize = 20;
+
+impl Client {
+    /// Start a fresh `claude -p` instance and stream its parsed events.
+    ///
+    /// ```no_run
+    /// use cc_executor_client::claude::{ClaudeCommand, ClaudeEvent};
+    /// use futures_util::StreamExt;
+    ///
+    /// # async fn demo(client: cc_executor_client::Client) -> cc_executor_client::Result<()> {
+    /// let mut run = client.execute_claude(ClaudeCommand::new("List the files here")).await?;
+    /// while let Some(event) = run.next().await {
+    ///     match event? {
+    ///         ClaudeEvent::Assistant(msg) => println!("{}", msg.text()),
+    ///         ClaudeEvent::Result(result) => println!("done: {:?}", result.result),
+    ///         _ => {}
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn execute_claude(&self, cmd: ClaudeCommand) -> Result<ClaudeExecution> {
+        Ok(ClaudeExecution::new(self.execute(cmd).await?))
+    }
+
+    /// Run a fresh `claude -p` instance to the end: [`Client::execute_claude`] then
+    /// [`ClaudeExecution::wait`].
+    ///
+    /// ```no_run
+    /// use cc_executor_client::claude::ClaudeCommand;
+    /// use cc_executor_client::Error;
+    ///
+    /// # async fn demo(client: cc_executor_client::Client) -> cc_executor_client::Result<()> {
+    /// match client.run_claude(ClaudeCommand::new("What is 2 + 2?").max_turns(1)).await {
+    ///     Ok(result) => println!("{:?} (session {:?})", result.result, result.session_id),
+    ///     Err(Error::RateLimited(limit)) => println!("try again later: {limit}"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_claude(&self, cmd: ClaudeCommand) -> Result<ClaudeResult> {
+        self.execute_claude(cmd).await?.wait().await
+    }
+}
+
+/// A running `claude -p`: a `Stream` of [`ClaudeEvent`]s built from the underlying [`Execution`].
+///
+/// Stdout lines are parsed with [`parse_line`] (blank lines are skipped), stderr lines become
+/// [`ClaudeEvent::Stderr`], and the service's other events (start, completion, limit detectors, …)
+/// come as [`ClaudeEvent::Service`]. Dropping it cancels the run, like [`Execution`].
+#[derive(Debug)]
+pub struct ClaudeExecution {
+    inner: Execution,
+    /// Pieces of a long line, when the execution yields raw chunks.
+    partial: [String; 2],
+    session_id: Option<String>,
+}
+
+impl From<Execution> for ClaudeExecution {
+    fn from(inner: Execution) -> Self {
+        ClaudeExecution::new(inner)
+    }
+}
+
+impl ClaudeExecution {
+    /// Wrap an execution of a [`ClaudeCommand`] (e.g. one started on a [`crate::Session`]).
+    pub fn new(inner: Execution) -> Self {
+        ClaudeExecution {
+            inner,
+            partial: [String::new(), String::new()],
+            session_id: None,
+        }
+    }
+
+    /// A handle to pause, resume or cancel the run from another task.
+    pub fn controller(&self) -> Controller {
+        self.inner.controller()
+    }
+
+    /// The latest session id seen so far (from `init`, then from later messages and the `result`).
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+
+    /// The underlying execution.
+    pub fn execution(&self) -> &Execution {
+        &self.inner
+    }
+
+    /// Give back the underlying execution (its already-consumed events are gone).
+    pub fn into_inner(self) -> Execution {
+        self.inner
+    }
+
+    /// Read the run to the end and return its [`ClaudeResult`].
+    ///
+    /// - A usage limit, API 429 or rejected `rate_limit_event` is [`Error::RateLimited`], even
+    ///   when the CLI's `result` claims success (it does for usage limits).
+    /// - A run that ended without a `result` line is [`Error::ClaudeFailed`] with the exit code
+    ///   and the last stderr lines (or [`Error::RateLimited`] when the service saw a limit).
+    /// - Any other `result` is returned, including errors such as `error_max_turns`: check
+    ///   [`ClaudeResult::is_error`].
+    /// - Transport errors and the run's timeout are returned as they come.
+    pub async fn wait(mut self) -> Result<ClaudeResult> {
+        let mut state = WaitState::default();
+        while let Some(event) = self.next().await {
+            state.observe(event?);
+        }
+        let session_id = self.session_id.take();
+        state.finish(session_id)
+    }
+
+    /// Turn one line of a stream into an event, tracking the session id.
+    fn line_event(&mut self, stream: OutputStream, line: &str) -> Option<ClaudeEvent> {
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            return None;
+        }
+        if stream == OutputStream::Stderr {
+            return Some(ClaudeEvent::Stderr(line.to_owned()));
+        }
+        let event = parse_line(line);
+        let sid = match &event {
+            ClaudeEvent::Init(i) if !i.session_id.is_empty() => Some(&i.session_id),
+            ClaudeEvent::Result(r) => r.session_id.as_ref(),
+            _ => None,
+        };
+        if let Some(sid) = sid {
+            self.session_id = Some(sid.clone());
+        }
+        Some(event)
+    }
+}
+
+impl Stream for ClaudeExecution {
+    type Item = Result<ClaudeEvent>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            let event = match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Ok(event))) => event,
+            };
+            let (stream, data, chunk) = match event {
+                OutputEvent::Output {
+                    stream,
+                    data,
+                    chunk,
+                } => (stream, data, chunk),
+                other => return Poll::Ready(Some(Ok(ClaudeEvent::Service(other)))),
+            };
+            let line = match chunk {
+                None => data,
+                Some(chunk) => {
+                    let slot = match stream {
+                        OutputStream::Stderr => 1,
+                        _ => 0,
+                    };
+                    self.partial[slot].push_str(&data);
+                    if chunk.index + 1 < chunk.total {
+                        continue;
+                    }
+                    std::mem::take(&mut self.partial[slot])
+                }
+            };
+            if let Some(event) = self.line_event(stream, &line) {
+                return Poll::Ready(Some(Ok(event)));
+            }
+        }
+    }
+}
+
+/// What [`ClaudeExecution::wait`] remembers while reading the stream.
+#[derive(Debug, Default)]
+struct WaitState {
+    result: Option<ClaudeResult>,
+    /// From a rejected `rate_limit_event` or a flagged assistant message.
+    claude_limit: Option<RateLimit>,
+    /// From the service's own detectors.
+    service_limit: Option<RateLimit>,
+    exit_code: Option<i32>,
+    stderr: VecDeque<String>,
+}
+
+impl WaitState {
+    fn observe(&mut self, event: ClaudeEvent) {
+        match event {
+            // Each resumed run may report a new session id: keep the latest result.
+            ClaudeEvent::Result(r) => self.result = Some(r),
+            ClaudeEvent::RateLimit(info) => {
+                if let Some(limit) = info.rate_limit() {
+                    self.claude_limit = Some(limit);
+                }
+            }
+            ClaudeEvent::Assistant(msg) => {
+                if let Some(limit) = msg.rate_limit() {
+                    self.claude_limit = Some(merge(limit, self.claude_limit.as_ref()));
+                }
+            }
+            ClaudeEvent::Stderr(line) => {
+                if self.stderr.len() == STDERR_TAIL_LINES {
+                    self.stderr.pop_front();
+                }
+                self.stderr.push_back(line);
+            }
+            ClaudeEvent::Service(OutputEvent::RateLimitExceeded(limit)) => {
+                self.service_limit.get_or_insert(limit);
+            }
+            ClaudeEvent::Service(OutputEvent::Completed { exit_code, .. }) => {
+                self.exit_code = exit_code;
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(self, session_id: Option<String>) -> Result<ClaudeResult> {
+        let result_limit = self.result.as_ref().and_then(ClaudeResult::rate_limit);
+        if let Some(limit) = result_limit {
+            return Err(Error::RateLimited(merge(limit, self.claude_limit.as_ref())));
+        }
+        if let Some(limit) = self.claude_limit {
+            return Err(Error::RateLimited(limit));
+        }
+        match self.result {
+            Some(mut result) => {
+                if result.session_id.is_none() {
+                    result.session_id = session_id;
+                }
+                Ok(result)
+            }
+            None => match self.service_limit {
+                Some(limit) => Err(Error::RateLimited(limit)),
+                None => Err(Error::ClaudeFailed {
+                    exit_code: self.exit_code,
+                    stderr: Vec::from(self.stderr).join("\n"),
+                }),
+            },
+        }
+    }
+}
+
+/// Fill a limit's missing reset time from an earlier report of the same kind.
+fn merge(mut limit: RateLimit, earlier: Option<&RateLimit>) -> RateLimit {
+    if let Some(earlier) = earlier {
+        if limit.reset_at.is_none() && limit.kind == earlier.kind {
+            limit.reset_at = earlier.reset_at;
+        }
+        if limit.retry_after.is_none() && limit.kind == earlier.kind {
+            limit.retry_after = earlier.retry_after;
+        }
+    }
+    limit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn wait_over(lines: &str, stderr: &[&str], exit_code: Option<i32>) -> Result<ClaudeResult> {
+        let mut state = WaitState::default();
+        for line in lines.lines() {
+            state.observe(parse_line(line));
+        }
+        for line in stderr {
+            state.observe(ClaudeEvent::Stderr((*line).to_owned()));
+        }
+        state.exit_code = exit_code;
+        state.finish(Some("from-init".into()))
+    }
+
+    #[test]
+    fn success_and_max_turns_are_results() {
+        let r = wait_over(
+            include_str!("../../../tests/fixtures/claude/success.jsonl"),
+            &[],
+            Some(0),
+        )
+        .unwrap();
+        assert_eq!(r.result.as_deref(), Some("The script prints 4."));
+        let r = wait_over(
+            include_str!("../../../tests/fixtures/claude/max_turns.jsonl"),
+            &[],
+            Some(1),
+        )
+        .unwrap();
+        assert_eq!(r.subtype, "error_max_turns");
+        assert!(r.is_error);
+    }
+
+    #[test]
+    fn limits_are_errors() {
+        let cases = [
+            (
+                include_str!("../../../tests/fixtures/claude/usage_limit.jsonl"),
+                RateLimitKind::UsageLimit,
+                Some(1_900_000_000),
+            ),
+            (
+                include_str!("../../../tests/fixtures/claude/api_429.jsonl"),
+                RateLimitKind::Http429,
+                None,
+            ),
+            (
+                include_str!("../../../tests/fixtures/claude/hit_limit_new_wording.jsonl"),
+                RateLimitKind::UsageLimit,
+                None,
+            ),
+        ];
+        for (sample, kind, reset) in cases {
+            match wait_over(sample, &[], Some(0)) {
+                Err(Error::RateLimited(l)) => {
+                    assert_eq!(l.kind, kind);
+                    assert_eq!(
+                        l.reset_at,
+                        reset.map(|s| UNIX_EPOCH + Duration::from_secs(s))
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn rejected_event_alone_is_a_limit_and_its_reset_fills_a_wording_without_one() {
+        let event = r#"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1900000000,"rateLimitType":"five_hour"}}"#;
+        let result = r#"{"type":"result","subtype":"success","is_error":true,"result":"You've hit your limit · resets 3pm"}"#;
+        match wait_over(&format!("{event}\n{result}"), &[], Some(0)) {
+            Err(Error::RateLimited(l)) => {
+                assert_eq!(l.message, "You've hit your limit · resets 3pm");
+                assert_eq!(
+                    l.reset_at,
+                    Some(UNIX_EPOCH + Duration::from_secs(1_900_000_000))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            wait_over(event, &[], Some(1)),
+            Err(Error::RateLimited(l)) if l.kind == RateLimitKind::UsageLimit
+        ));
+        // An allowed event with rejected overage metadata is not a limit.
+        let allowed = r#"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed","overageStatus":"rejected"}}"#;
+        let ok = r#"{"type":"result","subtype":"success","is_error":false,"result":"4"}"#;
+        let r = wait_over(&format!("{allowed}\n{ok}"), &[], Some(0)).unwrap();
+        assert_eq!(r.session_id.as_deref(), Some("from-init"));
+    }
+
+    #[test]
+    fn no_result_is_claude_failed_with_stderr_tail() {
+        let stderr: Vec<String> = (0..30).map(|i| format!("line {i}")).collect();
+        let stderr: Vec<&str> = stderr.iter().map(String::as_str).collect();
+        match wait_over("not json\n", &stderr, Some(1)) {
+            Err(Error::ClaudeFailed { exit_code, stderr }) => {
+                assert_eq!(exit_code, Some(1));
+                assert!(stderr.starts_with("line 10\n"), "{stderr}");
+                assert!(stderr.ends_with("line 29"), "{stderr}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,829 @@
+//! The per-connection actor: the one task that owns a WebSocket.
+//!
+//! It reads every frame, answers `ping`, sends WebSocket pings and watches for silence, matches
+//! responses to requests by id, and feeds the current run's events into a bounded channel. While
+//! the consumer of that channel is behind, the actor stops reading the socket, so a slow reader
+//! slows the service down instead of growing memory.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::error::{Error, Result};
+use crate::event::{map_notification, Chunk, Mapped, OutputEvent, OutputStream};
+use crate::protocol::{
+    capability, ConnectedParams, ControlType, ExecuteParams, ExecuteResult, Id, Request,
+    Response, ServerFrame, ServerNotification,
+};
+use crate::transport::Ws;
+
+/// Events buffered per run before the actor stops reading the socket.
+const EVENT_BUFFER: usize = 256;
+/// A reassembled line is yielded in pieces beyond this many bytes.
+pub(crate) const MAX_LINE_BYTES: usize = 64 << 20;
+/// Extra time given to a service that enforces `timeout` itself before the client cancels.
+const SERVICE_TIMEOUT_GRACE: Duration = Duration::from_secs(2);
+/// How long a close handshake may take before the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// One item of an execution's stream.
+pub(crate) type Item = Result<OutputEvent>;
+
+/// What a caller asks the actor to do.
+pub(crate) enum Cmd {
+    Execute {
+        params: ExecuteParams,
+        raw_chunks: bool,
+        timeout: Option<Duration>,
+        reply: oneshot::Sender<Result<Started>>,
+    },
+    Control {
+        run: u64,
+        kind: ControlType,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// The `Execution` was dropped without being detached: cancel the run.
+    Abandon { run: u64 },
+    Close { reply: oneshot::Sender<()> },
+}
+
+/// A started run, handed to the new `Execution`.
+pub(crate) struct Started {
+    pub(crate) run: Arc<RunShared>,
+    pub(crate) events: mpsc::Receiver<Item>,
+    pub(crate) result: ExecuteResult,
+}
+
+/// State of a run that its handles can see.
+#[derive(Debug)]
+pub(crate) struct RunShared {
+    pub(crate) id: u64,
+    /// Set once the run is over for the service and every event has been handed over.
+    pub(crate) finished: AtomicBool,
+}
+
+/// A handle to a connection's actor. The connection lives while a handle (or a run) does.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnHandle {
+    pub(crate) tx: mpsc::UnboundedSender<Cmd>,
+    pub(crate) connected: Arc<ConnectedParams>,
+    ended: Arc<Mutex<Option<End>>>,
+}
+
+impl std::fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cmd::Execute { params, .. } => f.debug_struct("Execute").field("params", params).finish(),
+            Cmd::Control { run, kind, .. } => f
+                .debug_struct("Control")
+                .field("run", run)
+                .field("kind", kind)
+                .finish(),
+            Cmd::Abandon { run } => f.debug_struct("Abandon").field("run", run).finish(),
+            Cmd::Close { .. } => f.write_str("Close"),
+        }
+    }
+}
+
+impl ConnHandle {
+    /// The error to report once the actor is gone.
+    pub(crate) fn closed_error(&self) -> Error {
+        match self.ended.lock().ok().and_then(|e| e.clone()) {
+            Some(end) => end.error(),
+            None => Error::ConnectionClosed {
+                code: None,
+                reason: "the connection is closed".into(),
+            },
+        }
+    }
+
+    /// Start a run on this connection.
+    pub(crate) async fn execute(
+        &self,
+        params: ExecuteParams,
+        raw_chunks: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Started> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Execute {
+                params,
+                raw_chunks,
+                timeout,
+                reply,
+            })
+            .map_err(|_| self.closed_error())?;
+        rx.await.map_err(|_| self.closed_error())?
+    }
+
+    /// Close the connection (code 1000) and wait for the close handshake (bounded).
+    pub(crate) async fn close(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Close { reply }).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Why the socket ended.
+#[derive(Debug, Clone)]
+enum End {
+    Closed { code: Option<u16>, reason: String },
+    Heartbeat { idle: Duration },
+}
+
+impl End {
+    fn error(&self) -> Error {
+        match self {
+            End::Closed { code, reason } => Error::ConnectionClosed {
+                code: *code,
+                reason: reason.clone(),
+            },
+            End::Heartbeat { idle } => Error::HeartbeatTimeout { idle: *idle },
+        }
+    }
+}
+
+/// Start the actor for an open connection.
+///
+/// `one_run`: the connection exists for a single run (`Client::execute`) and closes when it ends.
+pub(crate) fn spawn(
+    ws: Ws,
+    connected: ConnectedParams,
+    heartbeat: Duration,
+    one_run: bool,
+) -> ConnHandle {
+    let (tx, cmds) = mpsc::unbounded_channel();
+    let ended = Arc::new(Mutex::new(None));
+    let mut ping = tokio::time::interval(heartbeat / 3);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let actor = Actor {
+        ws: Some(ws),
+        cmds,
+        cmds_open: true,
+        heartbeat,
+        last_seen: Instant::now(),
+        ping,
+        next_id: 1,
+        next_run: 1,
+        pending: HashMap::new(),
+        run: None,
+        one_run,
+        completed_after_cancel: connected.has(capability::COMPLETED_AFTER_CANCEL),
+        service_timeout: connected.has(capability::RUN_TIMEOUT),
+        closing: None,
+        close_waiters: Vec::new(),
+        end: None,
+        ended: ended.clone(),
+    };
+    tokio::spawn(actor.run());
+    ConnHandle {
+        tx,
+        connected: Arc::new(connected),
+        ended,
+    }
+}
+
+enum Pending {
+    Execute { reply: oneshot::Sender<Result<Started>> },
+    Control { reply: oneshot::Sender<Result<()>> },
+    /// A CANCEL the actor sent on its own (timeout, drop); its answer does not matter.
+    Internal,
+}
+
+struct Run {
+    shared: Arc<RunShared>,
+    tx: mpsc::Sender<Item>,
+    /// Held until the `execute` response hands it to the caller.
+    rx: Option<mpsc::Receiver<Item>>,
+    /// Items not yet accepted by the channel; the socket is not read while this is non-empty.
+    queue: VecDeque<Item>,
+    /// The last item for the consumer has been queued (terminal event or error).
+    sealed: bool,
+    /// Nobody reads any more: drop events until the service ends the run.
+    discard: bool,
+    /// The service has ended the run (or the connection is gone).
+    service_done: bool,
+    raw_chunks: bool,
+    partial: [String; 2],
+    deadline: Option<(Instant, Duration)>,
+    cancel_sent: bool,
+}
+
+impl Run {
+    fn push(&mut self, item: Item) {
+        if !self.sealed && !self.discard {
+            let last = match &item {
+                Ok(ev) => ev.is_terminal(),
+                Err(_) => true,
+            };
+            self.queue.push_back(item);
+            self.sealed = last;
+        }
+    }
+
+    fn push_output(&mut self, stream: OutputStream, data: String) {
+        self.push(Ok(OutputEvent::Output {
+            stream,
+            data,
+            chunk: None,
+        }));
+    }
+
+    /// A piece of a long line: yield it raw, or add it to the line being reassembled.
+    fn push_chunk(&mut self, stream: OutputStream, data: String, chunk: Chunk) {
+        if self.raw_chunks {
+            self.push(Ok(OutputEvent::Output {
+                stream,
+                data,
+                chunk: Some(chunk),
+            }));
+            return;
+        }
+        let slot = stream_slot(stream);
+        if chunk.index == 0 && !self.partial[slot].is_empty() {
+            // A new line began before the last one was complete: keep what we have.
+            let prev = std::mem::take(&mut self.partial[slot]);
+            self.push_output(stream, prev);
+        }
+        self.partial[slot].push_str(&data);
+        if self.partial[slot].len() >= MAX_LINE_BYTES || chunk.index + 1 >= chunk.total {
+            let line = std::mem::take(&mut self.partial[slot]);
+            self.push_output(stream, line);
+        }
+    }
+
+    fn flush_partial(&mut self) {
+        for stream in [OutputStream::Stdout, OutputStream::Stderr] {
+            let line = std::mem::take(&mut self.partial[stream_slot(stream)]);
+            if !line.is_empty() {
+                self.push_output(stream, line);
+            }
+        }
+    }
+
+    /// Whether the actor still has work for this run.
+    fn over(&self) -> bool {
+        self.service_done && (self.discard || self.queue.is_empty())
+    }
+}
+
+fn stream_slot(stream: OutputStream) -> usize {
+    match stream {
+        OutputStream::Stdout => 0,
+        OutputStream::Stderr => 1,
+    }
+}
+
+struct Actor {
+    ws: Option<Ws>,
+    cmds: mpsc::UnboundedReceiver<Cmd>,
+    cmds_open: bool,
+    heartbeat: Duration,
+    last_seen: Instant,
+    ping: tokio::time::Interval,
+    next_id: i64,
+    next_run: u64,
+    pending: HashMap<i64, Pending>,
+    run: Option<Run>,
+    one_run: bool,
+    completed_after_cancel: bool,
+    service_timeout: bool,
+    /// Set once a close frame was sent: the socket is dropped at this instant at the latest.
+    closing: Option<Instant>,
+    close_waiters: Vec<oneshot::Sender<()>>,
+    end: Option<End>,
+    ended: Arc<Mutex<Option<End>>>,
+}
+
+enum Action {
+    Deliver(std::result::Result<mpsc::OwnedPermit<Item>, mpsc::error::SendError<()>>),
+    Frame(Option<std::result::Result<Message, tungstenite::Error>>),
+    Cmd(Option<Cmd>),
+    Ping,
+    Silent,
+    Deadline,
+    CloseDeadline,
+}
+
+/// Sleep until `at`, or forever.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Await `fut` if there is one, else never resolve.
+async fn maybe<F: Future>(fut: Option<F>) -> F::Output {
+    match fut {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Actor {
+    async fn run(mut self) {
+        loop {
+            if self.ws.is_none() && self.run.is_none() {
+                break;
+            }
+            let action = self.next_action().await;
+            match action {
+                Action::Deliver(permit) => self.deliver(permit),
+                Action::Frame(frame) => self.on_frame(frame).await,
+                Action::Cmd(Some(cmd)) => self.on_cmd(cmd).await,
+                Action::Cmd(None) => {
+                    self.cmds_open = false;
+                    // Nobody can start a run or read a discarded one any more.
+                    if self.run.as_ref().is_none_or(|r| r.discard) {
+                        self.start_close().await;
+                    }
+                }
+                Action::Ping => {
+                    self.send(Message::Ping(Default::default())).await;
+                }
+                Action::Silent => {
+                    let idle = self.last_seen.elapsed();
+                    tracing::debug!(?idle, "no frame from the service; dropping the connection");
+                    self.socket_gone(End::Heartbeat { idle });
+                }
+                Action::Deadline => self.on_deadline().await,
+                Action::CloseDeadline => {
+                    self.socket_gone(End::Closed {
+                        code: Some(1000),
+                        reason: "closed by the client".into(),
+                    });
+                }
+            }
+            self.finish_run_if_over().await;
+        }
+        for w in self.close_waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+
+    async fn next_action(&mut self) -> Action {
+        let deliver = self
+            .run
+            .as_ref()
+            .filter(|r| !r.discard && !r.queue.is_empty())
+            .map(|r| r.tx.clone().reserve_owned());
+        // Backpressure: do not read while the consumer has not taken what we have.
+        let read = self.ws.is_some() && deliver.is_none();
+        let silent_at = (read && self.closing.is_none()).then(|| self.last_seen + self.heartbeat);
+        let run_deadline = self.run.as_ref().and_then(|r| r.deadline).map(|d| d.0);
+        let closing = self.closing;
+        let ping = self.ws.is_some() && self.closing.is_none();
+        let cmds_open = self.cmds_open;
+        let Actor {
+            ws, cmds, ping: ticker, ..
+        } = self;
+        let frame = ws.as_mut().filter(|_| read).map(|ws| ws.next());
+        tokio::select! {
+            biased;
+            p = maybe(deliver) => Action::Deliver(p),
+            f = maybe(frame) => Action::Frame(f),
+            c = cmds.recv(), if cmds_open => Action::Cmd(c),
+            _ = ticker.tick(), if ping => Action::Ping,
+            _ = sleep_until(silent_at) => Action::Silent,
+            _ = sleep_until(run_deadline) => Action::Deadline,
+            _ = sleep_until(closing) => Action::CloseDeadline,
+        }
+    }
+
+    fn deliver(
+        &mut self,
+        permit: std::result::Result<mpsc::OwnedPermit<Item>, mpsc::error::SendError<()>>,
+    ) {
+        let Some(run) = self.run.as_mut() else { return };
+        match permit {
+            Ok(permit) => {
+                if let Some(item) = run.queue.pop_front() {
+                    permit.send(item);
+                }
+                // Time spent waiting for the consumer is not the service's silence.
+                self.last_seen = Instant::now();
+            }
+            Err(_) => {
+                // The `Execution` is gone (detached and dropped, or dropped and an `Abandon`
+                // follows): keep the run going but discard its events.
+                run.discard = true;
+                run.queue.clear();
+            }
+        }
+    }
+
+    /// Send a frame; a failure means the socket is gone.
+    async fn send(&mut self, msg: Message) {
+        let Some(ws) = self.ws.as_mut() else { return };
+        let res = tokio::time::timeout(self.heartbeat, ws.send(msg)).await;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "sending to the service failed");
+                self.socket_gone(End::Closed {
+                    code: None,
+                    reason: e.to_string(),
+                });
+            }
+            Err(_) => self.socket_gone(End::Heartbeat {
+                idle: self.last_seen.elapsed(),
+            }),
+        }
+    }
+
+    async fn request(&mut self, method_req: impl FnOnce(Id) -> Request, pending: Pending) -> bool {
+        let id = self.next_id;
+        self.next_id += 1;
+        let req = method_req(Id::Number(id));
+        self.pending.insert(id, pending);
+        self.send(Message::text(req.encode())).await;
+        // On a send failure `socket_gone` has answered the pending request already.
+        self.ws.is_some()
+    }
+
+    async fn on_cmd(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Execute {
+                params,
+                raw_chunks,
+                timeout,
+                reply,
+            } => {
+                if self.ws.is_none() || self.closing.is_some() {
+                    let _ = reply.send(Err(self.end_error()));
+                    return;
+                }
+                if self.run.is_some() {
+                    let _ = reply.send(Err(Error::AlreadyRunning));
+                    return;
+                }
+                let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+                let id = self.next_run;
+                self.next_run += 1;
+                let grace = if self.service_timeout {
+                    SERVICE_TIMEOUT_GRACE
+                } else {
+                    Duration::ZERO
+                };
+                self.run = Some(Run {
+                    shared: Arc::new(RunShared {
+                        id,
+                        finished: AtomicBool::new(false),
+                    }),
+                    tx,
+                    rx: Some(rx),
+                    queue: VecDeque::new(),
+                    sealed: false,
+                    discard: false,
+                    service_done: false,
+                    raw_chunks,
+                    partial: Default::default(),
+                    deadline: timeout.map(|t| (Instant::now() + t + grace, t)),
+                    cancel_sent: false,
+                });
+                self.request(|id| Request::execute(&params, id), Pending::Execute { reply })
+                    .await;
+            }
+            Cmd::Control { run, kind, reply } => {
+                let live = self.ws.is_some()
+                    && self.closing.is_none()
+                    && self
+                        .run
+                        .as_ref()
+                        .is_some_and(|r| r.shared.id == run && !r.service_done);
+                if !live {
+                    let _ = reply.send(Err(Error::NoProcess {
+                        message: "the run has ended".into(),
+                    }));
+                    return;
+                }
+                if kind == ControlType::Cancel {
+                    if let Some(r) = self.run.as_mut() {
+                        r.cancel_sent = true;
+                    }
+                }
+                self.request(|id| Request::control(kind, id), Pending::Control { reply })
+                    .await;
+            }
+            Cmd::Abandon { run } => {
+                if self.run.as_ref().is_some_and(|r| r.shared.id == run) {
+                    self.abandon().await;
+                }
+            }
+            Cmd::Close { reply } => {
+                self.close_waiters.push(reply);
+                if let Some(r) = self.run.as_mut() {
+                    r.push(Err(Error::ConnectionClosed {
+                        code: Some(1000),
+                        reason: "the session was closed".into(),
+                    }));
+                }
+                self.start_close().await;
+            }
+        }
+    }
+
+    /// Nobody will read the run any more: cancel it and drop its events.
+    async fn abandon(&mut self) {
+        let Some(run) = self.run.as_mut() else { return };
+        run.discard = true;
+        run.sealed = true;
+        run.queue.clear();
+        if !run.service_done {
+            self.cancel_run().await;
+            // A connection made for this run alone can go now; the service kills the group on
+            // disconnect too.
+            if self.one_run || !self.cmds_open {
+                self.start_close().await;
+            }
+        }
+    }
+
+    /// Send CANCEL for the current run unless one was sent.
+    async fn cancel_run(&mut self) {
+        let Some(run) = self.run.as_mut() else { return };
+        if run.cancel_sent || run.service_done {
+            return;
+        }
+        run.cancel_sent = true;
+        self.request(|id| Request::control(ControlType::Cancel, id), Pending::Internal)
+            .await;
+    }
+
+    async fn on_deadline(&mut self) {
+        let Some(run) = self.run.as_mut() else { return };
+        let Some((_, after)) = run.deadline.take() else {
+            return;
+        };
+        run.flush_partial();
+        run.push(Err(Error::Timeout { after }));
+        run.sealed = true;
+        if !run.service_done {
+            self.cancel_run().await;
+            if self.one_run {
+                self.start_close().await;
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, frame: Option<std::result::Result<Message, tungstenite::Error>>) {
+        self.last_seen = Instant::now();
+        let msg = match frame {
+            Some(Ok(msg)) => msg,
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "the connection failed");
+                let code = self.end_code();
+                return self.socket_gone(End::Closed {
+                    code,
+                    reason: e.to_string(),
+                });
+            }
+            None => {
+                let code = self.end_code();
+                return self.socket_gone(End::Closed {
+                    code,
+                    reason: String::new(),
+                });
+            }
+        };
+        match msg {
+            Message::Text(text) => self.on_text(text.as_str()).await,
+            Message::Binary(data) => {
+                let err = Error::protocol(
+                    "unexpected binary frame",
+                    &format!("<{} bytes of binary data>", data.len()),
+                );
+                self.protocol_error(err).await;
+            }
+            Message::Close(frame) => {
+                let (code, reason) = frame
+                    .map(|f| (Some(u16::from(f.code)), f.reason.to_string()))
+                    .unwrap_or((None, String::new()));
+                let end = End::Closed { code, reason };
+                self.fail_run(end.error());
+                self.end.get_or_insert(end);
+                // tungstenite answers the close; read on until the stream ends.
+                self.closing.get_or_insert(Instant::now() + CLOSE_GRACE);
+            }
+            // Pings are answered by tungstenite; pongs only prove liveness.
+            _ => {}
+        }
+    }
+
+    fn end_code(&self) -> Option<u16> {
+        match &self.end {
+            Some(End::Closed { code, .. }) => *code,
+            _ => None,
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        let frame = match ServerFrame::decode(text) {
+            Ok(f) => f,
+            Err(e) => return self.protocol_error(Error::protocol(e.to_string(), text)).await,
+        };
+        match frame {
+            ServerFrame::Response(resp) => self.on_response(resp, text).await,
+            ServerFrame::Notification(ServerNotification::Ping(_)) => {
+                self.send(Message::text(Request::pong().encode())).await;
+            }
+            ServerFrame::Notification(n) => self.on_notification(n),
+        }
+    }
+
+    async fn on_response(&mut self, resp: Response, text: &str) {
+        let pending = match &resp.id {
+            Some(Id::Number(n)) => self.pending.remove(n),
+            _ => None,
+        };
+        let Some(pending) = pending else {
+            tracing::debug!(frame = text, "response to no pending request");
+            return;
+        };
+        match pending {
+            Pending::Internal => {}
+            Pending::Control { reply } => {
+                let res = match resp.error {
+                    Some(err) => Err(Error::from_rpc(err, true)),
+                    None => Ok(()),
+                };
+                let _ = reply.send(res);
+            }
+            Pending::Execute { reply } => {
+                if let Some(err) = resp.error {
+                    // The run never started.
+                    if let Some(run) = self.run.take() {
+                        run.shared.finished.store(true, Ordering::Release);
+                    }
+                    let _ = reply.send(Err(Error::from_rpc(err, false)));
+                    if self.one_run {
+                        self.start_close().await;
+                    }
+                    return;
+                }
+                let parsed = resp
+                    .result
+                    .map(serde_json::from_value::<ExecuteResult>)
+                    .transpose();
+                let Some(run) = self.run.as_mut() else { return };
+                let rx = run.rx.take();
+                match (parsed, rx) {
+                    (Ok(Some(result)), Some(events)) => {
+                        let started = Started {
+                            run: run.shared.clone(),
+                            events,
+                            result,
+                        };
+                        if reply.send(Ok(started)).is_err() {
+                            // The caller stopped waiting: nobody will ever read this run.
+                            self.abandon().await;
+                        }
+                    }
+                    (parsed, _) => {
+                        let msg = match parsed {
+                            Err(e) => format!("bad `execute` result: {e}"),
+                            _ => "`execute` response without a result".to_owned(),
+                        };
+                        let _ = reply.send(Err(Error::protocol(msg, text)));
+                        self.abandon().await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_notification(&mut self, n: ServerNotification) {
+        let completed_after_cancel = self.completed_after_cancel;
+        let Some(run) = self.run.as_mut().filter(|r| !r.service_done) else {
+            tracing::trace!(method = n.method(), "notification outside a run");
+            return;
+        };
+        match map_notification(n) {
+            Mapped::Session => {}
+            Mapped::Chunk {
+                stream,
+                data,
+                chunk,
+            } => run.push_chunk(stream, data, chunk),
+            Mapped::Event(ev) => {
+                // Without `completed_after_cancel` nothing follows `process.canceled`.
+                let end = ev.is_terminal()
+                    || (matches!(ev, OutputEvent::Canceled) && !completed_after_cancel);
+                if end {
+                    run.flush_partial();
+                }
+                let canceled = matches!(ev, OutputEvent::Canceled);
+                run.push(Ok(ev));
+                if end {
+                    run.service_done = true;
+                    run.sealed = true;
+                    run.deadline = None;
+                }
+                if canceled {
+                    run.cancel_sent = true;
+                }
+            }
+        }
+    }
+
+    /// A malformed frame: it ends the current run's stream with a protocol error.
+    async fn protocol_error(&mut self, err: Error) {
+        tracing::debug!(error = %err, "malformed frame from the service");
+        let Some(run) = self.run.as_mut() else { return };
+        if run.rx.is_some() {
+            // Still waiting for the `execute` response: it will report the failure.
+            return;
+        }
+        run.push(err);
+        run.sealed = true;
+        if !run.service_done {
+            self.cancel_run().await;
+            if self.one_run {
+                self.start_close().await;
+            }
+        }
+    }
+
+    /// End the current run's stream with `err` (the socket is closing or gone).
+    fn fail_run(&mut self, err: Error) {
+        if let Some(run) = self.run.as_mut() {
+            run.flush_partial();
+            run.push(err);
+            run.sealed = true;
+            run.service_done = true;
+            run.deadline = None;
+        }
+    }
+
+    fn end_error(&self) -> Error {
+        self.end
+            .as_ref()
+            .map(End::error)
+            .unwrap_or(Error::ConnectionClosed {
+                code: Some(1000),
+                reason: "the connection is closing".into(),
+            })
+    }
+
+    /// The socket is gone: fail the run and every pending request.
+    fn socket_gone(&mut self, end: End) {
+        let end = self.end.get_or_insert(end).clone();
+        if let Ok(mut e) = self.ended.lock() {
+            e.get_or_insert(end.clone());
+        }
+        self.ws = None;
+        self.closing = None;
+        self.fail_run(end.error());
+        for (_, p) in self.pending.drain() {
+            match p {
+                Pending::Execute { reply } => {
+                    let _ = reply.send(Err(end.error()));
+                }
+                Pending::Control { reply } => {
+                    let _ = reply.send(Err(end.error()));
+                }
+                Pending::Internal => {}
+            }
+        }
+    }
+
+    /// Send close 1000 and give the service a moment to answer.
+    async fn start_close(&mut self) {
+        if self.ws.is_none() || self.closing.is_some() {
+            return;
+        }
+        self.end.get_or_insert(End::Closed {
+            code: Some(1000),
+            reason: "closed by the client".into(),
+        });
+        self.closing = Some(Instant::now() + CLOSE_GRACE);
+        self.send(Message::Close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        })))
+        .await;
+    }
+
+    async fn finish_run_if_over(&mut self) {
+        if !self.run.as_ref().is_some_and(Run::over) {
+            return;
+        }
+        if let Some(run) = self.run.take() {
+            run.shared.finished.store(true, Ordering::Release);
+        }
+        if self.one_run || !self.cmds_open {
+            self.start_close().await;
+        }
+    }
+}

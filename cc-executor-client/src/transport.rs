@@ -1,0 +1,184 @@
+//! Opening a connection: TCP, TLS, the WebSocket upgrade and the service's `connected` frame.
+
+use std::sync::{Arc, OnceLock};
+
+use futures_util::{SinkExt, StreamExt};
+use rustls::ClientConfig;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{header::AUTHORIZATION, HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::client::Config;
+use crate::error::{BoxError, Error, Result};
+use crate::protocol::{code, ConnectedParams, Request, ServerFrame, ServerNotification};
+
+/// The WebSocket type every connection uses.
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A TLS configuration trusting the platform's roots plus the Mozilla roots, with the `ring`
+/// provider chosen explicitly: rustls cannot pick a process-level provider on its own here.
+pub(crate) fn default_tls_config() -> Result<Arc<ClientConfig>, BoxError> {
+    static DEFAULT: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
+    DEFAULT
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            // Missing or unreadable platform roots are not fatal: the Mozilla roots remain.
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(Into::into)
+}
+
+/// Connect, upgrade and wait for `connected`, all bounded by the connect timeout.
+pub(crate) async fn connect(cfg: &Config) -> Result<(Ws, ConnectedParams)> {
+    let url = cfg.url.as_str();
+    match tokio::time::timeout(cfg.connect_timeout, connect_inner(cfg)).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::ConnectTimeout {
+            url: url.to_owned(),
+            after: cfg.connect_timeout,
+        }),
+    }
+}
+
+async fn connect_inner(cfg: &Config) -> Result<(Ws, ConnectedParams)> {
+    let url = cfg.url.as_str();
+    let mut request = url.into_client_request().map_err(|e| Error::InvalidUrl {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if let Some(token) = &cfg.token {
+        let value =
+            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| Error::InvalidUrl {
+                url: url.to_owned(),
+                reason: format!("the token cannot be sent in a header: {e}"),
+            })?;
+        request.headers_mut().insert(AUTHORIZATION, value);
+    }
+    let connector = if cfg.url.scheme() == "wss" {
+        let tls = match &cfg.tls {
+            Some(tls) => tls.clone(),
+            None => default_tls_config().map_err(|source| Error::Tls {
+                url: url.to_owned(),
+                source,
+            })?,
+        };
+        Connector::Rustls(tls)
+    } else {
+        Connector::Plain
+    };
+    // The default limits (64 MiB a message) hold any chunk: 65,536 characters, even escaped.
+    let (mut ws, _response) = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        None,
+        true,
+        Some(connector),
+    )
+    .await
+    .map_err(|e| classify_connect_error(url, e))?;
+    let connected = read_connected(url, &mut ws).await?;
+    Ok((ws, connected))
+}
+
+/// Map a handshake failure to the error a caller can act on.
+fn classify_connect_error(url: &str, e: tungstenite::Error) -> Error {
+    use tungstenite::Error as E;
+    match e {
+        E::Http(resp) if resp.status() == StatusCode::UNAUTHORIZED => Error::Unauthorized,
+        E::Tls(e) => Error::Tls {
+            url: url.to_owned(),
+            source: Box::new(e),
+        },
+        // tokio-rustls reports handshake failures as I/O errors wrapping the rustls error.
+        E::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) =>
+        {
+            Error::Tls {
+                url: url.to_owned(),
+                source: Box::new(io),
+            }
+        }
+        E::Url(e) => Error::InvalidUrl {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        },
+        E::Http(resp) => Error::Connect {
+            url: url.to_owned(),
+            source: format!("the WebSocket upgrade was refused with HTTP {}", resp.status()).into(),
+        },
+        other => Error::Connect {
+            url: url.to_owned(),
+            source: Box::new(other),
+        },
+    }
+}
+
+/// Wait for `connected`; a -32003 error (or close 1008) first means the session limit.
+async fn read_connected(url: &str, ws: &mut Ws) -> Result<ConnectedParams> {
+    loop {
+        let msg = match ws.next().await {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                return Err(Error::Connect {
+                    url: url.to_owned(),
+                    source: Box::new(e),
+                })
+            }
+            None => {
+                return Err(Error::ConnectionClosed {
+                    code: None,
+                    reason: String::new(),
+                })
+            }
+        };
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Close(frame) => {
+                let (code, reason) = frame
+                    .map(|f| (Some(u16::from(f.code)), f.reason.to_string()))
+                    .unwrap_or((None, String::new()));
+                if code == Some(1008) && reason.to_ascii_lowercase().contains("session") {
+                    return Err(Error::SessionLimit);
+                }
+                return Err(Error::ConnectionClosed { code, reason });
+            }
+            Message::Binary(_) => {
+                return Err(Error::protocol(
+                    "expected `connected`, got a binary frame",
+                    "<binary>",
+                ))
+            }
+            _ => continue,
+        };
+        match ServerFrame::decode(&text) {
+            Ok(ServerFrame::Notification(ServerNotification::Connected(c))) => return Ok(c),
+            Ok(ServerFrame::Notification(ServerNotification::Ping(_))) => {
+                // Answering is harmless and keeps a strict service happy.
+                let _ = ws.send(Message::text(Request::pong().encode())).await;
+            }
+            Ok(ServerFrame::Response(resp)) => {
+                if let Some(err) = resp.error {
+                    if err.code == code::SESSION_LIMIT {
+                        return Err(Error::SessionLimit);
+                    }
+                    return Err(Error::from_rpc(err, false));
+                }
+                return Err(Error::protocol("expected `connected`", &text));
+            }
+            Ok(ServerFrame::Notification(_)) => {
+                return Err(Error::protocol("expected `connected` first", &text))
+            }
+            Err(e) => return Err(Error::protocol(e.to_string(), &text)),
+        }
+    }
+}
