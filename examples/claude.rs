@@ -1,1 +1,63 @@
-fn main() {}
+//! Run one prompt in a fresh `claude -p` instance and print its result.
+//!
+//! ```text
+//! cargo run -p examples --example claude -- "What is the capital of France?"
+//! ```
+//!
+//! Uses the service at `CC_EXECUTOR_WEBSOCKET_URL` when set; otherwise starts an embedded service on
+//! a loopback port. Needs a logged-in `claude` on the service's `PATH`.
+
+use std::time::Duration;
+
+use cc_executor_client::claude::ClaudeCommand;
+use cc_executor_client::{Client, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let prompt = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+    if prompt.is_empty() {
+        eprintln!("usage: claude <prompt>");
+        std::process::exit(2);
+    }
+
+    // Keep the embedded server alive until the end of `main`.
+    let (url, _server) = match std::env::var("CC_EXECUTOR_WEBSOCKET_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let server = cc_executor_server::Server::builder()
+                .bind("127.0.0.1:0")
+                .await?;
+            (server.url(), Some(server))
+        }
+    };
+
+    let client = Client::new(&url)?;
+    let cmd = ClaudeCommand::new(prompt)
+        .max_turns(10)
+        .timeout(Duration::from_secs(600));
+    match client.run_claude(cmd).await {
+        Ok(result) => {
+            println!("{}", result.result.as_deref().unwrap_or("(no text)"));
+            println!("---");
+            println!("subtype:  {}", result.subtype);
+            println!(
+                "session:  {}",
+                result.session_id.as_deref().unwrap_or("(none)")
+            );
+            println!("turns:    {}", result.num_turns);
+            match result.total_cost_usd {
+                Some(cost) => println!("cost:     ${cost:.4}"),
+                None => println!("cost:     (unknown)"),
+            }
+            if result.is_error {
+                std::process::exit(1);
+            }
+        }
+        Err(Error::RateLimited(limit)) => {
+            eprintln!("rate limited: {limit}");
+            std::process::exit(75);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}

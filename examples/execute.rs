@@ -1,1 +1,55 @@
-fn main() {}
+//! Stream a command's output as it is produced.
+//!
+//! ```text
+//! cargo run -p examples --example execute                 # `cargo --version; echo to-stderr >&2`
+//! cargo run -p examples --example execute -- ls -la /     # any command line
+//! CC_EXECUTOR_WEBSOCKET_URL=ws://127.0.0.1:8004/ws cargo run -p examples --example execute
+//! ```
+//!
+//! Without `CC_EXECUTOR_WEBSOCKET_URL` the example starts an embedded service on a loopback port.
+
+use cc_executor_client::{Client, OutputEvent, OutputStream};
+use futures_util::StreamExt;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let line = if args.is_empty() {
+        "cargo --version; echo to-stderr >&2".to_owned()
+    } else {
+        args.join(" ")
+    };
+
+    // Keep the embedded service (if any) alive until the end of `main`.
+    let (url, _service) = match std::env::var("CC_EXECUTOR_WEBSOCKET_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let service = cc_executor_server::Server::builder()
+                .bind("127.0.0.1:0")
+                .await?;
+            (service.url(), Some(service))
+        }
+    };
+
+    let client = Client::new(&url)?;
+    let mut run = client.execute(line.as_str()).await?;
+    eprintln!("[started pid {} pgid {:?}]", run.pid(), run.pgid());
+    while let Some(event) = run.next().await {
+        match event? {
+            OutputEvent::Output {
+                stream: OutputStream::Stdout,
+                data,
+                ..
+            } => print!("{data}"),
+            OutputEvent::Output { data, .. } => eprint!("{data}"),
+            OutputEvent::Completed {
+                status,
+                exit_code,
+                duration,
+                ..
+            } => eprintln!("[{status:?}: exit code {exit_code:?} after {duration:.2?}]"),
+            other => eprintln!("[{other:?}]"),
+        }
+    }
+    Ok(())
+}

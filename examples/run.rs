@@ -1,1 +1,48 @@
-fn main() {}
+//! Run a command to the end and print the collected `Outcome`.
+//!
+//! ```text
+//! cargo run -p examples --example run
+//! cargo run -p examples --example run -- 'ls /; exit 3'
+//! ```
+//!
+//! Without `CC_EXECUTOR_WEBSOCKET_URL` the example starts an embedded service on a loopback port.
+
+use std::time::Duration;
+
+use cc_executor_client::{Client, Command, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let line = if args.is_empty() {
+        "echo hello; echo warning >&2; uname -s".to_owned()
+    } else {
+        args.join(" ")
+    };
+
+    let (url, _service) = match std::env::var("CC_EXECUTOR_WEBSOCKET_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let service = cc_executor_server::Server::builder()
+                .bind("127.0.0.1:0")
+                .await?;
+            (service.url(), Some(service))
+        }
+    };
+
+    let client = Client::new(&url)?;
+    let cmd = Command::new(line).timeout(Duration::from_secs(60));
+    match client.run(cmd).await {
+        Ok(outcome) => {
+            println!("status:    {:?}", outcome.status);
+            println!("exit code: {:?}", outcome.exit_code);
+            println!("duration:  {:.2?}", outcome.duration);
+            println!("stdout:\n{}", outcome.stdout);
+            println!("stderr:\n{}", outcome.stderr);
+            println!("other events: {}", outcome.events.len());
+        }
+        Err(Error::Timeout { after }) => println!("timed out after {after:?}"),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}

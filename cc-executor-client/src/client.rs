@@ -6,17 +6,34 @@ use std::time::Duration;
 use url::Url;
 
 use crate::command::Command;
-use crate::error::Result;
+use crate::connection;
+use crate::error::{Error, Result};
 use crate::execution::{Execution, Outcome};
 use crate::session::Session;
+use crate::transport;
 
 /// A handle to an executor service. Cheap to clone; every clone shares the configuration.
 ///
 /// Each [`Client::execute`] opens a fresh session (WebSocket connection) for its run, so one
 /// `Client` can drive many concurrent executions.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use cc_executor_client::{Client, Command};
+///
+/// # async fn demo() -> cc_executor_client::Result<()> {
+/// let client = Client::builder("wss://executor.example.com/ws")
+///     .token("secret")
+///     .connect_timeout(Duration::from_secs(5))
+///     .build()?;
+/// let outcome = client
+///     .run(Command::new("cargo build").timeout(Duration::from_secs(600)))
+///     .await?;
+/// println!("exit {:?}, {} bytes of stdout", outcome.exit_code, outcome.stdout.len());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Client {
-    #[allow(dead_code)]
     pub(crate) inner: Arc<Config>,
 }
 
@@ -26,6 +43,8 @@ pub(crate) struct Config {
     pub(crate) token: Option<String>,
     pub(crate) connect_timeout: Duration,
     pub(crate) heartbeat_timeout: Duration,
+    /// `None`: the platform's roots plus the Mozilla roots, with the `ring` provider.
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Builds a [`Client`]: token, connect timeout, heartbeat, TLS roots.
@@ -35,6 +54,7 @@ pub struct ClientBuilder {
     token: Option<String>,
     connect_timeout: Duration,
     heartbeat_timeout: Duration,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Client {
@@ -50,6 +70,7 @@ impl Client {
             token: None,
             connect_timeout: Duration::from_secs(10),
             heartbeat_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 
@@ -59,9 +80,19 @@ impl Client {
     }
 
     /// Start `cmd` in a fresh session and stream its events.
+    ///
+    /// The session's connection closes when the run ends or the [`Execution`] is dropped.
+    ///
+    /// Errors: connecting ([`Error::Connect`], [`Error::Tls`], [`Error::ConnectTimeout`],
+    /// [`Error::Unauthorized`], [`Error::SessionLimit`]) and the service refusing the command
+    /// ([`Error::CommandNotAllowed`], [`Error::Rpc`], ...).
     pub async fn execute(&self, cmd: impl Into<Command>) -> Result<Execution> {
-        let _ = cmd.into();
-        todo!()
+        let cmd = cmd.into();
+        let conn = self.connect(true).await?;
+        let started = conn
+            .execute(cmd.to_params(), cmd.raw_chunks, cmd.timeout)
+            .await?;
+        Ok(Execution::new(conn, started, cmd.timeout))
     }
 
     /// Run `cmd` to the end and collect its output.
@@ -71,7 +102,17 @@ impl Client {
 
     /// Open one session (connection) for several executions one after another.
     pub async fn session(&self) -> Result<Session> {
-        todo!()
+        Ok(Session::new(self.connect(false).await?))
+    }
+
+    async fn connect(&self, one_run: bool) -> Result<connection::ConnHandle> {
+        let (ws, connected) = transport::connect(&self.inner).await?;
+        Ok(connection::spawn(
+            ws,
+            connected,
+            self.inner.heartbeat_timeout,
+            one_run,
+        ))
     }
 }
 
@@ -94,19 +135,91 @@ impl ClientBuilder {
         self
     }
 
+    /// Use this TLS configuration for `wss://` (e.g. with a private root store) instead of the
+    /// platform's roots plus the Mozilla roots.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use cc_executor_client::{rustls, Client};
+    ///
+    /// # fn demo(roots: rustls::RootCertStore) -> cc_executor_client::Result<()> {
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let tls = rustls::ClientConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()
+    ///     .expect("ring supports the default versions")
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    /// let client = Client::builder("wss://executor.internal/ws")
+    ///     .tls_config(Arc::new(tls))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Validate the configuration and build the client. No I/O.
+    ///
+    /// The URL must be `ws://` or `wss://` with a host; the timeouts must not be zero.
     pub fn build(self) -> Result<Client> {
-        let url = Url::parse(&self.url).map_err(|e| crate::Error::InvalidUrl {
+        let invalid = |reason: String| Error::InvalidUrl {
             url: self.url.clone(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let url = Url::parse(&self.url).map_err(|e| invalid(e.to_string()))?;
+        match url.scheme() {
+            "ws" | "wss" => {}
+            other => {
+                return Err(invalid(format!(
+                    "the scheme must be ws or wss, not {other:?}"
+                )))
+            }
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("the URL has no host".into()));
+        }
+        if self.connect_timeout.is_zero() || self.heartbeat_timeout.is_zero() {
+            return Err(invalid(
+                "the connect and heartbeat timeouts must be greater than zero".into(),
+            ));
+        }
         Ok(Client {
             inner: Arc::new(Config {
                 url,
                 token: self.token,
                 connect_timeout: self.connect_timeout,
                 heartbeat_timeout: self.heartbeat_timeout,
+                tls: self.tls,
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ws_and_wss() {
+        assert!(Client::new("ws://127.0.0.1:8004/ws").is_ok());
+        let c = Client::new("wss://example.com/ws").unwrap();
+        assert_eq!(c.url().scheme(), "wss");
+    }
+
+    #[test]
+    fn rejects_other_urls() {
+        for bad in ["http://h/ws", "not a url", "ws://", "file:///tmp/x", ""] {
+            assert!(
+                matches!(Client::new(bad), Err(Error::InvalidUrl { .. })),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(matches!(
+            Client::builder("ws://h/ws")
+                .heartbeat_timeout(Duration::ZERO)
+                .build(),
+            Err(Error::InvalidUrl { .. })
+        ));
     }
 }

@@ -1,7 +1,9 @@
 //! What to run: the command line and its options.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::protocol::ExecuteParams;
 
 /// A command line to run with `sh -c` on the service, and how to run it.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +54,25 @@ impl Command {
     pub fn get_timeout(&self) -> Option<Duration> {
         self.timeout
     }
+
+    /// The working directory, if any.
+    pub fn get_cwd(&self) -> Option<&Path> {
+        self.cwd.as_deref()
+    }
+
+    /// Whether long lines are yielded as raw chunks.
+    pub fn get_raw_chunks(&self) -> bool {
+        self.raw_chunks
+    }
+
+    /// The `execute` params this command is sent as.
+    pub fn to_params(&self) -> ExecuteParams {
+        ExecuteParams {
+            command: self.line.clone(),
+            timeout: self.timeout.map(|t| t.as_secs_f64()),
+            cwd: self.cwd.as_ref().map(|d| d.to_string_lossy().into_owned()),
+        }
+    }
 }
 
 impl From<&str> for Command {
@@ -63,6 +84,12 @@ impl From<&str> for Command {
 impl From<String> for Command {
     fn from(line: String) -> Self {
         Command::new(line)
+    }
+}
+
+impl From<&Command> for Command {
+    fn from(cmd: &Command) -> Self {
+        cmd.clone()
     }
 }
 

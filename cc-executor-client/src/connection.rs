@@ -21,8 +21,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use crate::error::{Error, Result};
 use crate::event::{map_notification, Chunk, Mapped, OutputEvent, OutputStream};
 use crate::protocol::{
-    capability, ConnectedParams, ControlType, ExecuteParams, ExecuteResult, Id, Request,
-    Response, ServerFrame, ServerNotification,
+    capability, ConnectedParams, ControlType, ExecuteParams, ExecuteResult, Id, Request, Response,
+    ServerFrame, ServerNotification,
 };
 use crate::transport::Ws;
 
@@ -52,8 +52,12 @@ pub(crate) enum Cmd {
         reply: oneshot::Sender<Result<()>>,
     },
     /// The `Execution` was dropped without being detached: cancel the run.
-    Abandon { run: u64 },
-    Close { reply: oneshot::Sender<()> },
+    Abandon {
+        run: u64,
+    },
+    Close {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// A started run, handed to the new `Execution`.
@@ -82,7 +86,9 @@ pub(crate) struct ConnHandle {
 impl std::fmt::Debug for Cmd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Cmd::Execute { params, .. } => f.debug_struct("Execute").field("params", params).finish(),
+            Cmd::Execute { params, .. } => {
+                f.debug_struct("Execute").field("params", params).finish()
+            }
             Cmd::Control { run, kind, .. } => f
                 .debug_struct("Control")
                 .field("run", run)
@@ -164,7 +170,7 @@ pub(crate) fn spawn(
 ) -> ConnHandle {
     let (tx, cmds) = mpsc::unbounded_channel();
     let ended = Arc::new(Mutex::new(None));
-    let mut ping = tokio::time::interval(heartbeat / 3);
+    let mut ping = tokio::time::interval((heartbeat / 3).max(Duration::from_millis(10)));
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let actor = Actor {
         ws: Some(ws),
@@ -194,8 +200,12 @@ pub(crate) fn spawn(
 }
 
 enum Pending {
-    Execute { reply: oneshot::Sender<Result<Started>> },
-    Control { reply: oneshot::Sender<Result<()>> },
+    Execute {
+        reply: oneshot::Sender<Result<Started>>,
+    },
+    Control {
+        reply: oneshot::Sender<Result<()>>,
+    },
     /// A CANCEL the actor sent on its own (timeout, drop); its answer does not matter.
     Internal,
 }
@@ -211,6 +221,8 @@ struct Run {
     sealed: bool,
     /// Nobody reads any more: drop events until the service ends the run.
     discard: bool,
+    /// The `Execution` was dropped without being detached.
+    abandoned: bool,
     /// The service has ended the run (or the connection is gone).
     service_done: bool,
     raw_chunks: bool,
@@ -344,8 +356,8 @@ impl Actor {
                 Action::Cmd(Some(cmd)) => self.on_cmd(cmd).await,
                 Action::Cmd(None) => {
                     self.cmds_open = false;
-                    // Nobody can start a run or read a discarded one any more.
-                    if self.run.as_ref().is_none_or(|r| r.discard) {
+                    // Nobody can start a run any more; a detached run keeps the connection.
+                    if self.run.as_ref().is_none_or(|r| r.abandoned) {
                         self.start_close().await;
                     }
                 }
@@ -386,18 +398,22 @@ impl Actor {
         let ping = self.ws.is_some() && self.closing.is_none();
         let cmds_open = self.cmds_open;
         let Actor {
-            ws, cmds, ping: ticker, ..
+            ws,
+            cmds,
+            ping: ticker,
+            ..
         } = self;
         let frame = ws.as_mut().filter(|_| read).map(|ws| ws.next());
+        // Commands and deadlines first: a flood of output must not starve a cancel.
         tokio::select! {
             biased;
-            p = maybe(deliver) => Action::Deliver(p),
-            f = maybe(frame) => Action::Frame(f),
             c = cmds.recv(), if cmds_open => Action::Cmd(c),
-            _ = ticker.tick(), if ping => Action::Ping,
-            _ = sleep_until(silent_at) => Action::Silent,
             _ = sleep_until(run_deadline) => Action::Deadline,
             _ = sleep_until(closing) => Action::CloseDeadline,
+            p = maybe(deliver) => Action::Deliver(p),
+            f = maybe(frame) => Action::Frame(f),
+            _ = ticker.tick(), if ping => Action::Ping,
+            _ = sleep_until(silent_at) => Action::Silent,
         }
     }
 
@@ -486,14 +502,18 @@ impl Actor {
                     queue: VecDeque::new(),
                     sealed: false,
                     discard: false,
+                    abandoned: false,
                     service_done: false,
                     raw_chunks,
                     partial: Default::default(),
                     deadline: timeout.map(|t| (Instant::now() + t + grace, t)),
                     cancel_sent: false,
                 });
-                self.request(|id| Request::execute(&params, id), Pending::Execute { reply })
-                    .await;
+                self.request(
+                    |id| Request::execute(&params, id),
+                    Pending::Execute { reply },
+                )
+                .await;
             }
             Cmd::Control { run, kind, reply } => {
                 let live = self.ws.is_some()
@@ -537,6 +557,7 @@ impl Actor {
     /// Nobody will read the run any more: cancel it and drop its events.
     async fn abandon(&mut self) {
         let Some(run) = self.run.as_mut() else { return };
+        run.abandoned = true;
         run.discard = true;
         run.sealed = true;
         run.queue.clear();
@@ -557,8 +578,11 @@ impl Actor {
             return;
         }
         run.cancel_sent = true;
-        self.request(|id| Request::control(ControlType::Cancel, id), Pending::Internal)
-            .await;
+        self.request(
+            |id| Request::control(ControlType::Cancel, id),
+            Pending::Internal,
+        )
+        .await;
     }
 
     async fn on_deadline(&mut self) {
@@ -600,11 +624,8 @@ impl Actor {
         match msg {
             Message::Text(text) => self.on_text(text.as_str()).await,
             Message::Binary(data) => {
-                let err = Error::protocol(
-                    "unexpected binary frame",
-                    &format!("<{} bytes of binary data>", data.len()),
-                );
-                self.protocol_error(err).await;
+                let frame = format!("<{} bytes of binary data>", data.len());
+                self.protocol_error("unexpected binary frame", &frame).await;
             }
             Message::Close(frame) => {
                 let (code, reason) = frame
@@ -631,7 +652,7 @@ impl Actor {
     async fn on_text(&mut self, text: &str) {
         let frame = match ServerFrame::decode(text) {
             Ok(f) => f,
-            Err(e) => return self.protocol_error(Error::protocol(e.to_string(), text)).await,
+            Err(e) => return self.protocol_error(&e.to_string(), text).await,
         };
         match frame {
             ServerFrame::Response(resp) => self.on_response(resp, text).await,
@@ -738,14 +759,29 @@ impl Actor {
     }
 
     /// A malformed frame: it ends the current run's stream with a protocol error.
-    async fn protocol_error(&mut self, err: Error) {
-        tracing::debug!(error = %err, "malformed frame from the service");
-        let Some(run) = self.run.as_mut() else { return };
-        if run.rx.is_some() {
-            // Still waiting for the `execute` response: it will report the failure.
-            return;
+    ///
+    /// Its id cannot be known, so requests still waiting fail with it too rather than hang.
+    async fn protocol_error(&mut self, message: &str, frame: &str) {
+        tracing::debug!(message, frame, "malformed frame from the service");
+        let mut execute_failed = false;
+        for (_, p) in self.pending.drain() {
+            match p {
+                Pending::Execute { reply } => {
+                    execute_failed = true;
+                    let _ = reply.send(Err(Error::protocol(message, frame)));
+                }
+                Pending::Control { reply } => {
+                    let _ = reply.send(Err(Error::protocol(message, frame)));
+                }
+                Pending::Internal => {}
+            }
         }
-        run.push(err);
+        if execute_failed {
+            return self.abandon().await;
+        }
+        let Some(run) = self.run.as_mut() else { return };
+        run.flush_partial();
+        run.push(Err(Error::protocol(message, frame)));
         run.sealed = true;
         if !run.service_done {
             self.cancel_run().await;
@@ -759,7 +795,7 @@ impl Actor {
     fn fail_run(&mut self, err: Error) {
         if let Some(run) = self.run.as_mut() {
             run.flush_partial();
-            run.push(err);
+            run.push(Err(err));
             run.sealed = true;
             run.service_done = true;
             run.deadline = None;
@@ -825,5 +861,107 @@ impl Actor {
         if self.one_run || !self.cmds_open {
             self.start_close().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(raw_chunks: bool) -> Run {
+        let (tx, rx) = mpsc::channel(1);
+        Run {
+            shared: Arc::new(RunShared {
+                id: 1,
+                finished: AtomicBool::new(false),
+            }),
+            tx,
+            rx: Some(rx),
+            queue: VecDeque::new(),
+            sealed: false,
+            discard: false,
+            abandoned: false,
+            service_done: false,
+            raw_chunks,
+            partial: Default::default(),
+            deadline: None,
+            cancel_sent: false,
+        }
+    }
+
+    fn outputs(run: &Run) -> Vec<(OutputStream, String, Option<Chunk>)> {
+        run.queue
+            .iter()
+            .map(|i| match i {
+                Ok(OutputEvent::Output {
+                    stream,
+                    data,
+                    chunk,
+                }) => (*stream, data.clone(), *chunk),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn chunk(index: u32, total: u32) -> Chunk {
+        Chunk { index, total }
+    }
+
+    #[test]
+    fn chunks_are_reassembled_per_stream() {
+        let mut r = run(false);
+        r.push_chunk(OutputStream::Stdout, "aa".into(), chunk(0, 3));
+        r.push_chunk(OutputStream::Stderr, "e1".into(), chunk(0, 2));
+        r.push_chunk(OutputStream::Stdout, "bb".into(), chunk(1, 3));
+        r.push_chunk(OutputStream::Stderr, "e2\n".into(), chunk(1, 2));
+        r.push_chunk(OutputStream::Stdout, "c\n".into(), chunk(2, 3));
+        assert_eq!(
+            outputs(&r),
+            [
+                (OutputStream::Stderr, "e1e2\n".to_owned(), None),
+                (OutputStream::Stdout, "aabbc\n".to_owned(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn raw_chunks_pass_through() {
+        let mut r = run(true);
+        r.push_chunk(OutputStream::Stdout, "aa".into(), chunk(0, 2));
+        r.push_chunk(OutputStream::Stdout, "b\n".into(), chunk(1, 2));
+        assert_eq!(
+            outputs(&r),
+            [
+                (OutputStream::Stdout, "aa".to_owned(), Some(chunk(0, 2))),
+                (OutputStream::Stdout, "b\n".to_owned(), Some(chunk(1, 2))),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_interrupted_line_and_a_terminal_flush_what_was_gathered() {
+        let mut r = run(false);
+        r.push_chunk(OutputStream::Stdout, "first".into(), chunk(0, 3));
+        // A new line starts before the old one ended: the old part is kept, not lost.
+        r.push_chunk(OutputStream::Stdout, "second".into(), chunk(0, 2));
+        r.flush_partial();
+        assert_eq!(
+            outputs(&r),
+            [
+                (OutputStream::Stdout, "first".to_owned(), None),
+                (OutputStream::Stdout, "second".to_owned(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_is_queued_after_the_terminal_item() {
+        let mut r = run(false);
+        r.push(Err(Error::Timeout {
+            after: Duration::from_secs(1),
+        }));
+        r.push_output(OutputStream::Stdout, "late".into());
+        assert_eq!(r.queue.len(), 1);
+        assert!(r.sealed);
     }
 }

@@ -122,6 +122,15 @@ pub enum Error {
         /// The job id asked for.
         id: u64,
     },
+    /// A `claude -p` run ended without its final `result` line (it crashed, was misconfigured, or
+    /// could not start).
+    #[error("claude ended without a result (exit code {exit_code:?}, last stderr {stderr:?})")]
+    ClaudeFailed {
+        /// The exit code, when the service reported one.
+        exit_code: Option<i32>,
+        /// The last lines Claude wrote to stderr, joined with `\n`.
+        stderr: String,
+    },
     /// A local I/O failure (e.g. writing an output file).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -1,25 +1,82 @@
 //! `Execution`: one running command as a stream of events, with a control handle.
 
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::error::Result;
-use crate::event::{OutputEvent, RunStatus};
+use crate::connection::{Cmd, ConnHandle, Item, RunShared, Started};
+use crate::error::{Error, Result};
+use crate::event::{OutputEvent, OutputStream, RunStatus};
+use crate::protocol::ControlType;
 
 /// A running command: a `Stream` of its [`OutputEvent`]s, ending with `None` after the terminal
 /// event. Dropping it cancels the run unless [`Execution::detach`] was called.
-#[derive(Debug)]
+///
+/// # How the stream ends
+///
+/// - After [`OutputEvent::Completed`] or [`OutputEvent::Failed`].
+/// - After a cancel, when the service advertises
+///   [`completed_after_cancel`](crate::protocol::capability::COMPLETED_AFTER_CANCEL), with the
+///   final `Completed` (status [`RunStatus::Canceled`]); otherwise (the reference Python service
+///   sends nothing after `process.canceled`) [`OutputEvent::Canceled`] is the last event.
+/// - With one error: [`Error::Timeout`] at the client-side deadline of
+///   [`Command::timeout`](crate::Command::timeout) (the run is canceled),
+///   [`Error::ConnectionClosed`], [`Error::HeartbeatTimeout`], or [`Error::Protocol`] for a
+///   malformed frame.
+///
+/// # Backpressure
+///
+/// A few hundred events are buffered; past that, the connection stops reading from the service
+/// until the stream is read again. Read the stream (or [`detach`](Execution::detach) and drop it).
+///
+/// Long lines that the service splits into chunks are reassembled into one
+/// [`OutputEvent::Output`] (pieces of at most 64 MiB) unless
+/// [`Command::raw_chunks`](crate::Command::raw_chunks) is set.
 pub struct Execution {
-    _priv: (),
+    events: mpsc::Receiver<Item>,
+    conn: ConnHandle,
+    run: Arc<RunShared>,
+    pid: u32,
+    pgid: Option<u32>,
+    timeout: Option<Duration>,
+    detached: bool,
+    done: bool,
+}
+
+impl std::fmt::Debug for Execution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Execution")
+            .field("pid", &self.pid)
+            .field("pgid", &self.pgid)
+            .field("timeout", &self.timeout)
+            .field("detached", &self.detached)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Pause, resume or cancel a running command from any task. Cheap to clone.
-#[derive(Debug, Clone)]
+///
+/// It does not keep the connection open: once the run is over, every operation fails with
+/// [`Error::NoProcess`].
+#[derive(Clone)]
 pub struct Controller {
-    _priv: (),
+    conn: mpsc::WeakUnboundedSender<Cmd>,
+    run: Arc<RunShared>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("run", &self.run.id)
+            .field("finished", &self.run.finished.load(Ordering::Acquire))
+            .finish()
+    }
 }
 
 /// The collected result of a run.
@@ -50,53 +107,206 @@ impl Outcome {
 }
 
 impl Execution {
+    pub(crate) fn new(conn: ConnHandle, started: Started, timeout: Option<Duration>) -> Self {
+        Execution {
+            events: started.events,
+            conn,
+            run: started.run,
+            pid: started.result.pid,
+            pgid: started.result.pgid,
+            timeout,
+            detached: false,
+            done: false,
+        }
+    }
+
     /// A handle to pause, resume or cancel this run from another task.
     pub fn controller(&self) -> Controller {
-        todo!()
+        Controller {
+            conn: self.conn.tx.downgrade(),
+            run: self.run.clone(),
+        }
     }
 
     /// Pid of the group leader.
     pub fn pid(&self) -> u32 {
-        todo!()
+        self.pid
     }
 
     /// Process group id, when the service reported it.
     pub fn pgid(&self) -> Option<u32> {
-        todo!()
+        self.pgid
     }
 
     /// Keep the run going when this `Execution` is dropped (by default a drop cancels it).
+    ///
+    /// A detached run that nobody reads keeps its connection open until it ends; its events are
+    /// discarded.
     pub fn detach(&mut self) {
-        todo!()
+        self.detached = true;
     }
 
     /// Read the stream to the end and collect an [`Outcome`].
-    pub async fn wait(self) -> Result<Outcome> {
-        todo!()
+    ///
+    /// Errors, checked once the run has ended:
+    /// - [`Error::Timeout`] when the run timed out (at the client's deadline, or reported by the
+    ///   service as `timed_out`);
+    /// - [`Error::TokenLimitExceeded`] / [`Error::RateLimited`] when the service reported such a
+    ///   limit during the run (the first one seen; a token limit before a rate limit);
+    /// - any error the stream yields (connection lost, protocol error).
+    ///
+    /// A run the service could not start ([`OutputEvent::Failed`]) gives an outcome with status
+    /// `RunStatus::Other("error")`; a run canceled on a service without `completed_after_cancel`
+    /// gives status [`RunStatus::Canceled`] and no exit code.
+    pub async fn wait(mut self) -> Result<Outcome> {
+        let mut out = Outcome {
+            status: RunStatus::Other("unknown".into()),
+            exit_code: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            duration: Duration::ZERO,
+            timed_out: false,
+            events: Vec::new(),
+        };
+        let mut ended = false;
+        while let Some(item) = self.next().await {
+            match item? {
+                OutputEvent::Output { stream, data, .. } => match stream {
+                    OutputStream::Stdout => out.stdout.push_str(&data),
+                    OutputStream::Stderr => out.stderr.push_str(&data),
+                },
+                ev => {
+                    match &ev {
+                        OutputEvent::Completed {
+                            status,
+                            exit_code,
+                            duration,
+                            timed_out,
+                            ..
+                        } => {
+                            out.status = status.clone();
+                            out.exit_code = *exit_code;
+                            out.duration = *duration;
+                            out.timed_out = *timed_out;
+                            ended = true;
+                        }
+                        OutputEvent::Failed { .. } => {
+                            out.status = RunStatus::Other(crate::protocol::status::ERROR.into());
+                            ended = true;
+                        }
+                        OutputEvent::Canceled => {
+                            out.status = RunStatus::Canceled;
+                            ended = true;
+                        }
+                        _ => {}
+                    }
+                    out.events.push(ev);
+                }
+            }
+        }
+        if !ended {
+            return Err(Error::ConnectionClosed {
+                code: None,
+                reason: "the stream ended before the run did".into(),
+            });
+        }
+        if out.timed_out {
+            return Err(Error::Timeout {
+                after: self.timeout.unwrap_or(out.duration),
+            });
+        }
+        for ev in &out.events {
+            if let OutputEvent::TokenLimitExceeded(t) = ev {
+                return Err(Error::TokenLimitExceeded(t.clone()));
+            }
+        }
+        for ev in &out.events {
+            if let OutputEvent::RateLimitExceeded(r) = ev {
+                return Err(Error::RateLimited(r.clone()));
+            }
+        }
+        Ok(out)
     }
 }
 
 impl Stream for Execution {
     type Item = Result<OutputEvent>;
 
-    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        todo!()
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let item = std::task::ready!(self.events.poll_recv(cx));
+        if item.is_none() {
+            self.done = true;
+        }
+        Poll::Ready(item)
+    }
+}
+
+impl Drop for Execution {
+    fn drop(&mut self) {
+        if !self.detached && !self.done && !self.run.finished.load(Ordering::Acquire) {
+            // Never blocks: the connection's actor sends CANCEL and closes or drains.
+            let _ = self.conn.tx.send(Cmd::Abandon { run: self.run.id });
+        }
     }
 }
 
 impl Controller {
     /// SIGSTOP the process group; resolves on the service's response.
     pub async fn pause(&self) -> Result<()> {
-        todo!()
+        self.control(ControlType::Pause).await
     }
 
     /// SIGCONT the process group; resolves on the service's response.
     pub async fn resume(&self) -> Result<()> {
-        todo!()
+        self.control(ControlType::Resume).await
     }
 
     /// SIGTERM (then SIGKILL) the process group; resolves on the service's response.
     pub async fn cancel(&self) -> Result<()> {
-        todo!()
+        self.control(ControlType::Cancel).await
+    }
+
+    /// Whether the run is over (every further control fails with [`Error::NoProcess`]).
+    pub fn is_finished(&self) -> bool {
+        self.run.finished.load(Ordering::Acquire)
+    }
+
+    async fn control(&self, kind: ControlType) -> Result<()> {
+        let no_process = || Error::NoProcess {
+            message: "the run has ended".into(),
+        };
+        if self.is_finished() {
+            return Err(no_process());
+        }
+        let tx = self.conn.upgrade().ok_or_else(no_process)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Cmd::Control {
+            run: self.run.id,
+            kind,
+            reply,
+        })
+        .map_err(|_| no_process())?;
+        drop(tx);
+        rx.await.map_err(|_| no_process())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    fn sendable<T: Send + 'static>() {}
+
+    #[test]
+    fn handles_cross_tasks() {
+        shareable::<Controller>();
+        sendable::<Execution>();
+        sendable::<Outcome>();
+        shareable::<crate::Client>();
+        sendable::<crate::Session>();
     }
 }

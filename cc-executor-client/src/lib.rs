@@ -26,16 +26,23 @@ pub mod capture;
 pub mod claude;
 mod client;
 mod command;
+mod connection;
 pub mod error;
 pub mod event;
 mod execution;
 pub mod jobs;
 pub mod protocol;
 mod session;
+mod transport;
 
 pub use client::{Client, ClientBuilder};
 pub use command::Command;
 pub use error::{Error, Result};
-pub use event::{Chunk, OutputEvent, OutputStream, RateLimit, RateLimitKind, RunStatus, TokenLimit};
+pub use event::{
+    Chunk, OutputEvent, OutputStream, RateLimit, RateLimitKind, RunStatus, TokenLimit,
+};
 pub use execution::{Controller, Execution, Outcome};
 pub use session::Session;
+
+/// The TLS library used for `wss://`, for [`ClientBuilder::tls_config`].
+pub use rustls;

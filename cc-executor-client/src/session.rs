@@ -1,18 +1,29 @@
 //! `Session`: one connection, several executions one after another.
 
 use crate::command::Command;
+use crate::connection::ConnHandle;
 use crate::error::Result;
 use crate::execution::{Execution, Outcome};
 use crate::protocol::ConnectedParams;
 
 /// One WebSocket connection to the service. Runs one command at a time.
+///
+/// The connection stays open until [`Session::close`], or until the `Session` and every
+/// [`Execution`] started on it are dropped (it then closes with code 1000).
 #[derive(Debug)]
 pub struct Session {
-    #[allow(dead_code)]
     connected: ConnectedParams,
+    conn: ConnHandle,
 }
 
 impl Session {
+    pub(crate) fn new(conn: ConnHandle) -> Session {
+        Session {
+            connected: (*conn.connected).clone(),
+            conn,
+        }
+    }
+
     /// What the service said in `connected` (session id, version, capabilities).
     pub fn connected(&self) -> &ConnectedParams {
         &self.connected
@@ -20,9 +31,17 @@ impl Session {
 
     /// Start `cmd` on this session. While it runs, another `execute` fails with
     /// [`crate::Error::AlreadyRunning`].
+    ///
+    /// That check is local: a run counts as running until its stream has handed over its last
+    /// event. A run whose [`Execution`] was dropped is canceled, and the session is busy until
+    /// the service reports its end.
     pub async fn execute(&self, cmd: impl Into<Command>) -> Result<Execution> {
-        let _ = cmd.into();
-        todo!()
+        let cmd = cmd.into();
+        let started = self
+            .conn
+            .execute(cmd.to_params(), cmd.raw_chunks, cmd.timeout)
+            .await?;
+        Ok(Execution::new(self.conn.clone(), started, cmd.timeout))
     }
 
     /// Run `cmd` to the end on this session and collect its output.
@@ -31,7 +50,10 @@ impl Session {
     }
 
     /// Close the connection (code 1000). The service kills anything still running.
+    ///
+    /// An execution still running on this session ends with [`crate::Error::ConnectionClosed`].
     pub async fn close(self) -> Result<()> {
-        todo!()
+        self.conn.close().await;
+        Ok(())
     }
 }

@@ -76,14 +76,10 @@ async fn connect_inner(cfg: &Config) -> Result<(Ws, ConnectedParams)> {
         Connector::Plain
     };
     // The default limits (64 MiB a message) hold any chunk: 65,536 characters, even escaped.
-    let (mut ws, _response) = tokio_tungstenite::connect_async_tls_with_config(
-        request,
-        None,
-        true,
-        Some(connector),
-    )
-    .await
-    .map_err(|e| classify_connect_error(url, e))?;
+    let (mut ws, _response) =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
+            .await
+            .map_err(|e| classify_connect_error(url, e))?;
     let connected = read_connected(url, &mut ws).await?;
     Ok((ws, connected))
 }
@@ -114,7 +110,11 @@ fn classify_connect_error(url: &str, e: tungstenite::Error) -> Error {
         },
         E::Http(resp) => Error::Connect {
             url: url.to_owned(),
-            source: format!("the WebSocket upgrade was refused with HTTP {}", resp.status()).into(),
+            source: format!(
+                "the WebSocket upgrade was refused with HTTP {}",
+                resp.status()
+            )
+            .into(),
         },
         other => Error::Connect {
             url: url.to_owned(),

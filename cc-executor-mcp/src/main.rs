@@ -4,8 +4,11 @@
 //! Without `--url` it starts an embedded service on a loopback port. When the host closes stdin,
 //! every running call is canceled and the embedded service is shut down (killing its groups).
 
+mod claude;
+mod execute;
 mod progress;
-mod tools;
+mod report;
+mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +21,7 @@ use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::tools::{Executor, Settings};
+use crate::server::{Executor, Settings};
 
 /// How long running calls get to cancel their runs when the host goes away.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);

@@ -40,11 +40,6 @@ impl Progress {
         }
     }
 
-    /// Whether the caller asked for progress (sent a progress token).
-    pub fn enabled(&self) -> bool {
-        self.token.is_some()
-    }
-
     /// Remember `text` (its last non-blank line) as the message of the next notification.
     pub fn note(&mut self, text: &str) {
         if self.token.is_none() {

@@ -4,6 +4,8 @@
 //! session runs one command at a time with `sh -c` in its own process group, streams its output as
 //! `process.output` notifications, and pauses, resumes or cancels the whole group on request.
 //!
+//! Endpoints: `/ws` and `/ws/mcp` (the same protocol) and `GET /health`.
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! let server = cc_executor_server::Server::builder().bind("127.0.0.1:0").await?;
@@ -11,98 +13,77 @@
 //! server.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! What the service guarantees beyond the reference protocol:
+//! - `execute.params.timeout` bounds the whole run: at the deadline the group gets SIGTERM
+//!   (SIGKILL after the kill grace) and `process.completed` reports `status: "failed"`,
+//!   `error: "timed out after Ns"`, `timed_out: true`.
+//! - After CANCEL, a final `process.completed` with `status: "canceled"` follows once the
+//!   group has exited.
+//! - No process outlives its run, its session, or the service: a closed or vanished client, a
+//!   heartbeat timeout and [`ServerHandle::shutdown`] (or dropping the handle) kill the groups.
 #![warn(missing_docs)]
 
+mod allow;
+mod config;
+mod detect;
+mod http;
+mod output;
+mod process;
+mod run;
+mod session;
+mod writer;
+
+use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::ToSocketAddrs;
+use tokio::task::JoinHandle;
+
+pub use config::ServerBuilder;
 
 /// Entry point: `Server::builder()`.
 #[derive(Debug)]
 pub struct Server;
 
-/// Configuration of a service; [`ServerBuilder::bind`] starts it.
-#[derive(Debug, Clone)]
-pub struct ServerBuilder {
-    max_sessions: usize,
-    heartbeat_interval: Duration,
-    allowed_commands: Option<Vec<String>>,
-    working_dir: Option<PathBuf>,
-    token: Option<String>,
-    kill_grace: Duration,
+impl Server {
+    /// A builder with the defaults: 2048 sessions, a 30 s heartbeat, no allowlist, the
+    /// service's working directory, no token, a 2 s kill grace.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
 }
 
 /// A running service. Dropping it shuts the service down and kills every process group it started.
-#[derive(Debug)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    state: Arc<http::State>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
-impl Server {
-    /// A builder with the defaults.
-    pub fn builder() -> ServerBuilder {
-        ServerBuilder {
-            max_sessions: 2048,
-            heartbeat_interval: Duration::from_secs(30),
-            allowed_commands: None,
-            working_dir: None,
-            token: None,
-            kill_grace: Duration::from_secs(2),
-        }
-    }
-}
-
-impl ServerBuilder {
-    /// Most concurrent sessions (connections); past it a connection gets -32003 and close 1008.
-    pub fn max_sessions(mut self, n: usize) -> Self {
-        self.max_sessions = n;
-        self
-    }
-
-    /// Interval of `ping` notifications; a session with no `pong` for two intervals is closed.
-    pub fn heartbeat_interval(mut self, every: Duration) -> Self {
-        self.heartbeat_interval = every;
-        self
-    }
-
-    /// Only run commands whose program is one of these names.
-    pub fn allowed_commands<I, S>(mut self, names: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.allowed_commands = Some(names.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Default working directory of commands.
-    pub fn working_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.working_dir = Some(dir.into());
-        self
-    }
-
-    /// Require `Authorization: Bearer <token>` at the upgrade (401 otherwise).
-    pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into());
-        self
-    }
-
-    /// Time between SIGTERM and SIGKILL when a group is canceled, timed out or orphaned.
-    pub fn kill_grace(mut self, grace: Duration) -> Self {
-        self.kill_grace = grace;
-        self
-    }
-
-    /// Bind `addr` and start serving.
-    pub async fn bind(self, addr: impl ToSocketAddrs) -> std::io::Result<ServerHandle> {
-        let _ = addr;
-        todo!()
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr)
+            .field("active_sessions", &self.state.active_sessions())
+            .finish_non_exhaustive()
     }
 }
 
 impl ServerHandle {
+    fn new(
+        local_addr: SocketAddr,
+        state: Arc<http::State>,
+        task: JoinHandle<std::io::Result<()>>,
+    ) -> Self {
+        ServerHandle {
+            local_addr,
+            state,
+            task: Some(task),
+        }
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -113,8 +94,33 @@ impl ServerHandle {
         format!("ws://{}/ws", self.local_addr)
     }
 
+    /// Number of open sessions.
+    pub fn active_sessions(&self) -> usize {
+        self.state.active_sessions()
+    }
+
     /// Stop accepting, close every session and kill every process group, then return.
-    pub async fn shutdown(self) {
-        todo!()
+    pub async fn shutdown(mut self) {
+        self.state.shutdown.send_replace(true);
+        // Sessions kill their groups (SIGTERM, SIGKILL after the grace) before they end.
+        let bound = self.state.config.kill_grace + Duration::from_secs(5);
+        if tokio::time::timeout(bound, self.state.wait_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!("sessions still open at shutdown; killing their groups");
+        }
+        self.state.registry.kill_all();
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        // No await here: stop the sessions and SIGKILL every group still registered.
+        self.state.shutdown.send_replace(true);
+        self.state.registry.kill_all();
     }
 }

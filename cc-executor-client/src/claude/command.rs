@@ -10,7 +10,28 @@ use crate::command::Command;
 ///
 /// Only these are removed: other `CLAUDE_CODE_*` variables are user configuration (e.g.
 /// `CLAUDE_CODE_USE_BEDROCK`) and must reach the fresh instance.
-pub const NESTED_ENV_VARS: &[&str] = &["CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_CODE_SSE_PORT"];
+pub const NESTED_ENV_VARS: &[&str] = &[
+    "CLAUDECODE",
+    "CLAUDE_CODE_ENTRYPOINT",
+    "CLAUDE_CODE_SSE_PORT",
+];
+
+/// How the command line keeps the variables of [`NESTED_ENV_VARS`] (and those added with
+/// [`ClaudeCommand::unset_env`]) away from `claude`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum NestedEnv {
+    /// `env -u NAME … claude …` (the default): the variables are removed. The line's program is
+    /// `env`, so a service with a command allowlist must allow `env`.
+    #[default]
+    Unset,
+    /// `NAME= … claude …`: the variables are set to the empty string, which Claude Code treats like
+    /// unset ones. The line's program stays `claude`, which suits a service whose allowlist holds
+    /// only `claude`.
+    Empty,
+    /// Leave the environment as the service has it.
+    Keep,
+}
 
 /// Quote `s` for a POSIX shell so that it reaches the program as exactly one argument, verbatim.
 ///
@@ -60,6 +81,8 @@ pub fn shell_quote(s: &str) -> Cow<'_, str> {
 ///
 /// - `env -u …` removes the variables that mark a nested Claude Code instance ([`NESTED_ENV_VARS`]),
 ///   so the run is a fresh instance even when the service itself was started from Claude Code.
+///   Other `CLAUDE_CODE_*` variables are configuration and stay. A service with a command
+///   allowlist sees `env` as the program: allow it, or use [`NestedEnv::Empty`].
 /// - `--verbose` is required by `--output-format stream-json` together with `-p`.
 /// - The prompt is the CLI's positional argument and comes last, after `--`: options such as
 ///   `--allowedTools` and `--mcp-config` take several values and would otherwise swallow it, and a
@@ -98,6 +121,7 @@ pub struct ClaudeCommand {
     append_system_prompt: Option<String>,
     extra_args: Vec<String>,
     unset_env: Vec<String>,
+    nested_env: NestedEnv,
     timeout: Option<Duration>,
     cwd: Option<PathBuf>,
 }
@@ -118,6 +142,7 @@ impl ClaudeCommand {
             append_system_prompt: None,
             extra_args: Vec::new(),
             unset_env: NESTED_ENV_VARS.iter().map(|s| (*s).to_owned()).collect(),
+            nested_env: NestedEnv::Unset,
             timeout: None,
             cwd: None,
         }
@@ -151,7 +176,8 @@ impl ClaudeCommand {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.disallowed_tools.extend(tools.into_iter().map(Into::into));
+        self.disallowed_tools
+            .extend(tools.into_iter().map(Into::into));
         self
     }
 
@@ -211,6 +237,12 @@ impl ClaudeCommand {
         self
     }
 
+    /// How to keep the nested-instance variables away (default [`NestedEnv::Unset`]).
+    pub fn nested_env(mut self, mode: NestedEnv) -> Self {
+        self.nested_env = mode;
+        self
+    }
+
     /// Bound the whole run (see [`Command::timeout`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -252,9 +284,17 @@ impl ClaudeCommand {
         many(&mut args, "--mcp-config", &self.mcp_configs);
         let turns = self.max_turns.map(|t| t.to_string());
         one(&mut args, "--max-turns", turns.as_ref());
-        one(&mut args, "--permission-mode", self.permission_mode.as_ref());
+        one(
+            &mut args,
+            "--permission-mode",
+            self.permission_mode.as_ref(),
+        );
         one(&mut args, "--resume", self.resume.as_ref());
-        one(&mut args, "--append-system-prompt", self.append_system_prompt.as_ref());
+        one(
+            &mut args,
+            "--append-system-prompt",
+            self.append_system_prompt.as_ref(),
+        );
         args.extend(self.extra_args.iter().cloned());
         args.push("--".to_owned());
         args.push(self.prompt.clone());
@@ -263,12 +303,25 @@ impl ClaudeCommand {
 
     /// The shell command line the service runs (with `sh -c`). Every value is quoted.
     pub fn to_command_line(&self) -> String {
-        let mut line = String::from("env");
-        for name in &self.unset_env {
-            line.push_str(" -u ");
-            line.push_str(&shell_quote(name));
+        let mut line = String::new();
+        match self.nested_env {
+            NestedEnv::Unset => {
+                line.push_str("env ");
+                for name in &self.unset_env {
+                    line.push_str("-u ");
+                    line.push_str(&shell_quote(name));
+                    line.push(' ');
+                }
+            }
+            NestedEnv::Empty => {
+                // Only a valid name makes an assignment; anything else would become the program.
+                for name in self.unset_env.iter().filter(|n| is_env_name(n)) {
+                    line.push_str(name);
+                    line.push_str("= ");
+                }
+            }
+            NestedEnv::Keep => {}
         }
-        line.push(' ');
         line.push_str(&shell_quote(&self.program));
         for arg in self.to_args() {
             line.push(' ');
@@ -277,6 +330,15 @@ impl ClaudeCommand {
         line.push_str(" < /dev/null");
         line
     }
+}
+
+/// A name the shell accepts in a `NAME=value` assignment.
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 impl From<ClaudeCommand> for Command {
@@ -304,7 +366,15 @@ mod tests {
 
     #[test]
     fn safe_strings_are_unchanged() {
-        for s in ["claude", "-p", "--output-format", "a/b.c", "x=1,y:2", "user@host", "50%+"] {
+        for s in [
+            "claude",
+            "-p",
+            "--output-format",
+            "a/b.c",
+            "x=1,y:2",
+            "user@host",
+            "50%+",
+        ] {
             assert!(matches!(shell_quote(s), Cow::Borrowed(b) if b == s), "{s}");
         }
     }
@@ -326,13 +396,18 @@ mod tests {
     /// Quote, then let a real `sh` split the result: it must be the one original argument.
     #[test]
     fn quoting_round_trips_through_sh() {
-        let nasty = "it's \"x\" $(touch pwned) `id` ; rm -rf ~ \n second line \\ '' -n";
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("printf '%s' {}", shell_quote(nasty)))
-            .output()
-            .expect("run sh");
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), nasty);
+        // Harmless if quoting were broken: any expansion changes the output and fails the test.
+        let nasty =
+            "it's \"x\" $(echo injected) `echo injected` ; echo ~ $HOME * \n second line \\ '' -n";
+        let every_ascii: String = (1u8..128).map(char::from).chain("é·€".chars()).collect();
+        for s in [nasty, every_ascii.as_str(), "-n", "", "'", "''"] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf '%s' {}", shell_quote(s)))
+                .output()
+                .expect("run sh");
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), s);
+        }
     }
 
     #[test]
@@ -369,7 +444,30 @@ mod tests {
              --fallback-model haiku -- '-rf; it'\\''s' < /dev/null"
         );
         let args = cmd.to_args();
-        assert_eq!(args[args.len() - 2..], ["--".to_string(), "-rf; it's".to_string()]);
+        assert_eq!(
+            args[args.len() - 2..],
+            ["--".to_string(), "-rf; it's".to_string()]
+        );
+    }
+
+    #[test]
+    fn nested_env_modes() {
+        let cmd = ClaudeCommand::new("hi")
+            .unset_env("BAD NAME")
+            .unset_env("OK_2");
+        assert_eq!(
+            cmd.clone().nested_env(NestedEnv::Empty).to_command_line(),
+            "CLAUDECODE= CLAUDE_CODE_ENTRYPOINT= CLAUDE_CODE_SSE_PORT= OK_2= claude -p --verbose \
+             --output-format stream-json -- hi < /dev/null"
+        );
+        assert_eq!(
+            cmd.clone().nested_env(NestedEnv::Keep).to_command_line(),
+            "claude -p --verbose --output-format stream-json -- hi < /dev/null"
+        );
+        assert!(cmd.to_command_line().starts_with(
+            "env -u CLAUDECODE -u CLAUDE_CODE_ENTRYPOINT -u CLAUDE_CODE_SSE_PORT \
+                          -u 'BAD NAME' -u OK_2 claude -p"
+        ));
     }
 
     #[test]

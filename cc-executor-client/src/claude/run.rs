@@ -10,7 +10,7 @@ use super::command::ClaudeCommand;
 use super::stream::{parse_line, ClaudeEvent, ClaudeResult};
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::event::{OutputEvent, OutputStream, RateLimit, RateLimitKind};
+use crate::event::{OutputEvent, OutputStream, RateLimit};
 use crate::execution::{Controller, Execution};
 
 /// How many trailing stderr lines [`Error::ClaudeFailed`] carries.
@@ -63,12 +63,16 @@ impl Client {
 /// Stdout lines are parsed with [`parse_line`] (blank lines are skipped), stderr lines become
 /// [`ClaudeEvent::Stderr`], and the service's other events (start, completion, limit detectors, …)
 /// come as [`ClaudeEvent::Service`]. Dropping it cancels the run, like [`Execution`].
+///
+/// Read events with `next()` as long as you like, then call [`ClaudeExecution::wait`]: it reads
+/// the rest and judges the run on every event, including those already yielded.
 #[derive(Debug)]
 pub struct ClaudeExecution {
     inner: Execution,
     /// Pieces of a long line, when the execution yields raw chunks.
     partial: [String; 2],
-    session_id: Option<String>,
+    state: WaitState,
+    ended: bool,
 }
 
 impl From<Execution> for ClaudeExecution {
@@ -83,7 +87,8 @@ impl ClaudeExecution {
         ClaudeExecution {
             inner,
             partial: [String::new(), String::new()],
-            session_id: None,
+            state: WaitState::default(),
+            ended: false,
         }
     }
 
@@ -92,9 +97,24 @@ impl ClaudeExecution {
         self.inner.controller()
     }
 
-    /// The latest session id seen so far (from `init`, then from later messages and the `result`).
+    /// Pid of the group leader (the shell that runs `claude`).
+    pub fn pid(&self) -> u32 {
+        self.inner.pid()
+    }
+
+    /// Process group id, when the service reported it.
+    pub fn pgid(&self) -> Option<u32> {
+        self.inner.pgid()
+    }
+
+    /// Keep the run going when this value is dropped (by default a drop cancels it).
+    pub fn detach(&mut self) {
+        self.inner.detach();
+    }
+
+    /// The latest session id seen so far (from `init`, then from the `result`).
     pub fn session_id(&self) -> Option<&str> {
-        self.session_id.as_deref()
+        self.state.session_id.as_deref()
     }
 
     /// The underlying execution.
@@ -107,7 +127,7 @@ impl ClaudeExecution {
         self.inner
     }
 
-    /// Read the run to the end and return its [`ClaudeResult`].
+    /// Read the rest of the run and return its [`ClaudeResult`].
     ///
     /// - A usage limit, API 429 or rejected `rate_limit_event` is [`Error::RateLimited`], even
     ///   when the CLI's `result` claims success (it does for usage limits).
@@ -117,44 +137,39 @@ impl ClaudeExecution {
     ///   [`ClaudeResult::is_error`].
     /// - Transport errors and the run's timeout are returned as they come.
     pub async fn wait(mut self) -> Result<ClaudeResult> {
-        let mut state = WaitState::default();
         while let Some(event) = self.next().await {
-            state.observe(event?);
+            event?;
         }
-        let session_id = self.session_id.take();
-        state.finish(session_id)
+        std::mem::take(&mut self.state).finish()
     }
+}
 
-    /// Turn one line of a stream into an event, tracking the session id.
-    fn line_event(&mut self, stream: OutputStream, line: &str) -> Option<ClaudeEvent> {
-        let line = line.trim_end_matches(['\n', '\r']);
-        if line.trim().is_empty() {
-            return None;
-        }
-        if stream == OutputStream::Stderr {
-            return Some(ClaudeEvent::Stderr(line.to_owned()));
-        }
-        let event = parse_line(line);
-        let sid = match &event {
-            ClaudeEvent::Init(i) if !i.session_id.is_empty() => Some(&i.session_id),
-            ClaudeEvent::Result(r) => r.session_id.as_ref(),
-            _ => None,
-        };
-        if let Some(sid) = sid {
-            self.session_id = Some(sid.clone());
-        }
-        Some(event)
+/// Turn one line of output into an event; `None` for a blank line.
+fn line_event(stream: OutputStream, line: &str) -> Option<ClaudeEvent> {
+    let line = line.trim_end_matches(['\n', '\r']);
+    if line.trim().is_empty() {
+        return None;
     }
+    Some(match stream {
+        OutputStream::Stderr => ClaudeEvent::Stderr(line.to_owned()),
+        _ => parse_line(line),
+    })
 }
 
 impl Stream for ClaudeExecution {
     type Item = Result<ClaudeEvent>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
         loop {
             let event = match Pin::new(&mut self.inner).poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(None) => {
+                    self.ended = true;
+                    return Poll::Ready(None);
+                }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(Some(Ok(event))) => event,
             };
@@ -164,7 +179,11 @@ impl Stream for ClaudeExecution {
                     data,
                     chunk,
                 } => (stream, data, chunk),
-                other => return Poll::Ready(Some(Ok(ClaudeEvent::Service(other)))),
+                other => {
+                    let event = ClaudeEvent::Service(other);
+                    self.state.observe(&event);
+                    return Poll::Ready(Some(Ok(event)));
+                }
             };
             let line = match chunk {
                 None => data,
@@ -180,16 +199,18 @@ impl Stream for ClaudeExecution {
                     std::mem::take(&mut self.partial[slot])
                 }
             };
-            if let Some(event) = self.line_event(stream, &line) {
+            if let Some(event) = line_event(stream, &line) {
+                self.state.observe(&event);
                 return Poll::Ready(Some(Ok(event)));
             }
         }
     }
 }
 
-/// What [`ClaudeExecution::wait`] remembers while reading the stream.
+/// What a [`ClaudeExecution`] remembers of its events, to judge the run at the end.
 #[derive(Debug, Default)]
 struct WaitState {
+    session_id: Option<String>,
     result: Option<ClaudeResult>,
     /// From a rejected `rate_limit_event` or a flagged assistant message.
     claude_limit: Option<RateLimit>,
@@ -200,10 +221,18 @@ struct WaitState {
 }
 
 impl WaitState {
-    fn observe(&mut self, event: ClaudeEvent) {
+    fn observe(&mut self, event: &ClaudeEvent) {
         match event {
+            ClaudeEvent::Init(init) if !init.session_id.is_empty() => {
+                self.session_id = Some(init.session_id.clone());
+            }
             // Each resumed run may report a new session id: keep the latest result.
-            ClaudeEvent::Result(r) => self.result = Some(r),
+            ClaudeEvent::Result(r) => {
+                if r.session_id.is_some() {
+                    self.session_id.clone_from(&r.session_id);
+                }
+                self.result = Some(r.clone());
+            }
             ClaudeEvent::RateLimit(info) => {
                 if let Some(limit) = info.rate_limit() {
                     self.claude_limit = Some(limit);
@@ -218,19 +247,19 @@ impl WaitState {
                 if self.stderr.len() == STDERR_TAIL_LINES {
                     self.stderr.pop_front();
                 }
-                self.stderr.push_back(line);
+                self.stderr.push_back(line.clone());
             }
             ClaudeEvent::Service(OutputEvent::RateLimitExceeded(limit)) => {
-                self.service_limit.get_or_insert(limit);
+                self.service_limit.get_or_insert_with(|| limit.clone());
             }
             ClaudeEvent::Service(OutputEvent::Completed { exit_code, .. }) => {
-                self.exit_code = exit_code;
+                self.exit_code = *exit_code;
             }
             _ => {}
         }
     }
 
-    fn finish(self, session_id: Option<String>) -> Result<ClaudeResult> {
+    fn finish(self) -> Result<ClaudeResult> {
         let result_limit = self.result.as_ref().and_then(ClaudeResult::rate_limit);
         if let Some(limit) = result_limit {
             return Err(Error::RateLimited(merge(limit, self.claude_limit.as_ref())));
@@ -241,7 +270,7 @@ impl WaitState {
         match self.result {
             Some(mut result) => {
                 if result.session_id.is_none() {
-                    result.session_id = session_id;
+                    result.session_id = self.session_id;
                 }
                 Ok(result)
             }
@@ -272,18 +301,22 @@ fn merge(mut limit: RateLimit, earlier: Option<&RateLimit>) -> RateLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::RateLimitKind;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn wait_over(lines: &str, stderr: &[&str], exit_code: Option<i32>) -> Result<ClaudeResult> {
         let mut state = WaitState::default();
+        state.observe(&parse_line(
+            r#"{"type":"system","subtype":"init","session_id":"from-init"}"#,
+        ));
         for line in lines.lines() {
-            state.observe(parse_line(line));
+            state.observe(&parse_line(line));
         }
         for line in stderr {
-            state.observe(ClaudeEvent::Stderr((*line).to_owned()));
+            state.observe(&ClaudeEvent::Stderr((*line).to_owned()));
         }
         state.exit_code = exit_code;
-        state.finish(Some("from-init".into()))
+        state.finish()
     }
 
     #[test]

@@ -316,7 +316,11 @@ fn parse_init(o: Map<String, Value>) -> Init {
         tools: o
             .get("tools")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default(),
         mcp_servers: o
             .get("mcp_servers")
@@ -672,7 +676,10 @@ mod tests {
     fn odd_lines_never_fail() {
         assert_eq!(parse_line(""), ClaudeEvent::Text(String::new()));
         assert_eq!(parse_line("hello\n"), ClaudeEvent::Text("hello".into()));
-        assert_eq!(parse_line("{not json"), ClaudeEvent::Text("{not json".into()));
+        assert_eq!(
+            parse_line("{not json"),
+            ClaudeEvent::Text("{not json".into())
+        );
         assert_eq!(parse_line("[1,2]"), ClaudeEvent::Text("[1,2]".into()));
         assert_eq!(parse_line("42"), ClaudeEvent::Text("42".into()));
         let unknown = r#"{"type":"brand_new","x":1}"#;
@@ -680,7 +687,10 @@ mod tests {
             parse_line(unknown),
             ClaudeEvent::Unknown(serde_json::from_str(unknown).unwrap())
         );
-        assert!(matches!(parse_line(r#"{"no":"type"}"#), ClaudeEvent::Unknown(_)));
+        assert!(matches!(
+            parse_line(r#"{"no":"type"}"#),
+            ClaudeEvent::Unknown(_)
+        ));
         assert!(matches!(
             parse_line(r#"{"type":"system","subtype":"compact_boundary"}"#),
             ClaudeEvent::System { subtype, .. } if subtype == "compact_boundary"
@@ -700,12 +710,15 @@ mod tests {
         assert_eq!(r.num_turns, 0);
         assert_eq!(r.usage.input_tokens, 0);
         assert_eq!(r.errors, ["boom"]);
-        let ClaudeEvent::Assistant(a) =
-            parse_line(r#"{"type":"assistant","message":{"content":[1,{"type":"image"},{"type":"text"}]}}"#)
-        else {
+        let ClaudeEvent::Assistant(a) = parse_line(
+            r#"{"type":"assistant","message":{"content":[1,{"type":"image"},{"type":"text"}]}}"#,
+        ) else {
             panic!()
         };
-        assert!(a.content.iter().all(|b| matches!(b, ContentBlock::Other(_))));
+        assert!(a
+            .content
+            .iter()
+            .all(|b| matches!(b, ContentBlock::Other(_))));
         let ClaudeEvent::Assistant(a) = parse_line(
             r#"{"type":"assistant","message":{"content":[{"type":"thinking","thinking":"hmm"}]},"error":"rate_limit"}"#,
         ) else {

@@ -1,0 +1,112 @@
+//! The builder that configures a service, and the settings it hands to the running parts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::net::ToSocketAddrs;
+
+use crate::allow::Allowlist;
+use crate::ServerHandle;
+
+/// Configuration of a service; [`ServerBuilder::bind`] starts it.
+///
+/// Get one from [`crate::Server::builder`].
+#[derive(Debug, Clone)]
+pub struct ServerBuilder {
+    pub(crate) max_sessions: usize,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) allowed_commands: Option<Vec<String>>,
+    pub(crate) working_dir: Option<PathBuf>,
+    pub(crate) token: Option<String>,
+    pub(crate) kill_grace: Duration,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            max_sessions: 2048,
+            heartbeat_interval: Duration::from_secs(30),
+            allowed_commands: None,
+            working_dir: None,
+            token: None,
+            kill_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// Most concurrent sessions (connections); past it a connection gets -32003 and close 1008.
+    pub fn max_sessions(mut self, n: usize) -> Self {
+        self.max_sessions = n;
+        self
+    }
+
+    /// Interval of `ping` notifications; a session with no `pong` for two intervals is closed.
+    pub fn heartbeat_interval(mut self, every: Duration) -> Self {
+        self.heartbeat_interval = every;
+        self
+    }
+
+    /// Only run commands whose program is one of these names.
+    ///
+    /// With an allowlist, commands that chain or substitute other commands (`;`, `&&`, `|`,
+    /// `$(..)`, backticks, newlines outside quotes) are refused as well. This is a guard rail
+    /// against mistakes, not a sandbox: an allowed program can still do anything it can do.
+    pub fn allowed_commands<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_commands = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Default working directory of commands.
+    pub fn working_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.working_dir = Some(dir.into());
+        self
+    }
+
+    /// Require `Authorization: Bearer <token>` at the upgrade (401 otherwise).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Time between SIGTERM and SIGKILL when a group is canceled, timed out or orphaned.
+    pub fn kill_grace(mut self, grace: Duration) -> Self {
+        self.kill_grace = grace;
+        self
+    }
+
+    /// Bind `addr` and start serving.
+    ///
+    /// Also raises the soft limit of open files to the hard limit, so that many concurrent
+    /// sessions (each holds a socket and two pipes) do not run out of descriptors.
+    pub async fn bind(self, addr: impl ToSocketAddrs) -> std::io::Result<ServerHandle> {
+        crate::http::serve(self.into_config(), addr).await
+    }
+
+    pub(crate) fn into_config(self) -> Config {
+        Config {
+            max_sessions: self.max_sessions,
+            // A zero interval would make `tokio::time::interval` panic.
+            heartbeat_interval: self.heartbeat_interval.max(Duration::from_millis(1)),
+            allowlist: self.allowed_commands.map(Allowlist::new),
+            working_dir: self.working_dir,
+            token: self.token,
+            kill_grace: self.kill_grace,
+        }
+    }
+}
+
+/// The settings of a running service, shared by every session.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub max_sessions: usize,
+    pub heartbeat_interval: Duration,
+    pub allowlist: Option<Allowlist>,
+    pub working_dir: Option<PathBuf>,
+    pub token: Option<String>,
+    pub kill_grace: Duration,
+}

@@ -1,0 +1,215 @@
+//! The HTTP side: the router, `/health`, token check, session limit and the WebSocket upgrade.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State as AxumState;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use cc_executor_client::protocol::{code, Response as RpcResponse, PROTOCOL_VERSION};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::{watch, Notify};
+
+use crate::config::Config;
+use crate::process::{self, Registry};
+use crate::{session, ServerHandle};
+
+/// Largest message accepted from a client.
+const MAX_CLIENT_MESSAGE: usize = 16 * 1024 * 1024;
+
+/// What every request handler and session shares.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub config: Config,
+    pub registry: Registry,
+    pub shutdown: watch::Sender<bool>,
+    active: AtomicUsize,
+    idle: Notify,
+    started: Instant,
+}
+
+impl State {
+    /// Sessions currently open.
+    pub fn active_sessions(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Count a new session, unless that would pass the limit.
+    fn try_open(self: &Arc<Self>) -> Option<SessionGuard> {
+        let max = self.config.max_sessions;
+        self.active
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| SessionGuard {
+                state: self.clone(),
+            })
+    }
+
+    /// Wait until no session is open.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.active_sessions() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Holds one slot of the session limit; frees it when dropped.
+#[derive(Debug)]
+pub(crate) struct SessionGuard {
+    state: Arc<State>,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.state.active.fetch_sub(1, Ordering::SeqCst);
+        self.state.idle.notify_waiters();
+    }
+}
+
+/// Bind and start serving; see [`crate::ServerBuilder::bind`].
+pub(crate) async fn serve(config: Config, addr: impl ToSocketAddrs) -> std::io::Result<ServerHandle> {
+    process::raise_nofile_limit();
+    let listener = TcpListener::bind(addr).await?;
+    let local_addr = listener.local_addr()?;
+    let (shutdown, _) = watch::channel(false);
+    let state = Arc::new(State {
+        config,
+        registry: Registry::default(),
+        shutdown,
+        active: AtomicUsize::new(0),
+        idle: Notify::new(),
+        started: Instant::now(),
+    });
+    let app = Router::new()
+        .route("/ws", get(upgrade))
+        .route("/ws/mcp", get(upgrade))
+        .route("/health", get(health))
+        .with_state(state.clone());
+    let mut stop = state.shutdown.subscribe();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    tracing::info!("listening on ws://{local_addr}/ws");
+    Ok(ServerHandle::new(local_addr, state, task))
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+    active_sessions: usize,
+    max_sessions: usize,
+    uptime_seconds: f64,
+}
+
+async fn health(AxumState(state): AxumState<Arc<State>>) -> Json<Health> {
+    Json(Health {
+        status: "healthy",
+        version: PROTOCOL_VERSION,
+        active_sessions: state.active_sessions(),
+        max_sessions: state.config.max_sessions,
+        uptime_seconds: state.started.elapsed().as_secs_f64(),
+    })
+}
+
+/// `Authorization: Bearer <token>`, compared in constant time.
+fn authorized(config: &Config, headers: &HeaderMap) -> bool {
+    let Some(token) = &config.token else {
+        return true;
+    };
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+    else {
+        return false;
+    };
+    bool::from(given.ct_eq(token.as_bytes()))
+}
+
+async fn upgrade(
+    AxumState(state): AxumState<Arc<State>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if *state.shutdown.borrow() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    if !authorized(&state.config, &headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "missing or invalid bearer token",
+        )
+            .into_response();
+    }
+    let ws = ws.max_message_size(MAX_CLIENT_MESSAGE);
+    match state.try_open() {
+        Some(guard) => ws.on_upgrade(move |socket| session::serve(socket, state, guard)),
+        None => ws.on_upgrade(refuse_session),
+    }
+}
+
+/// Past the session limit: the error (no id, no `connected`), then close 1008.
+async fn refuse_session(mut socket: WebSocket) {
+    let reason = "Session limit exceeded";
+    let error = RpcResponse::error(None, code::SESSION_LIMIT, reason).encode();
+    let _ = socket.feed(Message::Text(error.into())).await;
+    let close = CloseFrame {
+        code: 1008,
+        reason: reason.into(),
+    };
+    if socket.send(Message::Close(Some(close))).await.is_ok() {
+        // Let the client answer the close so the connection ends cleanly.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(m)) = socket.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Server;
+
+    fn config(token: Option<&str>) -> Config {
+        let mut b = Server::builder();
+        if let Some(t) = token {
+            b = b.token(t);
+        }
+        b.into_config()
+    }
+
+    #[test]
+    fn bearer_token_check() {
+        let mut h = HeaderMap::new();
+        assert!(authorized(&config(None), &h));
+        assert!(!authorized(&config(Some("s3cret")), &h));
+        h.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+        assert!(authorized(&config(Some("s3cret")), &h));
+        assert!(!authorized(&config(Some("s3cret2")), &h));
+        h.insert(header::AUTHORIZATION, "Basic s3cret".parse().unwrap());
+        assert!(!authorized(&config(Some("s3cret")), &h));
+    }
+}

@@ -1,0 +1,419 @@
+//! Turning the bytes of a pipe into `process.output` pieces.
+//!
+//! A line keeps its `\n`; a last line without one is sent without. Invalid UTF-8 becomes U+FFFD
+//! exactly as [`String::from_utf8_lossy`] would decode the whole line, however the bytes were
+//! split across reads. Lines longer than [`CHUNK_CHARS`] characters are split into chunks:
+//!
+//! - A line of up to [`MAX_BUFFERED_CHUNKS`] chunks is buffered whole, so every chunk carries
+//!   its `chunk_index` and the final `total_chunks`; `truncated` is true on all but the last.
+//! - A longer line is streamed so that memory stays bounded: chunks are sent as soon as they are
+//!   full, with `total_chunks: null`, and the last chunk carries the real `total_chunks` (and
+//!   `truncated: false`). Detectors do not look at streamed lines.
+
+use std::borrow::Cow;
+
+use cc_executor_client::protocol::{method, Notification, OutputParams, OutputStream};
+
+pub(crate) use cc_executor_client::protocol::CHUNK_CHARS;
+
+/// Lines up to this many chunks are buffered whole before being sent.
+pub(crate) const MAX_BUFFERED_CHUNKS: usize = 8;
+
+/// Undecoded bytes kept for an unfinished line before they are decoded.
+const DECODE_AT: usize = 64 * 1024;
+
+/// One `process.output` frame's worth of text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Piece<'a> {
+    pub data: &'a str,
+    pub truncated: bool,
+    pub chunk_index: Option<u32>,
+    pub total_chunks: Option<u32>,
+}
+
+/// What the assembler hands out, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Emit<'a> {
+    /// A complete line (with its newline, if any), given before its pieces so that detector
+    /// notifications can precede them. Not given for streamed lines.
+    Line(&'a str),
+    /// A piece to send.
+    Piece(Piece<'a>),
+}
+
+/// Splits a byte stream into lines and chunks. One per pipe.
+#[derive(Debug, Default)]
+pub(crate) struct LineAssembler {
+    /// Undecoded bytes of the current line (may end in an incomplete UTF-8 sequence).
+    raw: Vec<u8>,
+    /// Decoded, not yet sent text of the current line.
+    text: String,
+    /// Characters in `text`.
+    text_chars: usize,
+    /// Chunks of the current line already sent (the line is being streamed when > 0).
+    streamed: u32,
+}
+
+impl LineAssembler {
+    /// A fresh assembler.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn is_idle(&self) -> bool {
+        self.raw.is_empty() && self.text.is_empty() && self.streamed == 0
+    }
+
+    /// Feed bytes read from the pipe.
+    pub fn push(&mut self, bytes: &[u8], emit: &mut impl FnMut(Emit<'_>)) {
+        let mut rest = bytes;
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            let (line, tail) = rest.split_at(i + 1);
+            rest = tail;
+            if self.is_idle() {
+                // Fast path: the whole line is in this read; no copy when it is valid UTF-8.
+                let text = String::from_utf8_lossy(line);
+                emit_whole(&text, emit);
+            } else {
+                self.raw.extend_from_slice(line);
+                self.decode(true);
+                self.finish_line(emit);
+            }
+        }
+        if !rest.is_empty() {
+            self.raw.extend_from_slice(rest);
+            if self.raw.len() >= DECODE_AT {
+                self.decode(false);
+                self.spill(emit);
+            }
+        }
+    }
+
+    /// The pipe reached EOF: send what is left (a last line without newline).
+    pub fn finish(&mut self, emit: &mut impl FnMut(Emit<'_>)) {
+        if !self.is_idle() {
+            self.decode(true);
+            self.finish_line(emit);
+        }
+    }
+
+    /// Move `raw` into `text`; keep an incomplete trailing sequence unless at the line's end.
+    fn decode(&mut self, at_end: bool) {
+        let before = self.text.len();
+        let consumed = decode_lossy_into(&mut self.text, &self.raw, at_end);
+        self.text_chars += self.text[before..].chars().count();
+        self.raw.drain(..consumed);
+    }
+
+    /// While buffering an unfinished line: start or continue streaming once it is too long.
+    fn spill(&mut self, emit: &mut impl FnMut(Emit<'_>)) {
+        if self.streamed == 0 && self.text_chars <= MAX_BUFFERED_CHUNKS * CHUNK_CHARS {
+            return;
+        }
+        self.stream_full_chunks(emit);
+    }
+
+    /// Send full chunks while more text follows them (the last chunk is never sent here).
+    fn stream_full_chunks(&mut self, emit: &mut impl FnMut(Emit<'_>)) {
+        let mut start = 0;
+        while self.text_chars > CHUNK_CHARS {
+            let len = byte_len_of_chars(&self.text[start..], CHUNK_CHARS);
+            emit(Emit::Piece(Piece {
+                data: &self.text[start..start + len],
+                truncated: true,
+                chunk_index: Some(self.streamed),
+                total_chunks: None,
+            }));
+            self.streamed += 1;
+            self.text_chars -= CHUNK_CHARS;
+            start += len;
+        }
+        self.text.drain(..start);
+    }
+
+    fn finish_line(&mut self, emit: &mut impl FnMut(Emit<'_>)) {
+        if self.streamed > 0 {
+            self.stream_full_chunks(emit);
+            emit(Emit::Piece(Piece {
+                data: &self.text,
+                truncated: false,
+                chunk_index: Some(self.streamed),
+                total_chunks: Some(self.streamed + 1),
+            }));
+        } else {
+            emit_whole_counted(&self.text, self.text_chars, emit);
+        }
+        self.text.clear();
+        self.text_chars = 0;
+        self.streamed = 0;
+        // Do not keep a huge buffer around after one long line.
+        if self.text.capacity() > 4 * DECODE_AT {
+            self.text.shrink_to(DECODE_AT);
+        }
+        if self.raw.capacity() > 2 * DECODE_AT {
+            self.raw.shrink_to(DECODE_AT);
+        }
+    }
+}
+
+fn emit_whole(text: &str, emit: &mut impl FnMut(Emit<'_>)) {
+    // Characters never outnumber bytes, so short lines skip the count.
+    let chars = if text.len() <= CHUNK_CHARS {
+        text.len()
+    } else {
+        text.chars().count()
+    };
+    emit_whole_counted(text, chars, emit);
+}
+
+fn emit_whole_counted(text: &str, chars: usize, emit: &mut impl FnMut(Emit<'_>)) {
+    emit(Emit::Line(text));
+    if chars <= CHUNK_CHARS {
+        emit(Emit::Piece(Piece {
+            data: text,
+            truncated: false,
+            chunk_index: None,
+            total_chunks: None,
+        }));
+        return;
+    }
+    let total = chars.div_ceil(CHUNK_CHARS);
+    let mut start = 0;
+    for index in 0..total {
+        let len = byte_len_of_chars(&text[start..], CHUNK_CHARS);
+        emit(Emit::Piece(Piece {
+            data: &text[start..start + len],
+            truncated: index + 1 < total,
+            chunk_index: Some(index as u32),
+            total_chunks: Some(total as u32),
+        }));
+        start += len;
+    }
+}
+
+/// Bytes taken by the first `n` characters of `s` (all of `s` if it is shorter).
+fn byte_len_of_chars(s: &str, n: usize) -> usize {
+    s.char_indices().nth(n).map_or(s.len(), |(i, _)| i)
+}
+
+/// Append `bytes` decoded like [`String::from_utf8_lossy`]; return how many bytes were used.
+///
+/// Unless `at_end`, an incomplete sequence at the very end is left undecoded (its bytes are
+/// not counted as used) so that the next read can complete it.
+fn decode_lossy_into(out: &mut String, bytes: &[u8], at_end: bool) -> usize {
+    let mut i = 0;
+    loop {
+        match std::str::from_utf8(&bytes[i..]) {
+            Ok(s) => {
+                out.push_str(s);
+                return bytes.len();
+            }
+            Err(e) => {
+                let valid = e.valid_up_to();
+                let good = std::str::from_utf8(&bytes[i..i + valid])
+                    .expect("bytes up to valid_up_to are UTF-8");
+                out.push_str(good);
+                match e.error_len() {
+                    Some(bad) => {
+                        out.push(char::REPLACEMENT_CHARACTER);
+                        i += valid + bad;
+                    }
+                    None if at_end => {
+                        out.push(char::REPLACEMENT_CHARACTER);
+                        return bytes.len();
+                    }
+                    None => return i + valid,
+                }
+            }
+        }
+    }
+}
+
+/// Encode one `process.output` frame.
+pub(crate) fn encode_piece(stream: OutputStream, piece: &Piece<'_>) -> String {
+    let mut buf = Vec::with_capacity(piece.data.len() + 128);
+    Notification::new(
+        method::PROCESS_OUTPUT,
+        OutputParams {
+            stream,
+            data: Cow::Borrowed(piece.data),
+            truncated: piece.truncated,
+            chunk_index: piece.chunk_index,
+            total_chunks: piece.total_chunks,
+        },
+    )
+    .encode_into(&mut buf);
+    String::from_utf8(buf).expect("serde_json writes UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Owned {
+        Line(String),
+        Piece(String, bool, Option<u32>, Option<u32>),
+    }
+
+    fn run(reads: &[&[u8]]) -> Vec<Owned> {
+        let mut a = LineAssembler::new();
+        let mut out = Vec::new();
+        let mut emit = |e: Emit<'_>| {
+            out.push(match e {
+                Emit::Line(l) => Owned::Line(l.to_owned()),
+                Emit::Piece(p) => {
+                    Owned::Piece(p.data.to_owned(), p.truncated, p.chunk_index, p.total_chunks)
+                }
+            })
+        };
+        for r in reads {
+            a.push(r, &mut emit);
+        }
+        a.finish(&mut emit);
+        out
+    }
+
+    fn pieces(out: &[Owned]) -> Vec<(String, bool, Option<u32>, Option<u32>)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Owned::Piece(d, t, i, n) => Some((d.clone(), *t, *i, *n)),
+                Owned::Line(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_keep_newlines_and_last_line_has_none() {
+        let out = run(&[b"a\nb"]);
+        assert_eq!(
+            out,
+            vec![
+                Owned::Line("a\n".into()),
+                Owned::Piece("a\n".into(), false, None, None),
+                Owned::Line("b".into()),
+                Owned::Piece("b".into(), false, None, None),
+            ]
+        );
+        assert!(run(&[b""]).is_empty());
+        assert_eq!(pieces(&run(&[b"x", b"y", b"\n"]))[0].0, "xy\n");
+    }
+
+    #[test]
+    fn line_of_200001_chars_matches_the_reference_chunks() {
+        let mut line = vec![b'x'; 200_000];
+        line.push(b'\n');
+        // Fed in reads of 32 KiB, as the service reads pipes.
+        let reads: Vec<&[u8]> = line.chunks(32 * 1024).collect();
+        let p = pieces(&run(&reads));
+        let shape: Vec<_> = p.iter().map(|(d, t, i, n)| (d.len(), *t, *i, *n)).collect();
+        assert_eq!(
+            shape,
+            vec![
+                (65536, true, Some(0), Some(4)),
+                (65536, true, Some(1), Some(4)),
+                (65536, true, Some(2), Some(4)),
+                (3393, false, Some(3), Some(4)),
+            ]
+        );
+        assert!(p[3].0.ends_with('\n'));
+    }
+
+    #[test]
+    fn chunks_count_characters_not_bytes() {
+        let line: String = "é".repeat(CHUNK_CHARS + 1);
+        let p = pieces(&run(&[line.as_bytes()]));
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].0.chars().count(), CHUNK_CHARS);
+        assert_eq!(p[1].0, "é");
+        assert_eq!(p[1].2, Some(1));
+    }
+
+    #[test]
+    fn exactly_one_chunk_is_not_chunked() {
+        let line = "y".repeat(CHUNK_CHARS - 1) + "\n";
+        let p = pieces(&run(&[line.as_bytes()]));
+        assert_eq!(p, vec![(line, false, None, None)]);
+    }
+
+    #[test]
+    fn very_long_lines_are_streamed_with_bounded_memory() {
+        let total_chars = (MAX_BUFFERED_CHUNKS + 5) * CHUNK_CHARS + 123;
+        let mut a = LineAssembler::new();
+        let mut got: Vec<(usize, bool, Option<u32>, Option<u32>)> = Vec::new();
+        let mut lines = 0;
+        let block = vec![b'z'; 10_000];
+        let mut fed = 0;
+        let mut max_buffered = 0;
+        while fed < total_chars {
+            let n = block.len().min(total_chars - fed);
+            a.push(&block[..n], &mut |e| match e {
+                Emit::Line(_) => lines += 1,
+                Emit::Piece(p) => got.push((p.data.len(), p.truncated, p.chunk_index, p.total_chunks)),
+            });
+            fed += n;
+            max_buffered = max_buffered.max(a.text.capacity() + a.raw.capacity());
+        }
+        a.push(b"\n", &mut |e| match e {
+            Emit::Line(_) => lines += 1,
+            Emit::Piece(p) => got.push((p.data.len(), p.truncated, p.chunk_index, p.total_chunks)),
+        });
+        assert_eq!(lines, 0, "streamed lines are not given to detectors");
+        let n = got.len();
+        assert_eq!(n, MAX_BUFFERED_CHUNKS + 6);
+        for (i, g) in got.iter().enumerate() {
+            assert_eq!(g.2, Some(i as u32));
+            if i + 1 < n {
+                assert_eq!((g.0, g.1, g.3), (CHUNK_CHARS, true, None));
+            }
+        }
+        assert_eq!(got[n - 1], (124, false, Some(n as u32 - 1), Some(n as u32)));
+        assert!(max_buffered < (MAX_BUFFERED_CHUNKS + 2) * CHUNK_CHARS * 2);
+        assert!(a.is_idle());
+    }
+
+    #[test]
+    fn invalid_utf8_matches_from_utf8_lossy_whatever_the_split() {
+        let samples: Vec<Vec<u8>> = vec![
+            b"\xff\xfeabc\n".to_vec(),
+            "héllo wörld €𝄞\n".as_bytes().to_vec(),
+            b"\xe2\x82".to_vec(),
+            b"a\xe2\x82\xacb\xf0\x9d\x84\x9e\xf0\x9d\x84c\xc3\n\xc3\xa9".to_vec(),
+            (0u8..=255).cycle().take(3000).collect(),
+        ];
+        for s in samples {
+            let whole = String::from_utf8_lossy(&s).into_owned();
+            for split in 1..s.len().min(40) {
+                let reads: Vec<&[u8]> = s.chunks(split).collect();
+                let joined: String = pieces(&run(&reads)).into_iter().map(|p| p.0).collect();
+                assert_eq!(joined, whole, "split {split} of {s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn decode_keeps_incomplete_tail() {
+        let mut s = String::new();
+        assert_eq!(decode_lossy_into(&mut s, b"ab\xe2\x82", false), 2);
+        assert_eq!(s, "ab");
+        assert_eq!(decode_lossy_into(&mut s, b"\xe2\x82", true), 2);
+        assert_eq!(s, "ab\u{fffd}");
+    }
+
+    #[test]
+    fn encodes_the_reference_shape() {
+        let f = encode_piece(
+            OutputStream::Stdout,
+            &Piece {
+                data: "tab\tq\"\u{1}\n",
+                truncated: false,
+                chunk_index: None,
+                total_chunks: None,
+            },
+        );
+        assert_eq!(
+            f,
+            r#"{"jsonrpc":"2.0","method":"process.output","params":{"type":"stdout","data":"tab\tq\"\u0001\n","truncated":false,"chunk_index":null,"total_chunks":null}}"#
+        );
+    }
+}

@@ -1,0 +1,472 @@
+//! One execution: the pipe readers and the supervisor that decides how the run ends.
+//!
+//! The supervisor waits for the group leader (`sh`) to exit, for the run's deadline, or for a
+//! cancel/abort from the session. Once the leader has exited it waits for both pipes to reach
+//! EOF, so no output follows `process.completed`; if a background process keeps a pipe open, it
+//! gives the pipes a short drain window and then kills the group. Any member of the group still
+//! alive at the end is killed too: a run never leaves processes behind.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cc_executor_client::protocol::{
+    method, status, CompletedParams, EarlyCompletionParams, Notification, OutputStream,
+    RateLimitParams, TokenLimitParams,
+};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::detect::{detect, Detections};
+use crate::output::{encode_piece, Emit, LineAssembler};
+use crate::process::{exit_code, Group, Spawned};
+use crate::writer::{OutItem, BATCH_BYTES};
+
+/// How long the pipes may stay open after the leader exited before the group is killed.
+const DRAIN_WINDOW: Duration = Duration::from_millis(250);
+/// Bytes read from a pipe at a time.
+const READ_BUF: usize = 32 * 1024;
+
+/// What the session asks of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// The session sent SIGTERM on CANCEL; SIGKILL follows after the grace.
+    Canceled,
+    /// The session is ending: kill the group, send nothing more.
+    Aborted,
+}
+
+/// Settings a run needs from its session.
+#[derive(Debug, Clone)]
+pub(crate) struct RunContext {
+    pub session_id: Arc<str>,
+    pub out: mpsc::Sender<OutItem>,
+    pub kill_grace: Duration,
+}
+
+/// The session's handle on a run.
+#[derive(Debug)]
+pub(crate) struct RunHandle {
+    pub pid: u32,
+    pub group: Group,
+    /// CANCEL was requested.
+    pub canceling: bool,
+    phase: watch::Sender<Phase>,
+    /// Ends once `process.completed` is in the sink (or the run was aborted).
+    pub task: JoinHandle<()>,
+}
+
+impl RunHandle {
+    /// Record a CANCEL (the caller has already sent SIGTERM to the group).
+    pub fn cancel(&mut self) {
+        self.canceling = true;
+        let _ = self.phase.send(Phase::Canceled);
+    }
+
+    /// Kill the group and wait (up to `bound`) until it is gone; no frame is sent.
+    pub async fn abort(mut self, bound: Duration) {
+        let _ = self.phase.send(Phase::Aborted);
+        if tokio::time::timeout(bound, &mut self.task).await.is_err() {
+            // Dropping the task drops its group guard, which SIGKILLs the group.
+            self.task.abort();
+            let _ = self.task.await;
+        }
+    }
+}
+
+/// State shared by the readers and the supervisor of one run.
+#[derive(Debug)]
+struct Shared {
+    session_id: Arc<str>,
+    start: Instant,
+    /// First completion phrase seen: (seconds from start, marker).
+    early: Mutex<Option<(f64, &'static str)>>,
+}
+
+/// What a reader is doing, so a pipe held open by an escaped process can be told apart from a
+/// reader waiting on a slow client.
+#[derive(Debug, Default)]
+struct Activity {
+    in_read: AtomicBool,
+    reads: AtomicU64,
+}
+
+struct Reader {
+    task: JoinHandle<()>,
+    activity: Arc<Activity>,
+}
+
+/// Start the readers and the supervisor of a spawned command.
+///
+/// `timeout` is in seconds, already checked to be positive and finite.
+pub(crate) fn start(spawned: Spawned, timeout: Option<f64>, ctx: RunContext) -> RunHandle {
+    let Spawned {
+        child,
+        pid,
+        group,
+        guard,
+        stdout,
+        stderr,
+    } = spawned;
+    let shared = Arc::new(Shared {
+        session_id: ctx.session_id.clone(),
+        start: Instant::now(),
+        early: Mutex::new(None),
+    });
+    let readers = vec![
+        spawn_reader(stdout, OutputStream::Stdout, shared.clone(), ctx.out.clone()),
+        spawn_reader(stderr, OutputStream::Stderr, shared.clone(), ctx.out.clone()),
+    ];
+    let (phase_tx, phase_rx) = watch::channel(Phase::Running);
+    let sup = Supervisor {
+        pid,
+        group,
+        timeout,
+        ctx,
+        shared,
+    };
+    let task = tokio::spawn(async move {
+        let guard = guard;
+        if sup.run(child, readers, phase_rx).await {
+            guard.release();
+        }
+        // Otherwise the guard's drop kills whatever is left.
+    });
+    RunHandle {
+        pid,
+        group,
+        canceling: false,
+        phase: phase_tx,
+        task,
+    }
+}
+
+fn spawn_reader<R>(
+    pipe: R,
+    stream: OutputStream,
+    shared: Arc<Shared>,
+    out: mpsc::Sender<OutItem>,
+) -> Reader
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::default());
+    let task = tokio::spawn(read_pipe(pipe, stream, shared, out, activity.clone()));
+    Reader { task, activity }
+}
+
+async fn read_pipe<R: AsyncRead + Unpin>(
+    mut pipe: R,
+    stream: OutputStream,
+    shared: Arc<Shared>,
+    out: mpsc::Sender<OutItem>,
+    activity: Arc<Activity>,
+) {
+    let mut buf = vec![0u8; READ_BUF];
+    let mut lines = LineAssembler::new();
+    let mut frames: Vec<String> = Vec::new();
+    loop {
+        activity.in_read.store(true, Ordering::Relaxed);
+        let n = pipe.read(&mut buf).await;
+        activity.in_read.store(false, Ordering::Relaxed);
+        activity.reads.fetch_add(1, Ordering::Relaxed);
+        let mut emit = |e: Emit<'_>| match e {
+            Emit::Line(line) => {
+                let found = detect(line);
+                if !found.is_empty() {
+                    encode_detections(&shared, line, found, &mut frames);
+                }
+            }
+            Emit::Piece(p) => frames.push(encode_piece(stream, &p)),
+        };
+        let eof = match n {
+            Ok(0) | Err(_) => {
+                lines.finish(&mut emit);
+                true
+            }
+            Ok(n) => {
+                lines.push(&buf[..n], &mut emit);
+                false
+            }
+        };
+        if send_batches(&out, &mut frames).await.is_err() || eof {
+            return;
+        }
+    }
+}
+
+/// Send `frames` in batches of about [`BATCH_BYTES`]; `Err` when the session is gone.
+async fn send_batches(out: &mpsc::Sender<OutItem>, frames: &mut Vec<String>) -> Result<(), ()> {
+    while !frames.is_empty() {
+        let mut bytes = 0;
+        let mut n = 0;
+        for f in frames.iter() {
+            n += 1;
+            bytes += f.len();
+            if bytes >= BATCH_BYTES {
+                break;
+            }
+        }
+        let batch: Vec<String> = if n == frames.len() {
+            std::mem::take(frames)
+        } else {
+            frames.drain(..n).collect()
+        };
+        out.send(OutItem::Frames(batch)).await.map_err(|_| ())?;
+    }
+    Ok(())
+}
+
+fn encode_detections(shared: &Shared, line: &str, found: Detections, frames: &mut Vec<String>) {
+    let text = line.trim_end_matches(['\n', '\r']);
+    if let Some(hit) = found.rate_limit {
+        frames.push(
+            Notification::new(
+                method::RATE_LIMIT_EXCEEDED,
+                RateLimitParams {
+                    session_id: shared.session_id.to_string(),
+                    error_type: hit.error_type.to_owned(),
+                    message: hit.message.to_owned(),
+                    reset_timestamp: hit.reset_timestamp,
+                    error_text: text.to_owned(),
+                    recoverable: hit.recoverable,
+                    retry_after: hit.retry_after,
+                },
+            )
+            .encode(),
+        );
+    }
+    if let Some(hit) = found.token_limit {
+        frames.push(
+            Notification::new(
+                method::TOKEN_LIMIT_EXCEEDED,
+                TokenLimitParams {
+                    session_id: shared.session_id.to_string(),
+                    error_type: "token_limit".to_owned(),
+                    limit: hit.limit,
+                    message: hit.message,
+                    suggestion: Some(hit.suggestion.to_owned()),
+                    error_text: text.to_owned(),
+                    recoverable: hit.recoverable,
+                },
+            )
+            .encode(),
+        );
+    }
+    if let Some(marker) = found.completion {
+        let elapsed = shared.start.elapsed().as_secs_f64();
+        {
+            let mut early = shared.early.lock().unwrap_or_else(|p| p.into_inner());
+            early.get_or_insert((elapsed, marker));
+        }
+        frames.push(
+            Notification::new(
+                method::EARLY_COMPLETION,
+                EarlyCompletionParams {
+                    session_id: shared.session_id.to_string(),
+                    marker: marker.to_owned(),
+                    elapsed_time: elapsed,
+                    output_line: text.to_owned(),
+                },
+            )
+            .encode(),
+        );
+    }
+}
+
+struct Supervisor {
+    pid: u32,
+    group: Group,
+    timeout: Option<f64>,
+    ctx: RunContext,
+    shared: Arc<Shared>,
+}
+
+impl Supervisor {
+    /// Drive the run to its end; true when the group is known to be gone.
+    async fn run(
+        self,
+        mut child: tokio::process::Child,
+        mut readers: Vec<Reader>,
+        mut phase: watch::Receiver<Phase>,
+    ) -> bool {
+        let grace = self.ctx.kill_grace;
+        let deadline = self
+            .timeout
+            .and_then(|t| Duration::try_from_secs_f64(t).ok())
+            .and_then(|t| tokio::time::Instant::now().checked_add(t));
+        let mut timed_out = false;
+        let mut canceled = false;
+        let mut aborted = false;
+        let mut kill_at: Option<tokio::time::Instant> = None;
+
+        // 1. Until the leader exits.
+        let status = loop {
+            tokio::select! {
+                st = child.wait() => break st.ok(),
+                _ = sleep_until(deadline), if !timed_out && !canceled && !aborted => {
+                    timed_out = true;
+                    let _ = self.group.terminate();
+                    kill_at = Some(tokio::time::Instant::now() + grace);
+                }
+                changed = phase.changed(), if !aborted => {
+                    let now = if changed.is_ok() { *phase.borrow_and_update() } else { Phase::Aborted };
+                    match now {
+                        Phase::Running => {}
+                        Phase::Canceled => {
+                            canceled = !timed_out;
+                            kill_at.get_or_insert(tokio::time::Instant::now() + grace);
+                        }
+                        Phase::Aborted => {
+                            aborted = true;
+                            let _ = self.group.terminate();
+                            kill_at.get_or_insert(tokio::time::Instant::now() + grace);
+                        }
+                    }
+                }
+                _ = sleep_until(kill_at), if kill_at.is_some() => {
+                    self.group.kill();
+                    kill_at = None;
+                }
+            }
+        };
+        let execution_time = self.shared.start.elapsed().as_secs_f64();
+
+        // 2. Until both pipes are drained.
+        if aborted {
+            for r in &readers {
+                r.task.abort();
+            }
+        } else if tokio::time::timeout(DRAIN_WINDOW, join_readers(&mut readers))
+            .await
+            .is_err()
+        {
+            // Something in the group still holds a pipe: it goes with the run.
+            self.group.terminate_all(grace).await;
+            self.finish_readers(&mut readers).await;
+        }
+
+        // 3. Nothing of the group may outlive the run.
+        let gone = if self.group.exists() {
+            self.group.terminate_all(grace).await;
+            self.group.wait_gone(Duration::from_millis(500)).await
+        } else {
+            true
+        };
+        if aborted {
+            return gone;
+        }
+
+        let early = *self.shared.early.lock().unwrap_or_else(|p| p.into_inner());
+        let code = status.map(exit_code);
+        let status_text = if canceled {
+            status::CANCELED
+        } else if code == Some(0) && !timed_out {
+            status::COMPLETED
+        } else {
+            status::FAILED
+        };
+        let params = CompletedParams {
+            status: status_text.to_owned(),
+            pid: Some(self.pid),
+            pgid: Some(self.group.id()),
+            exit_code: code,
+            error: match (timed_out, self.timeout) {
+                (true, Some(t)) => Some(format!("timed out after {}", format_secs(t))),
+                _ => None,
+            },
+            execution_time,
+            early_completion_detected: early.is_some(),
+            early_completion_time: early.map(|(t, _)| t),
+            time_saved: early.map_or(0.0, |(t, _)| (execution_time - t).max(0.0)),
+            completion_marker: early.map(|(_, m)| m.to_owned()),
+            timed_out,
+        };
+        let frame = Notification::new(method::PROCESS_COMPLETED, params).encode();
+        let (delivered_tx, delivered_rx) = oneshot::channel();
+        if self
+            .ctx
+            .out
+            .send(OutItem::Completed(frame, delivered_tx))
+            .await
+            .is_ok()
+        {
+            let _ = delivered_rx.await;
+        }
+        gone
+    }
+
+    /// After the group was killed: wait for the readers, but not for a pipe that something
+    /// outside the group (e.g. a process that called `setsid`) keeps open.
+    async fn finish_readers(&self, readers: &mut Vec<Reader>) {
+        let mut idle_checks = 0;
+        let mut last_reads: Vec<u64> = Vec::new();
+        loop {
+            if tokio::time::timeout(Duration::from_millis(200), join_readers(readers))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            let reads: Vec<u64> = readers
+                .iter()
+                .map(|r| r.activity.reads.load(Ordering::Relaxed))
+                .collect();
+            let waiting_on_pipe = readers
+                .iter()
+                .all(|r| r.activity.in_read.load(Ordering::Relaxed));
+            if waiting_on_pipe && reads == last_reads && !self.group.exists() {
+                idle_checks += 1;
+            } else {
+                idle_checks = 0;
+            }
+            last_reads = reads;
+            if idle_checks >= 5 {
+                tracing::debug!(pgid = self.group.id(), "a pipe outlives its group; closing it");
+                for r in readers.drain(..) {
+                    r.task.abort();
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Wait for every reader; cancel-safe (finished readers are removed as they end).
+async fn join_readers(readers: &mut Vec<Reader>) {
+    while let Some(r) = readers.last_mut() {
+        let _ = (&mut r.task).await;
+        readers.pop();
+    }
+}
+
+async fn sleep_until(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `1s`, `0.5s`, `90s`: whole seconds without a trailing `.0`.
+pub(crate) fn format_secs(s: f64) -> String {
+    if s.fract() == 0.0 && s < 1e15 {
+        format!("{}s", s as u64)
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_format() {
+        assert_eq!(format_secs(1.0), "1s");
+        assert_eq!(format_secs(1.5), "1.5s");
+        assert_eq!(format_secs(0.25), "0.25s");
+        assert_eq!(format_secs(90.0), "90s");
+    }
+}

@@ -1,0 +1,432 @@
+//! One WebSocket connection: the frame loop, the heartbeat, and request dispatch.
+//!
+//! Heartbeat: a `ping` notification goes out every interval. Any frame from the client (a
+//! `pong`, a request, or a WebSocket-level ping/pong) counts as a sign of life: a client busy
+//! sending requests is evidently there. With no sign of life for two intervals the session is
+//! closed with code 1008 "heartbeat timeout", after its process group has been killed.
+//!
+//! However the session ends (client close, vanished client, heartbeat, service shutdown), its
+//! process group is killed (SIGTERM, SIGKILL after the grace) before the session is gone.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::{Message, WebSocket};
+use cc_executor_client::protocol::{
+    capability, code, method, status, ControlParams, ControlResult, ControlType,
+    ConnectedParams, ExecuteParams, ExecuteResult, Id, Notification, PingParams,
+    ProcessStatusParams, Request, Response, JSONRPC_VERSION, PROTOCOL_VERSION,
+};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::http::{SessionGuard, State};
+use crate::process;
+use crate::run::{self, RunContext, RunHandle};
+use crate::writer::{self, CtrlItem, OutItem, CTRL_CAPACITY, OUT_CAPACITY};
+
+/// How long a closing session waits for the client's close reply.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Capabilities advertised in `connected`.
+const CAPABILITIES: [&str; 6] = [
+    capability::EXECUTE,
+    capability::CONTROL,
+    capability::STREAM,
+    capability::COMPLETED_AFTER_CANCEL,
+    capability::RUN_TIMEOUT,
+    capability::CWD,
+];
+
+/// Why the frame loop ended.
+enum End {
+    /// The client closed or vanished.
+    ClientGone,
+    /// We close, with this code and reason.
+    Close(u16, &'static str),
+}
+
+/// A success response with a typed result.
+///
+/// Same wire shape as [`Response`]; [`Response::result`] is a `serde_json::Value`, whose map
+/// would sort the keys (`pgid, pid, status`) instead of keeping the reference order.
+#[derive(Serialize)]
+struct ResultFrame<'a, T: Serialize> {
+    jsonrpc: &'static str,
+    result: T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a Id>,
+}
+
+/// Result of `hook_status`: this service runs no hooks.
+#[derive(Serialize)]
+struct HookStatus {
+    enabled: bool,
+    config_path: Option<String>,
+    hooks_configured: Vec<String>,
+    timeout: u64,
+    parallel: bool,
+}
+
+struct Session {
+    id: Arc<str>,
+    state: Arc<State>,
+    ctrl: mpsc::Sender<CtrlItem>,
+    out: mpsc::Sender<OutItem>,
+}
+
+/// Serve one accepted WebSocket until it ends.
+pub(crate) async fn serve(socket: WebSocket, state: Arc<State>, guard: SessionGuard) {
+    let _guard = guard;
+    let (sink, mut stream) = socket.split();
+    let (ctrl_tx, ctrl_rx) = mpsc::channel(CTRL_CAPACITY);
+    let (out_tx, out_rx) = mpsc::channel(OUT_CAPACITY);
+    let mut writer = tokio::spawn(writer::run(sink, ctrl_rx, out_rx));
+    let session = Session {
+        id: uuid::Uuid::new_v4().to_string().into(),
+        state: state.clone(),
+        ctrl: ctrl_tx,
+        out: out_tx,
+    };
+    tracing::debug!(session = %session.id, "session opened");
+    session
+        .notify(
+            method::CONNECTED,
+            ConnectedParams {
+                session_id: session.id.to_string(),
+                version: PROTOCOL_VERSION.to_owned(),
+                capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
+            },
+        )
+        .await;
+
+    let every = state.config.heartbeat_interval;
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_seen = Instant::now();
+    let mut shutdown = state.shutdown.subscribe();
+    let mut run: Option<RunHandle> = None;
+
+    let end = loop {
+        tokio::select! {
+            msg = stream.next() => {
+                let text = match msg {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Binary(b))) => match String::from_utf8(b.to_vec()) {
+                        Ok(t) => t.into(),
+                        Err(_) => {
+                            last_seen = Instant::now();
+                            session.reply_error(None, code::INTERNAL_ERROR, "Binary frames must hold UTF-8 JSON").await;
+                            continue;
+                        }
+                    },
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        last_seen = Instant::now();
+                        continue;
+                    }
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break End::ClientGone,
+                };
+                last_seen = Instant::now();
+                session.handle(&mut run, text.as_str()).await;
+            }
+            _ = heartbeat.tick() => {
+                if last_seen.elapsed() >= every * 2 {
+                    break End::Close(1008, "heartbeat timeout");
+                }
+                let timestamp = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                session.notify(method::PING, PingParams { timestamp }).await;
+            }
+            _ = run_finished(&mut run) => run = None,
+            _ = stopping(&mut shutdown) => break End::Close(1001, "server shutting down"),
+        }
+    };
+
+    // Kill the run first, so that a client that sees the close can rely on the group being gone.
+    if let Some(r) = run.take() {
+        r.abort(state.config.kill_grace + Duration::from_secs(3))
+            .await;
+    }
+    match end {
+        End::ClientGone => {
+            let _ = session.ctrl.send(CtrlItem::End).await;
+        }
+        End::Close(code, reason) => {
+            tracing::debug!(session = %session.id, code, reason, "closing session");
+            let _ = session
+                .ctrl
+                .send(CtrlItem::Close(code, reason.to_owned()))
+                .await;
+            // Let the client answer our close before the connection is dropped.
+            let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                while let Some(Ok(m)) = stream.next().await {
+                    if matches!(m, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+    }
+    drop(session);
+    if tokio::time::timeout(CLOSE_WAIT, &mut writer).await.is_err() {
+        writer.abort();
+    }
+    tracing::debug!("session closed");
+}
+
+/// Resolves once the service is shutting down.
+async fn stopping(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    // `.is_ok()` drops the borrowed value at once: it is not `Send`. An error (the service
+    // state is gone) also means shutting down.
+    let _ = rx.wait_for(|stop| *stop).await.is_ok();
+}
+
+/// Resolves when the current run's supervisor has finished (pending forever without a run).
+async fn run_finished(run: &mut Option<RunHandle>) {
+    match run {
+        Some(r) => {
+            let _ = (&mut r.task).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+impl Session {
+    async fn send(&self, frame: String) {
+        // Fails only when the writer is gone, i.e. the connection is closing anyway.
+        let _ = self.ctrl.send(CtrlItem::Frame(frame)).await;
+    }
+
+    async fn notify<P: Serialize>(&self, m: &str, params: P) {
+        self.send(Notification::new(m, params).encode()).await;
+    }
+
+    async fn reply<T: Serialize>(&self, id: Option<&Id>, result: T) {
+        let frame = ResultFrame {
+            jsonrpc: JSONRPC_VERSION,
+            result,
+            id,
+        };
+        match serde_json::to_string(&frame) {
+            Ok(f) => self.send(f).await,
+            Err(e) => tracing::error!("could not encode a result: {e}"),
+        }
+    }
+
+    async fn reply_error(&self, id: Option<Id>, code: i64, message: impl Into<String>) {
+        self.send(Response::error(id, code, message).encode()).await;
+    }
+
+    /// One text frame from the client.
+    async fn handle(&self, run: &mut Option<RunHandle>, text: &str) {
+        let value: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => return self.reply_error(None, code::INTERNAL_ERROR, e.to_string()).await,
+        };
+        let salvaged_id = value.get("id").and_then(|v| Id::deserialize(v).ok());
+        let req: Request = match serde_json::from_value(value) {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = format!("Invalid request: {e}");
+                return self.reply_error(salvaged_id, code::INTERNAL_ERROR, msg).await;
+            }
+        };
+        match req.method.as_str() {
+            method::EXECUTE => self.execute(run, req.id, req.params).await,
+            method::CONTROL => self.control(run, req.id, req.params).await,
+            method::HOOK_STATUS => {
+                let hooks = HookStatus {
+                    enabled: false,
+                    config_path: None,
+                    hooks_configured: Vec::new(),
+                    timeout: 60,
+                    parallel: false,
+                };
+                self.reply(req.id.as_ref(), hooks).await
+            }
+            method::PONG => {}
+            other => {
+                let msg = format!("Unknown method: {other}");
+                self.reply_error(req.id, code::METHOD_NOT_FOUND, msg).await
+            }
+        }
+    }
+
+    async fn execute(&self, run: &mut Option<RunHandle>, id: Option<Id>, params: Option<Value>) {
+        let p: ExecuteParams = match serde_json::from_value(params.unwrap_or(Value::Null)) {
+            Ok(p) => p,
+            Err(e) => {
+                let msg = format!("Invalid params for execute: {e}");
+                return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
+            }
+        };
+        if let Some(t) = p.timeout {
+            if !(t.is_finite() && t > 0.0 && Duration::try_from_secs_f64(t).is_ok()) {
+                let msg = "Invalid params for execute: timeout must be a positive number of seconds";
+                return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
+            }
+        }
+        if run.is_some() {
+            return self
+                .reply_error(id, code::ALREADY_RUNNING, "A process is already running")
+                .await;
+        }
+        if p.command.trim().is_empty() {
+            return self
+                .reply_error(id, code::COMMAND_NOT_ALLOWED, "Command cannot be empty")
+                .await;
+        }
+        let config = &self.state.config;
+        if let Some(allow) = &config.allowlist {
+            if let Err(refusal) = allow.check(&p.command) {
+                return self
+                    .reply_error(id, code::COMMAND_NOT_ALLOWED, refusal.to_string())
+                    .await;
+            }
+        }
+        let base = config
+            .working_dir
+            .clone()
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let cwd = match &p.cwd {
+            Some(dir) => base.join(dir),
+            None => base,
+        };
+        if !cwd.is_dir() {
+            let msg = format!("Working directory not found: {}", cwd.display());
+            return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
+        }
+        let spawned = match process::spawn(&p.command, &cwd, &self.state.registry) {
+            Ok(s) => s,
+            Err(e) => {
+                let msg = format!("Failed to start command: {e}");
+                return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
+            }
+        };
+        let (pid, pgid) = (spawned.pid, spawned.group.id());
+        tracing::debug!(session = %self.id, pid, command = %p.command, "started");
+        // Result and `process.started` go out before the readers start producing output.
+        let result = ExecuteResult {
+            status: status::STARTED.to_owned(),
+            pid,
+            pgid: Some(pgid),
+        };
+        self.reply(id.as_ref(), result).await;
+        self.notify(method::PROCESS_STARTED, status_params(status::STARTED, pid, pgid))
+            .await;
+        let ctx = RunContext {
+            session_id: self.id.clone(),
+            out: self.out.clone(),
+            kill_grace: config.kill_grace,
+        };
+        *run = Some(run::start(spawned, p.timeout, ctx));
+    }
+
+    async fn control(&self, run: &mut Option<RunHandle>, id: Option<Id>, params: Option<Value>) {
+        let p: ControlParams = match serde_json::from_value(params.unwrap_or(Value::Null)) {
+            Ok(p) => p,
+            Err(e) => {
+                let msg = format!("Invalid params for control: {e}");
+                return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
+            }
+        };
+        let Some(r) = run.as_mut() else {
+            return self
+                .reply_error(id, code::NO_PROCESS, "No process is running")
+                .await;
+        };
+        let (pid, pgid) = (r.pid, r.group.id());
+        let (st, notification) = match p.kind {
+            ControlType::Pause | ControlType::Resume if r.canceling => {
+                return self
+                    .reply_error(id, code::NO_PROCESS, "The process is being canceled")
+                    .await;
+            }
+            ControlType::Pause => (r.group.pause().map(|_| status::PAUSED), method::PROCESS_PAUSED),
+            ControlType::Resume => (
+                r.group.resume().map(|_| status::RESUMED),
+                method::PROCESS_RESUMED,
+            ),
+            ControlType::Cancel if r.canceling => (Ok(status::CANCELED), method::PROCESS_CANCELED),
+            ControlType::Cancel => {
+                let st = r.group.terminate().map(|_| status::CANCELED);
+                if st.is_ok() {
+                    r.cancel();
+                }
+                (st, method::PROCESS_CANCELED)
+            }
+        };
+        let Ok(st) = st else {
+            // The group is gone: the run is about to report its completion.
+            return self
+                .reply_error(id, code::NO_PROCESS, "No process is running")
+                .await;
+        };
+        tracing::debug!(session = %self.id, pid, status = st, "control");
+        self.reply(
+            id.as_ref(),
+            ControlResult {
+                status: st.to_owned(),
+            },
+        )
+        .await;
+        self.notify(notification, status_params(st, pid, pgid)).await;
+    }
+}
+
+fn status_params(st: &str, pid: u32, pgid: u32) -> ProcessStatusParams {
+    ProcessStatusParams {
+        status: st.to_owned(),
+        pid: Some(pid),
+        pgid: Some(pgid),
+        exit_code: None,
+        error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cc_executor_client::protocol::ServerFrame;
+
+    #[test]
+    fn result_frames_keep_key_order_and_decode_as_responses() {
+        let r = ExecuteResult {
+            status: "started".into(),
+            pid: 7,
+            pgid: Some(7),
+        };
+        let id = Id::Number(1);
+        let text = serde_json::to_string(&ResultFrame {
+            jsonrpc: JSONRPC_VERSION,
+            result: &r,
+            id: Some(&id),
+        })
+        .unwrap();
+        assert_eq!(
+            text,
+            r#"{"jsonrpc":"2.0","result":{"status":"started","pid":7,"pgid":7},"id":1}"#
+        );
+        match ServerFrame::decode(&text).unwrap() {
+            ServerFrame::Response(resp) => {
+                assert_eq!(resp, Response::ok(Some(id), serde_json::to_value(&r).unwrap()))
+            }
+            other => panic!("{other:?}"),
+        }
+        let no_id = serde_json::to_string(&ResultFrame {
+            jsonrpc: JSONRPC_VERSION,
+            result: ControlResult {
+                status: "paused".into(),
+            },
+            id: None,
+        })
+        .unwrap();
+        assert_eq!(no_id, r#"{"jsonrpc":"2.0","result":{"status":"paused"}}"#);
+    }
+}

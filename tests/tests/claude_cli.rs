@@ -1,0 +1,438 @@
+//! `ClaudeCommand` / `run_claude` against the real service, with a stand-in `claude` script that
+//! records its argv and environment and prints a recorded stream-json sample.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use cc_executor_client::claude::{
+    shell_quote, ClaudeCommand, ClaudeEvent, ClaudeResult, NestedEnv,
+};
+use cc_executor_client::{Client, Error, OutputEvent, RateLimitKind, Result};
+use cc_executor_server::{Server, ServerHandle};
+use futures_util::StreamExt;
+use tempfile::TempDir;
+
+const WAIT: Duration = Duration::from_secs(30);
+/// The runs' own bound: shorter than `WAIT`, so a hang is reported by the service first.
+const RUN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A prompt that would run commands if it were not quoted (harmless ones: a `touch` we can detect
+/// and an `rm` of a path that does not exist).
+const NASTY_PROMPT: &str = "it's \"x\" $(touch pwned) `touch pwned` ; rm -rf ~/.cc-executor-no-such-dir \n second line $HOME * -- -p";
+
+fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/claude")
+        .join(name)
+}
+
+/// A stand-in for `claude` in its own directory: records argv (NUL-separated) and `env`, then
+/// runs `body`.
+struct StandIn {
+    dir: TempDir,
+}
+
+impl StandIn {
+    fn new(body: &str) -> StandIn {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let argv = dir.path().join("argv");
+        let env = dir.path().join("env");
+        let script = format!(
+            "#!/bin/sh\nprintf '%s\\0' \"$@\" > {}\nenv > {}\n{body}\n",
+            shell_quote(argv.to_str().unwrap()),
+            shell_quote(env.to_str().unwrap()),
+        );
+        let path = dir.path().join("claude");
+        std::fs::write(&path, script).expect("write script");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        StandIn { dir }
+    }
+
+    /// A stand-in that prints the sample `name`.
+    fn printing(name: &str) -> StandIn {
+        let path = sample(name);
+        StandIn::new(&format!("cat {}", shell_quote(path.to_str().unwrap())))
+    }
+
+    fn program(&self) -> String {
+        self.dir.path().join("claude").to_str().unwrap().to_owned()
+    }
+
+    /// A command for this stand-in, run in its directory.
+    fn command(&self, prompt: &str) -> ClaudeCommand {
+        ClaudeCommand::new(prompt)
+            .program(self.program())
+            .cwd(self.dir.path())
+            .timeout(RUN_TIMEOUT)
+    }
+
+    fn argv(&self) -> Vec<String> {
+        let raw = std::fs::read(self.dir.path().join("argv")).expect("the stand-in recorded argv");
+        let text = String::from_utf8(raw).expect("utf-8 argv");
+        let mut args: Vec<String> = text.split('\0').map(str::to_owned).collect();
+        assert_eq!(args.pop().as_deref(), Some(""), "argv ends with a NUL");
+        args
+    }
+
+    fn env(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("env")).expect("the stand-in recorded env")
+    }
+}
+
+async fn start() -> (ServerHandle, Client) {
+    let server = tokio::time::timeout(WAIT, Server::builder().bind("127.0.0.1:0"))
+        .await
+        .expect("bind in time")
+        .expect("bind");
+    let client = Client::new(server.url()).expect("client");
+    (server, client)
+}
+
+async fn run(client: &Client, cmd: ClaudeCommand) -> Result<ClaudeResult> {
+    tokio::time::timeout(WAIT, client.run_claude(cmd))
+        .await
+        .expect("run_claude finished in time")
+}
+
+fn epoch_secs(limit: &cc_executor_client::RateLimit) -> Option<u64> {
+    limit
+        .reset_at
+        .map(|t| t.duration_since(UNIX_EPOCH).unwrap().as_secs())
+}
+
+#[tokio::test]
+async fn nasty_prompt_and_option_values_arrive_verbatim_as_single_arguments() {
+    let (_server, client) = start().await;
+    let stand_in = StandIn::printing("success.jsonl");
+    let cmd = stand_in
+        .command(NASTY_PROMPT)
+        .model("it's $(touch pwned)")
+        .allowed_tools(["Read", "Bash(git log:*)"])
+        .max_turns(3)
+        .resume("sess'ion; touch pwned")
+        .append_system_prompt("line one\nline `touch pwned` two");
+    let line = cmd.to_command_line();
+    run(&client, cmd).await.expect("success sample");
+
+    let argv = stand_in.argv();
+    assert_eq!(
+        argv,
+        [
+            "-p",
+            "--verbose",
+            "--output-format",
+            "stream-json",
+            "--model",
+            "it's $(touch pwned)",
+            "--allowedTools",
+            "Read",
+            "Bash(git log:*)",
+            "--max-turns",
+            "3",
+            "--resume",
+            "sess'ion; touch pwned",
+            "--append-system-prompt",
+            "line one\nline `touch pwned` two",
+            "--",
+            NASTY_PROMPT,
+        ],
+        "command line was {line}"
+    );
+    assert!(
+        !stand_in.dir.path().join("pwned").exists(),
+        "a command substitution ran in the run's directory"
+    );
+    assert!(
+        !Path::new("pwned").exists(),
+        "a command substitution ran in the service's directory"
+    );
+}
+
+#[tokio::test]
+async fn a_prompt_starting_with_a_dash_is_not_an_option() {
+    let (_server, client) = start().await;
+    let stand_in = StandIn::printing("success.jsonl");
+    run(&client, stand_in.command("--help me -p"))
+        .await
+        .unwrap();
+    let argv = stand_in.argv();
+    assert_eq!(argv[argv.len() - 2..], ["--", "--help me -p"]);
+}
+
+#[tokio::test]
+async fn nested_claude_code_variables_are_removed() {
+    let (_server, client) = start().await;
+    let stand_in = StandIn::printing("success.jsonl");
+    let cmd = stand_in.command("hi");
+    assert!(cmd
+        .to_command_line()
+        .starts_with("env -u CLAUDECODE -u CLAUDE_CODE_ENTRYPOINT -u CLAUDE_CODE_SSE_PORT "));
+    run(&client, cmd).await.unwrap();
+    let env = stand_in.env();
+    for var in [
+        "CLAUDECODE",
+        "CLAUDE_CODE_ENTRYPOINT",
+        "CLAUDE_CODE_SSE_PORT",
+    ] {
+        assert!(
+            !env.lines().any(|l| l.starts_with(&format!("{var}="))),
+            "{var} reached the child:\n{env}"
+        );
+    }
+    assert!(
+        env.lines().any(|l| l.starts_with("PATH=")),
+        "env was recorded:\n{env}"
+    );
+}
+
+#[tokio::test]
+async fn success_sample_gives_its_result() {
+    let (_server, client) = start().await;
+    let stand_in = StandIn::printing("success.jsonl");
+    let result = run(&client, stand_in.command("what does main.py print?"))
+        .await
+        .expect("a successful result");
+    assert_eq!(result.subtype, "success");
+    assert!(!result.is_error);
+    assert!(result.is_success());
+    assert_eq!(result.result.as_deref(), Some("The script prints 4."));
+    assert_eq!(
+        result.session_id.as_deref(),
+        Some("0b6c2f1e-5d2a-4b8e-9a51-3f0c8e7d1a22")
+    );
+    assert_eq!(result.num_turns, 2);
+    assert_eq!(result.total_cost_usd, Some(0.0123));
+    assert_eq!(result.usage.output_tokens, 40);
+    assert_eq!(result.duration, Some(Duration::from_millis(4210)));
+}
+
+#[tokio::test]
+async fn the_stream_yields_typed_events_in_order() {
+    let (_server, client) = start().await;
+    let stand_in = StandIn::new(&format!(
+        "echo 'a warning on stderr' >&2\ncat {}",
+        shell_quote(sample("success.jsonl").to_str().unwrap())
+    ));
+    let mut run = tokio::time::timeout(WAIT, client.execute_claude(stand_in.command("hi")))
+        .await
+        .expect("started in time")
+        .expect("started");
+    let _controller = run.controller();
+    let mut events = Vec::new();
+    while let Some(event) = tokio::time::timeout(WAIT, run.next())
+        .await
+        .expect("an event in time")
+    {
+        events.push(event.expect("no error"));
+    }
+    assert_eq!(
+        run.session_id(),
+        Some("0b6c2f1e-5d2a-4b8e-9a51-3f0c8e7d1a22")
+    );
+    // Claude's own lines, in order.
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClaudeEvent::Init(_) => Some("init"),
+            ClaudeEvent::Assistant(_) => Some("assistant"),
+            ClaudeEvent::User(_) => Some("user"),
+            ClaudeEvent::Result(_) => Some("result"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, ["init", "assistant", "user", "assistant", "result"]);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, ClaudeEvent::Stderr(l) if l == "a warning on stderr")));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, ClaudeEvent::Service(OutputEvent::Started { .. }))));
+    assert!(
+        matches!(
+            events.last(),
+            Some(ClaudeEvent::Service(OutputEvent::Completed {
+                exit_code: Some(0),
+                ..
+            }))
+        ),
+        "last event: {:?}",
+        events.last()
+    );
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, ClaudeEvent::Text(_) | ClaudeEvent::Unknown(_))));
+    // `wait` after reading everything judges the events already yielded.
+    let result = tokio::time::timeout(WAIT, run.wait())
+        .await
+        .expect("wait in time")
+        .expect("the success result");
+    assert_eq!(result.result.as_deref(), Some("The script prints 4."));
+}
+
+#[tokio::test]
+async fn wait_after_reading_part_of_the_stream_still_sees_the_rejected_event() {
+    let (_server, client) = start().await;
+    // The rejected rate_limit_event, then an ordinary-looking result.
+    let stand_in = StandIn::new(&format!(
+        "sed -n 2p {}\necho '{}'",
+        shell_quote(sample("usage_limit.jsonl").to_str().unwrap()),
+        r#"{"type":"result","subtype":"success","is_error":false,"result":"ok","session_id":"s"}"#
+    ));
+    let mut run = tokio::time::timeout(WAIT, client.execute_claude(stand_in.command("hi")))
+        .await
+        .expect("started in time")
+        .expect("started");
+    loop {
+        let event = tokio::time::timeout(WAIT, run.next())
+            .await
+            .expect("an event in time")
+            .expect("the event comes before the end")
+            .expect("no error");
+        if matches!(event, ClaudeEvent::RateLimit(_)) {
+            break;
+        }
+    }
+    match tokio::time::timeout(WAIT, run.wait())
+        .await
+        .expect("wait in time")
+    {
+        Err(Error::RateLimited(limit)) => {
+            assert_eq!(limit.kind, RateLimitKind::UsageLimit);
+            assert_eq!(epoch_secs(&limit), Some(1_900_000_000));
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn usage_limit_sample_is_rate_limited_with_its_reset_time() {
+    let (_server, client) = start().await;
+    let stand_in = StandIn::printing("usage_limit.jsonl");
+    match run(&client, stand_in.command("hi")).await {
+        Err(Error::RateLimited(limit)) => {
+            assert_eq!(limit.kind, RateLimitKind::UsageLimit);
+            assert_eq!(epoch_secs(&limit), Some(1_900_000_000));
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn api_429_sample_is_rate_limited_http429() {
+    let (_server, client) = start().await;
+    let stand_in = StandIn::printing("api_429.jsonl");
+    match run(&client, stand_in.command("hi")).await {
+        Err(Error::RateLimited(limit)) => {
+            assert_eq!(limit.kind, RateLimitKind::Http429);
+            assert!(limit.message.contains("429"), "{}", limit.message);
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn new_limit_wording_is_rate_limited_usage_limit() {
+    let (_server, client) = start().await;
+    let stand_in = StandIn::printing("hit_limit_new_wording.jsonl");
+    match run(&client, stand_in.command("hi")).await {
+        Err(Error::RateLimited(limit)) => {
+            assert_eq!(limit.kind, RateLimitKind::UsageLimit);
+            assert_eq!(limit.reset_at, None);
+            assert!(
+                limit.message.contains("resets 3pm (Europe/Paris)"),
+                "{}",
+                limit.message
+            );
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn max_turns_sample_is_a_result_with_is_error() {
+    let (_server, client) = start().await;
+    let stand_in = StandIn::printing("max_turns.jsonl");
+    let result = run(&client, stand_in.command("hi").max_turns(1))
+        .await
+        .expect("error_max_turns is a result, not an Err");
+    assert_eq!(result.subtype, "error_max_turns");
+    assert!(result.is_error);
+    assert!(!result.is_success());
+    assert_eq!(result.errors, ["Reached maximum number of turns (1)"]);
+    assert_eq!(
+        result.session_id.as_deref(),
+        Some("e9f8a7b6-1111-4c2d-8e3f-0a1b2c3d4e5f")
+    );
+}
+
+#[tokio::test]
+async fn a_run_without_a_result_is_claude_failed_with_exit_code_and_stderr() {
+    let (_server, client) = start().await;
+    let stand_in = StandIn::new(
+        "echo 'not json' \necho 'Error: Invalid API key' >&2\necho 'Please run /login' >&2\nexit 3",
+    );
+    match run(&client, stand_in.command("hi")).await {
+        Err(Error::ClaudeFailed { exit_code, stderr }) => {
+            assert_eq!(exit_code, Some(3));
+            assert_eq!(stderr, "Error: Invalid API key\nPlease run /login");
+        }
+        other => panic!("expected ClaudeFailed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_missing_program_is_claude_failed() {
+    let (_server, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-claude");
+    let cmd = ClaudeCommand::new("hi")
+        .program(missing.to_str().unwrap())
+        .timeout(RUN_TIMEOUT);
+    match run(&client, cmd).await {
+        Err(Error::ClaudeFailed { exit_code, stderr }) => {
+            assert_eq!(
+                exit_code,
+                Some(127),
+                "env's exit code for a missing program"
+            );
+            assert!(stderr.contains("no-such-claude"), "{stderr}");
+        }
+        other => panic!("expected ClaudeFailed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_service_allowing_only_claude_needs_the_empty_nested_env_mode() {
+    let server = tokio::time::timeout(
+        WAIT,
+        Server::builder()
+            .allowed_commands(["claude"])
+            .bind("127.0.0.1:0"),
+    )
+    .await
+    .expect("bind in time")
+    .expect("bind");
+    let client = Client::new(server.url()).unwrap();
+    let stand_in = StandIn::printing("success.jsonl");
+    let cmd = stand_in.command("it's; $(touch pwned) | `touch pwned`");
+
+    // `env -u …`: the program is `env`, which this service refuses.
+    let refused = run(&client, cmd.clone()).await;
+    assert!(
+        matches!(refused, Err(Error::CommandNotAllowed { .. })),
+        "{refused:?}"
+    );
+
+    let result = run(&client, cmd.nested_env(NestedEnv::Empty))
+        .await
+        .expect("accepted and run");
+    assert_eq!(result.num_turns, 2);
+    let env = stand_in.env();
+    assert!(env.lines().any(|l| l == "CLAUDECODE="), "{env}");
+    assert_eq!(
+        stand_in.argv().last().map(String::as_str),
+        Some("it's; $(touch pwned) | `touch pwned`")
+    );
+    assert!(!stand_in.dir.path().join("pwned").exists());
+}

@@ -1,0 +1,215 @@
+//! Steering runs through the client against the real service: pause, resume and cancel from
+//! another task, timeouts, and dropping an `Execution`. Process groups are checked in /proc.
+
+mod client_support;
+
+use std::time::Duration;
+
+use cc_executor_client::{Client, Command, Error, OutputEvent, RunStatus};
+use client_support::*;
+use futures_util::StreamExt;
+use tests::procs::{processes_in_group, wait_group_gone};
+use tokio::sync::mpsc;
+
+const TICKER: &str = "i=0; while [ $i -lt 600 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done";
+
+/// Wait (bounded) until the reader reports an event of kind `want`.
+async fn wait_for(seen: &mut mpsc::UnboundedReceiver<&'static str>, want: &'static str) {
+    bounded(want, async {
+        while let Some(kind) = seen.recv().await {
+            if kind == want {
+                return;
+            }
+        }
+        panic!("stream ended before {want}");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn pause_resume_and_cancel_from_another_task_while_reading() {
+    let server = start().await;
+    let client = Client::new(server.url()).unwrap();
+    let mut run = bounded("execute", client.execute(TICKER)).await.unwrap();
+    let ctl = run.controller();
+
+    // The reader reports each event kind to the controlling task, which waits for it.
+    let (seen_tx, mut seen) = mpsc::unbounded_channel::<&'static str>();
+    let reader = tokio::spawn(async move {
+        let mut events = Vec::new();
+        while let Some(item) = run.next().await {
+            let ev = item.expect("stream error");
+            let kind = match &ev {
+                OutputEvent::Output { .. } => "output",
+                OutputEvent::Paused => "paused",
+                OutputEvent::Resumed => "resumed",
+                OutputEvent::Canceled => "canceled",
+                _ => "other",
+            };
+            let _ = seen_tx.send(kind);
+            events.push(ev);
+        }
+        events
+    });
+    wait_for(&mut seen, "output").await;
+    let controller = tokio::spawn(async move {
+        bounded("pause", ctl.pause()).await.unwrap();
+        ctl
+    });
+    let ctl = controller.await.unwrap();
+    wait_for(&mut seen, "paused").await;
+    bounded("resume", ctl.resume()).await.unwrap();
+    wait_for(&mut seen, "resumed").await;
+    wait_for(&mut seen, "output").await;
+    bounded("cancel", ctl.cancel()).await.unwrap();
+    wait_for(&mut seen, "canceled").await;
+
+    let events = bounded("reader", reader).await.unwrap();
+    let pos = |f: fn(&OutputEvent) -> bool| events.iter().position(f).unwrap();
+    let paused = pos(|e| matches!(e, OutputEvent::Paused));
+    let resumed = pos(|e| matches!(e, OutputEvent::Resumed));
+    let canceled = pos(|e| matches!(e, OutputEvent::Canceled));
+    assert!(paused < resumed && resumed < canceled, "{events:?}");
+    // Our service reports the end after a cancel; the stream ends right after it.
+    if let Some(OutputEvent::Completed { status, .. }) = events.last() {
+        assert_eq!(*status, RunStatus::Canceled);
+    } else {
+        assert!(matches!(events.last(), Some(OutputEvent::Canceled)));
+    }
+
+    // The run is over: control reports that there is no process.
+    assert!(ctl.is_finished());
+    assert!(matches!(
+        bounded("pause after end", ctl.pause()).await,
+        Err(Error::NoProcess { .. })
+    ));
+}
+
+#[tokio::test]
+async fn cancel_kills_the_whole_group_including_grandchildren() {
+    let server = start().await;
+    let client = Client::new(server.url()).unwrap();
+    let mut run = bounded("execute", client.execute("sh -c 'sleep 300 & sleep 300'"))
+        .await
+        .unwrap();
+    let pgid = run.pgid().expect("the service reports the pgid");
+    next_matching(&mut run, "started", |e| {
+        matches!(e, OutputEvent::Started { .. })
+    })
+    .await;
+    // Both sleeps (and their shells) exist before the cancel.
+    bounded("grandchildren started", async {
+        while processes_in_group(pgid).len() < 2 {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    bounded("cancel", run.controller().cancel()).await.unwrap();
+    let rest = collect(run).await;
+    assert!(rest.iter().all(Result::is_ok), "{rest:?}");
+    assert!(rest.iter().any(|e| matches!(e, Ok(OutputEvent::Canceled))));
+    wait_group_gone(pgid, BOUND)
+        .await
+        .unwrap_or_else(|left| panic!("processes left in group {pgid}: {left:?}"));
+}
+
+#[tokio::test]
+async fn a_timed_out_run_is_an_error_and_leaves_no_process() {
+    let server = start().await;
+    let client = Client::new(server.url()).unwrap();
+    let cmd = Command::new("sh -c 'sleep 300 & sleep 300'").timeout(Duration::from_secs(1));
+
+    let mut run = bounded("execute", client.execute(cmd.clone()))
+        .await
+        .unwrap();
+    let pgid = run.pgid().expect("pgid");
+    let mut last = None;
+    bounded("timed-out stream", async {
+        while let Some(item) = run.next().await {
+            last = Some(item);
+        }
+    })
+    .await;
+    // The service enforces the timeout itself (completed, timed_out) or the client cancels at its
+    // deadline (Error::Timeout); either way the stream says so last.
+    match last {
+        Some(Ok(OutputEvent::Completed { timed_out, .. })) => assert!(timed_out),
+        Some(Err(Error::Timeout { after })) => assert_eq!(after, Duration::from_secs(1)),
+        other => panic!("unexpected end {other:?}"),
+    }
+    wait_group_gone(pgid, BOUND)
+        .await
+        .unwrap_or_else(|left| panic!("processes left in group {pgid}: {left:?}"));
+
+    match bounded("run", client.run(cmd)).await {
+        Err(Error::Timeout { after }) => assert_eq!(after, Duration::from_secs(1)),
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn dropping_an_execution_kills_its_group() {
+    let server = start().await;
+    let client = Client::new(server.url()).unwrap();
+    let mut run = bounded("execute", client.execute("sh -c 'sleep 300 & sleep 300'"))
+        .await
+        .unwrap();
+    let pgid = run.pgid().expect("pgid");
+    next_matching(&mut run, "started", |e| {
+        matches!(e, OutputEvent::Started { .. })
+    })
+    .await;
+    assert!(!processes_in_group(pgid).is_empty());
+    let ctl = run.controller();
+    drop(run);
+    wait_group_gone(pgid, BOUND)
+        .await
+        .unwrap_or_else(|left| panic!("processes left in group {pgid}: {left:?}"));
+    assert!(matches!(
+        bounded("pause after drop", ctl.pause()).await,
+        Err(Error::NoProcess { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_detached_execution_keeps_running_after_the_drop() {
+    let server = start().await;
+    let client = Client::new(server.url()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("done");
+    let line = format!("sleep 1; echo finished > '{}'", marker.display());
+    let mut run = bounded("execute", client.execute(line)).await.unwrap();
+    let pgid = run.pgid().expect("pgid");
+    run.detach();
+    drop(run);
+    bounded("the detached run finishes", async {
+        while !marker.exists() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    wait_group_gone(pgid, BOUND).await.unwrap();
+}
+
+#[tokio::test]
+async fn controlling_a_finished_run_is_no_process() {
+    let server = start().await;
+    let client = Client::new(server.url()).unwrap();
+    let run = bounded("execute", client.execute("echo quick"))
+        .await
+        .unwrap();
+    let ctl = run.controller();
+    let events = collect(run).await;
+    assert!(matches!(
+        events.last(),
+        Some(Ok(OutputEvent::Completed { .. }))
+    ));
+    for res in [
+        bounded("pause", ctl.pause()).await,
+        bounded("resume", ctl.resume()).await,
+        bounded("cancel", ctl.cancel()).await,
+    ] {
+        assert!(matches!(res, Err(Error::NoProcess { .. })), "{res:?}");
+    }
+}

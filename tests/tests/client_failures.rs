@@ -1,0 +1,249 @@
+//! Failure paths of the client against real parts: refused connections (auth, session limit,
+//! allowlist), TLS and connect failures, a service killed or frozen mid-run, and many concurrent
+//! executions from one `Client`.
+//!
+//! The killed / frozen service tests run the `cc-executor-server` binary as a child process; they
+//! rely on `cargo test --workspace` having built it (or `cargo build -p cc-executor-server`).
+
+mod client_support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use cc_executor_client::{Client, Error, OutputEvent};
+use cc_executor_server::Server;
+use client_support::*;
+use futures_util::StreamExt;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use tests::procs::wait_group_gone;
+
+#[tokio::test]
+async fn a_missing_or_wrong_token_is_unauthorized() {
+    let server = start_with(Server::builder().token("s3cret")).await;
+    let anonymous = Client::new(server.url()).unwrap();
+    assert!(matches!(
+        bounded("no token", anonymous.session()).await,
+        Err(Error::Unauthorized)
+    ));
+    let wrong = Client::builder(server.url()).token("nope").build().unwrap();
+    assert!(matches!(
+        bounded("wrong token", wrong.run("echo hi")).await,
+        Err(Error::Unauthorized)
+    ));
+    let right = Client::builder(server.url())
+        .token("s3cret")
+        .build()
+        .unwrap();
+    let outcome = bounded("right token", right.run("echo hi")).await.unwrap();
+    assert_eq!(outcome.stdout, "hi\n");
+}
+
+#[tokio::test]
+async fn the_session_limit_is_reported() {
+    let server = start_with(Server::builder().max_sessions(1)).await;
+    let client = Client::new(server.url()).unwrap();
+    let first = bounded("first session", client.session()).await.unwrap();
+    match bounded("second session", client.session()).await {
+        Err(Error::SessionLimit) => {}
+        other => panic!("expected SessionLimit, got {other:?}"),
+    }
+    assert!(matches!(
+        bounded("execute over the limit", client.execute("echo x")).await,
+        Err(Error::SessionLimit)
+    ));
+    bounded("close", first.close()).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_allowlist_refusal_is_command_not_allowed() {
+    let server = start_with(Server::builder().allowed_commands(["echo"])).await;
+    let client = Client::new(server.url()).unwrap();
+    match bounded("refused", client.execute("rm -rf nothing-here")).await {
+        Err(Error::CommandNotAllowed { message }) => assert!(!message.is_empty()),
+        other => panic!("expected CommandNotAllowed, got {other:?}"),
+    }
+    let outcome = bounded("allowed", client.run("echo allowed"))
+        .await
+        .unwrap();
+    assert_eq!(outcome.stdout, "allowed\n");
+}
+
+#[tokio::test]
+async fn connect_failures_are_typed() {
+    // Nothing listens on a port we bound and released.
+    let port = free_port();
+    let client = Client::new(format!("ws://127.0.0.1:{port}/ws")).unwrap();
+    assert!(matches!(
+        bounded("refused", client.session()).await,
+        Err(Error::Connect { .. })
+    ));
+
+    // A listener that accepts TCP but never answers the upgrade.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", silent.local_addr().unwrap());
+    let client = Client::builder(url)
+        .connect_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    match bounded("silent", client.session()).await {
+        Err(Error::ConnectTimeout { after, .. }) => assert_eq!(after, Duration::from_millis(300)),
+        other => panic!("expected ConnectTimeout, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn tls_against_a_plain_service_is_a_tls_error_not_a_panic() {
+    let server = start().await;
+    let url = format!("wss://{}/ws", server.local_addr());
+    let client = Client::new(url).unwrap();
+    match bounded("wss to plain", client.session()).await {
+        Err(Error::Tls { .. }) => {}
+        other => panic!("expected Tls, got {other:?}"),
+    }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The service binary as a child process on a free loopback port.
+struct ServiceProcess {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl ServiceProcess {
+    async fn start() -> ServiceProcess {
+        let bin = tests::bins::bin_path("cc-executor-server");
+        let port = free_port();
+        let child = tokio::process::Command::new(bin)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start cc-executor-server");
+        let url = format!("ws://127.0.0.1:{port}/ws");
+        // Ready once a session opens.
+        let probe = Client::new(&url).unwrap();
+        bounded("the service binary accepts sessions", async {
+            loop {
+                match probe.session().await {
+                    Ok(s) => return s.close().await.unwrap(),
+                    Err(Error::Connect { .. }) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
+                    Err(e) => panic!("probing the service: {e}"),
+                }
+            }
+        })
+        .await;
+        ServiceProcess { child, url }
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id().expect("running") as i32)
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        if let Some(id) = self.child.id() {
+            let _ = kill(Pid::from_raw(id as i32), Signal::SIGCONT);
+            let _ = kill(Pid::from_raw(id as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Kill a group the (dead) service can no longer kill.
+async fn reap_group(pgid: u32) {
+    let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
+    wait_group_gone(pgid, BOUND).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_killed_service_ends_the_stream_with_connection_closed() {
+    let mut service = ServiceProcess::start().await;
+    let client = Client::new(&service.url).unwrap();
+    let mut run = bounded(
+        "execute",
+        client.execute("while :; do echo tick; sleep 0.1; done"),
+    )
+    .await
+    .unwrap();
+    let pgid = run.pgid().expect("pgid");
+    next_matching(&mut run, "output", |e| {
+        matches!(e, OutputEvent::Output { .. })
+    })
+    .await;
+    service.child.start_kill().unwrap();
+    let end = bounded("the stream notices", async {
+        loop {
+            match run.next().await {
+                Some(Ok(_)) => {}
+                other => return other,
+            }
+        }
+    })
+    .await;
+    assert!(
+        matches!(end, Some(Err(Error::ConnectionClosed { .. }))),
+        "{end:?}"
+    );
+    assert!(bounded("end", run.next()).await.is_none());
+    reap_group(pgid).await;
+}
+
+#[tokio::test]
+async fn a_frozen_service_ends_the_stream_with_heartbeat_timeout() {
+    let service = ServiceProcess::start().await;
+    let client = Client::builder(&service.url)
+        .heartbeat_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let mut run = bounded("execute", client.execute("sleep 300"))
+        .await
+        .unwrap();
+    let pgid = run.pgid().expect("pgid");
+    next_matching(&mut run, "started", |e| {
+        matches!(e, OutputEvent::Started { .. })
+    })
+    .await;
+    kill(service.pid(), Signal::SIGSTOP).unwrap();
+    let end = bounded("the heartbeat notices", run.next()).await;
+    match end {
+        Some(Err(Error::HeartbeatTimeout { idle })) => assert!(idle >= Duration::from_secs(2)),
+        other => panic!("expected HeartbeatTimeout, got {other:?}"),
+    }
+    assert!(bounded("end", run.next()).await.is_none());
+    drop(service);
+    reap_group(pgid).await;
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_executions_from_one_client_all_complete() {
+    let server = start().await;
+    let client = Client::new(server.url()).unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { (i, client.run(format!("echo run-{i}")).await) })
+        })
+        .collect();
+    bounded("200 runs", async {
+        for task in tasks {
+            let (i, res) = task.await.unwrap();
+            let outcome = res.unwrap_or_else(|e| panic!("run {i}: {e}"));
+            assert_eq!(outcome.stdout, format!("run-{i}\n"));
+            assert!(outcome.success());
+        }
+    })
+    .await;
+}

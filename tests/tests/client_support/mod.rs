@@ -1,0 +1,81 @@
+//! Shared helpers of the `client_*` tests: a real embedded service, bounded waits, collecting.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use cc_executor_client::{Execution, OutputEvent, OutputStream, Result};
+use cc_executor_server::{Server, ServerBuilder, ServerHandle};
+use futures_util::StreamExt;
+
+/// Generous bound for anything that should happen soon: CI is a loaded 2-core machine.
+pub const BOUND: Duration = Duration::from_secs(30);
+
+/// Await `fut`, failing the test (instead of hanging) after [`BOUND`].
+pub async fn bounded<F: Future>(what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(BOUND, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("{what}: no result within {BOUND:?}"),
+    }
+}
+
+/// Start the service with default settings on a loopback port.
+pub async fn start() -> ServerHandle {
+    start_with(Server::builder()).await
+}
+
+/// Start a configured service on a loopback port.
+pub async fn start_with(builder: ServerBuilder) -> ServerHandle {
+    builder.bind("127.0.0.1:0").await.expect("bind the service")
+}
+
+/// Read a whole execution (bounded), keeping errors as items.
+pub async fn collect(mut run: Execution) -> Vec<Result<OutputEvent>> {
+    bounded("reading the execution", async {
+        let mut items = Vec::new();
+        while let Some(item) = run.next().await {
+            items.push(item);
+        }
+        items
+    })
+    .await
+}
+
+/// The concatenated text of one stream.
+pub fn text(events: &[Result<OutputEvent>], which: OutputStream) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Ok(OutputEvent::Output { stream, data, .. }) if *stream == which => Some(data.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Next event (bounded), panicking on end or error.
+pub async fn next_event(run: &mut Execution) -> OutputEvent {
+    bounded("the next event", run.next())
+        .await
+        .expect("stream ended early")
+        .expect("stream error")
+}
+
+/// Read until an event matches `pred` (bounded); returns it.
+pub async fn next_matching(
+    run: &mut Execution,
+    what: &str,
+    pred: impl Fn(&OutputEvent) -> bool,
+) -> OutputEvent {
+    bounded(what, async {
+        loop {
+            match run.next().await {
+                Some(Ok(ev)) if pred(&ev) => return ev,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("{what}: stream error {e}"),
+                None => panic!("{what}: stream ended"),
+            }
+        }
+    })
+    .await
+}

@@ -1,0 +1,230 @@
+//! `execute_claude` through `cc-executor-mcp`, with a stand-in `claude` on PATH that checks its
+//! arguments and prints recorded stream-json samples; both with the embedded service and with a
+//! separately started `cc-executor-server` given by `--url`.
+//!
+//! The stand-in must be found by the service: this file puts its directory first on the PATH of
+//! the whole test process (inherited by the MCP binary and used by the in-process service).
+
+mod mcp_support;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use cc_executor_server::{Server, ServerHandle};
+use mcp_support::*;
+use serde_json::{json, Value};
+
+/// The directory holding the stand-in `claude`, first on PATH once `init` ran.
+fn init() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mcp-claude-stand-in");
+        std::fs::create_dir_all(&dir).unwrap();
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/claude");
+        let script = STAND_IN
+            .replace("@FIXTURES@", fixtures.to_str().unwrap())
+            .replace("@LOG@", dir.join("argv.log").to_str().unwrap());
+        let tmp = dir.join("claude.tmp");
+        std::fs::write(&tmp, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&tmp, dir.join("claude")).unwrap();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![dir.clone()];
+        paths.extend(std::env::split_paths(&path));
+        // Set once, before any test of this binary spawns a process or starts a service.
+        std::env::set_var("PATH", std::env::join_paths(paths).unwrap());
+        dir
+    })
+}
+
+/// Checks the flags every run gets, logs its arguments, then prints the sample the prompt names.
+const STAND_IN: &str = r#"#!/bin/sh
+printf '%s\n' "$*" >> '@LOG@'
+[ "$1" = "-p" ] || { echo "stand-in claude: expected -p first: $*" >&2; exit 2; }
+case " $* " in
+  *" --output-format stream-json "*) ;;
+  *) echo "stand-in claude: no --output-format stream-json: $*" >&2; exit 2 ;;
+esac
+for prompt; do :; done
+case "$prompt" in
+  *usage*) sample=usage_limit ;;
+  *429*) sample=api_429 ;;
+  *turns*) sample=max_turns ;;
+  *) sample=success ;;
+esac
+case "$prompt" in
+  *slow*) while IFS= read -r line; do printf '%s\n' "$line"; sleep 0.3; done < '@FIXTURES@'/$sample.jsonl ;;
+  *) cat '@FIXTURES@'/$sample.jsonl ;;
+esac
+"#;
+
+/// The arguments the stand-in got for the run whose prompt holds `marker`.
+fn argv_of(marker: &str) -> String {
+    let log = std::fs::read_to_string(init().join("argv.log")).unwrap_or_default();
+    log.lines()
+        .find(|l| l.contains(marker))
+        .unwrap_or_else(|| panic!("the stand-in claude never ran for {marker}"))
+        .to_owned()
+}
+
+/// An MCP server with its embedded service, or one using a service started here.
+async fn mcp(external: bool) -> (Mcp, Option<ServerHandle>) {
+    init();
+    if !external {
+        return (start(&[], &[]).await, None);
+    }
+    let server = Server::builder().bind("127.0.0.1:0").await.unwrap();
+    let url = server.url();
+    (start(&["--url", &url], &[]).await, Some(server))
+}
+
+async fn success_returns_the_final_result(external: bool) {
+    let (mcp, server) = mcp(external).await;
+    let marker = marker("success");
+    let r = call(
+        &mcp,
+        "execute_claude",
+        json!({
+            "prompt": format!("slow: what does main.py print? {marker}"),
+            "model": "opus",
+            "allowed_tools": ["Read", "Grep"],
+            "max_turns": 3,
+            "timeout_secs": 120,
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    let s = structured(&r);
+    assert_eq!(s["result"], "The script prints 4.");
+    assert_eq!(s["session_id"], "0b6c2f1e-5d2a-4b8e-9a51-3f0c8e7d1a22");
+    assert_eq!(s["num_turns"], 2);
+    assert_eq!(s["total_cost_usd"], 0.0123);
+    assert_eq!(s["usage"]["input_tokens"], 280);
+    assert_eq!(s["usage"]["output_tokens"], 40);
+    assert_eq!(s["is_error"], false);
+    assert_eq!(s["subtype"], "success");
+    // Only the result, not the stream.
+    assert!(!text(&r).contains("tool_use"), "{}", text(&r));
+
+    let argv = argv_of(&marker);
+    assert!(argv.contains("--model opus"), "{argv}");
+    assert!(argv.contains("--allowedTools Read Grep"), "{argv}");
+    assert!(argv.contains("--max-turns 3"), "{argv}");
+
+    let messages: Vec<String> = mcp
+        .service()
+        .progress
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.message.clone())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m == "tool: Read"),
+        "no progress naming the tool in use: {messages:?}"
+    );
+    mcp.cancel().await.unwrap();
+    if let Some(server) = server {
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn success_with_the_embedded_service() {
+    success_returns_the_final_result(false).await;
+}
+
+#[tokio::test]
+async fn success_with_a_separate_service() {
+    success_returns_the_final_result(true).await;
+}
+
+fn assert_rate_limited(r: &rmcp::model::CallToolResult, expect: &[&str]) {
+    assert_eq!(r.is_error, Some(true), "{r:?}");
+    let t = text(r);
+    assert!(t.starts_with("Rate limited"), "{t}");
+    for e in expect {
+        assert!(t.contains(e), "{e:?} missing in {t}");
+    }
+}
+
+#[tokio::test]
+async fn usage_limit_is_an_error_with_the_reset_time() {
+    for external in [false, true] {
+        let (mcp, server) = mcp(external).await;
+        let r = call(
+            &mcp,
+            "execute_claude",
+            json!({"prompt": "hit the usage limit"}),
+        )
+        .await
+        .unwrap();
+        assert_rate_limited(&r, &["usage limit", "2030-03-17 17:46:40 UTC"]);
+        mcp.cancel().await.unwrap();
+        if let Some(server) = server {
+            server.shutdown().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn api_429_is_an_error() {
+    for external in [false, true] {
+        let (mcp, server) = mcp(external).await;
+        let r = call(&mcp, "execute_claude", json!({"prompt": "get a 429"}))
+            .await
+            .unwrap();
+        assert_rate_limited(&r, &["429", "per-minute rate limit"]);
+        mcp.cancel().await.unwrap();
+        if let Some(server) = server {
+            server.shutdown().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn max_turns_is_an_error_with_the_structured_result_and_resume_is_passed() {
+    let (mcp, _) = mcp(false).await;
+    let marker = marker("turns");
+    let r = call(
+        &mcp,
+        "execute_claude",
+        json!({
+            "prompt": format!("too many turns {marker}"),
+            "max_turns": 1,
+            "resume_session_id": "0b6c2f1e-5d2a-4b8e-9a51-3f0c8e7d1a22",
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.is_error, Some(true), "{r:?}");
+    let s: &Value = structured(&r);
+    assert_eq!(s["subtype"], "error_max_turns");
+    assert_eq!(s["is_error"], true);
+    assert_eq!(s["session_id"], "e9f8a7b6-1111-4c2d-8e3f-0a1b2c3d4e5f");
+    assert!(
+        text(&r).contains("Reached maximum number of turns"),
+        "{}",
+        text(&r)
+    );
+    let argv = argv_of(&marker);
+    assert!(
+        argv.contains("--resume 0b6c2f1e-5d2a-4b8e-9a51-3f0c8e7d1a22"),
+        "{argv}"
+    );
+
+    let e = call(&mcp, "execute_claude", json!({"prompt": ""}))
+        .await
+        .unwrap();
+    assert_eq!(e.is_error, Some(true));
+    let e = call(
+        &mcp,
+        "execute_claude",
+        json!({"prompt": "x", "max_turns": "two"}),
+    )
+    .await;
+    assert!(e.is_err(), "wrong type accepted: {e:?}");
+    mcp.cancel().await.unwrap();
+}

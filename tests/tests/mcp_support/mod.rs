@@ -1,0 +1,134 @@
+//! Drive the real `cc-executor-mcp` binary over stdio with rmcp's client, as an MCP host would.
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::model::{CallToolRequestParams, CallToolResult, ProgressNotificationParam};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{ClientHandler, RoleClient, ServiceError, ServiceExt};
+use serde_json::Value;
+
+/// Generous bound for anything a test waits on (CI is a loaded 2-core machine).
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Fail the test instead of hanging.
+pub async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// A client handler recording every progress notification.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+}
+
+impl ClientHandler for Recorder {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.progress.lock().unwrap().push(params);
+    }
+}
+
+pub type Mcp = RunningService<RoleClient, Recorder>;
+
+/// Start `cc-executor-mcp` with `args` and extra environment, and initialize the MCP session.
+pub async fn start(args: &[&str], envs: &[(&str, OsString)]) -> Mcp {
+    let mut cmd = tokio::process::Command::new(tests::bins::bin_path("cc-executor-mcp"));
+    cmd.args(args)
+        .env_remove("CC_EXECUTOR_WEBSOCKET_URL")
+        .env_remove("CC_EXECUTOR_TOKEN");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let transport = TokioChildProcess::new(cmd).expect("spawn cc-executor-mcp");
+    bounded("initialize", Recorder::default().serve(transport))
+        .await
+        .expect("MCP initialize")
+}
+
+/// Call `tool` with `args` (a JSON object).
+pub async fn call(
+    mcp: &Mcp,
+    tool: &'static str,
+    args: Value,
+) -> Result<CallToolResult, ServiceError> {
+    let Value::Object(args) = args else {
+        panic!("arguments must be an object")
+    };
+    bounded(
+        tool,
+        mcp.call_tool(CallToolRequestParams::new(tool).with_arguments(args)),
+    )
+    .await
+}
+
+/// The structured content of a result (panics when absent).
+pub fn structured(result: &CallToolResult) -> &Value {
+    result
+        .structured_content
+        .as_ref()
+        .unwrap_or_else(|| panic!("no structuredContent in {result:?}"))
+}
+
+/// All text blocks of a result, joined.
+pub fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The process group of a live process whose command line contains `marker`.
+pub fn group_with_marker(marker: &str) -> Option<u32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        if !String::from_utf8_lossy(&cmdline).contains(marker) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = &stat[stat.rfind(')')? + 1..];
+        return rest.split_whitespace().nth(2)?.parse().ok();
+    }
+    None
+}
+
+/// Wait until a group holding `marker` runs at least `n` processes; returns its pgid.
+pub async fn wait_group(marker: &str, n: usize) -> u32 {
+    bounded("the command's process group", async {
+        loop {
+            if let Some(pgid) = group_with_marker(marker) {
+                if tests::procs::processes_in_group(pgid).len() >= n {
+                    return pgid;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
+/// A marker unique to this test run, to find a command's processes.
+pub fn marker(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("mcp-test-{name}-{}-{nanos}", std::process::id())
+}
