@@ -348,6 +348,35 @@ impl Jobs {
         Ok(status)
     }
 
+    /// Wait until job `id` has output past byte `offset`, finishes, or `timeout` passes; then return
+    /// the page at `offset` (possibly empty). Lets a caller follow a job without polling.
+    pub async fn wait_for_output(
+        &self,
+        id: JobId,
+        offset: u64,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<OutputPage> {
+        let job = self.job(id)?;
+        let mut rx = job.changed.subscribe();
+        let ready = async {
+            loop {
+                {
+                    let data = lock(&job.data);
+                    if data.status.output_bytes > offset || data.status.state.is_finished() {
+                        return;
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(timeout, ready).await;
+        let page = lock(&job.data).page(offset, limit);
+        Ok(page)
+    }
+
     /// Pause job `id` (SIGSTOP to its process group).
     pub async fn pause(&self, id: JobId) -> Result<()> {
         let job = self.job(id)?;

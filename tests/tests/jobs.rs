@@ -1,0 +1,185 @@
+//! Background jobs (`cc_executor_client::jobs`) against the real service over real sockets.
+
+use std::time::Duration;
+
+use cc_executor_client::jobs::{JobOptions, JobState, Jobs, JobsConfig};
+use cc_executor_client::{Client, Error};
+use cc_executor_server::{Server, ServerHandle};
+use tests::procs::wait_group_gone;
+
+const BOUND: Duration = Duration::from_secs(30);
+const TICKER: &str = "i=0; while true; do i=$((i+1)); echo line$i; sleep 0.1; done";
+
+async fn setup(config: JobsConfig) -> (ServerHandle, Jobs) {
+    let server = Server::builder()
+        .kill_grace(Duration::from_millis(500))
+        .bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let client = Client::new(server.url()).expect("client");
+    (server, Jobs::with_config(client, config))
+}
+
+#[tokio::test]
+async fn ticker_pages_pause_resume_cancel() {
+    let (_server, jobs) = setup(JobsConfig::default()).await;
+    let id = jobs.start(TICKER).await.expect("start");
+    let pgid = jobs.status(id).unwrap().pgid.expect("our service reports the pgid");
+
+    // Read in pages while it runs: each page continues where the last ended.
+    let mut text = String::new();
+    let mut offset = 0;
+    while text.lines().count() < 5 {
+        let page = jobs.wait_for_output(id, offset, 7, BOUND).await.unwrap();
+        assert!(page.next_offset > offset, "no new output within {BOUND:?}");
+        assert_eq!(page.offset, offset);
+        text.push_str(&page.data);
+        offset = page.next_offset;
+    }
+    assert!(text.starts_with("line1\nline2\nline3\nline4\n"), "{text:?}");
+
+    jobs.pause(id).await.expect("pause");
+    assert_eq!(jobs.status(id).unwrap().state, JobState::Paused);
+    // Let anything already in flight land, then check that nothing more comes while paused.
+    let settled = jobs.wait_for_output(id, u64::MAX, 1, Duration::from_millis(300)).await;
+    assert!(settled.is_ok());
+    let before = jobs.status(id).unwrap().output_bytes;
+    let during = jobs
+        .wait_for_output(id, before, 100, Duration::from_millis(800))
+        .await
+        .unwrap();
+    assert_eq!(during.total, before, "output arrived while paused");
+
+    jobs.resume(id).await.expect("resume");
+    assert_eq!(jobs.status(id).unwrap().state, JobState::Running);
+    let after = jobs.wait_for_output(id, before, 100, BOUND).await.unwrap();
+    assert!(after.total > before, "no output after resume");
+
+    jobs.cancel(id).await.expect("cancel");
+    let status = jobs.wait(id, BOUND).await.unwrap();
+    assert_eq!(status.state, JobState::Canceled);
+    assert!(status.ended_at.is_some());
+    wait_group_gone(pgid, BOUND)
+        .await
+        .expect("process group survived cancel");
+    let tail = jobs.tail(id, 6).unwrap();
+    assert!(tail.eof);
+}
+
+#[tokio::test]
+async fn job_outlives_the_task_that_started_it() {
+    let (_server, jobs) = setup(JobsConfig::default()).await;
+    let starter = jobs.clone();
+    let id = tokio::spawn(async move { starter.start("sleep 0.5; echo finished").await })
+        .await
+        .unwrap()
+        .expect("start");
+    let status = jobs.wait(id, BOUND).await.unwrap();
+    assert_eq!(status.state, JobState::Completed);
+    assert_eq!(status.exit_code, Some(0));
+    assert_eq!(jobs.output(id, 0, 100).unwrap().data, "finished\n");
+}
+
+#[tokio::test]
+async fn wait_returns_at_its_timeout_while_running() {
+    let (_server, jobs) = setup(JobsConfig::default()).await;
+    let id = jobs.start("sleep 300").await.expect("start");
+    let status = jobs.wait(id, Duration::from_millis(200)).await.unwrap();
+    assert_eq!(status.state, JobState::Running);
+    let pgid = status.pgid.unwrap();
+    assert_eq!(jobs.cancel_all().await, 1);
+    assert_eq!(
+        jobs.wait(id, BOUND).await.unwrap().state,
+        JobState::Canceled
+    );
+    wait_group_gone(pgid, BOUND).await.expect("group survived");
+}
+
+#[tokio::test]
+async fn a_hundred_jobs_at_once() {
+    let (_server, jobs) = setup(JobsConfig::default()).await;
+    let starts = (0..100).map(|i| {
+        let jobs = jobs.clone();
+        async move { jobs.start(format!("echo job{i}; exit {}", i % 3)).await }
+    });
+    let ids: Vec<_> = futures_util::future::join_all(starts)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("every job starts");
+    for (i, id) in ids.iter().enumerate() {
+        let status = jobs.wait(*id, BOUND).await.unwrap();
+        let expected = if i % 3 == 0 {
+            JobState::Completed
+        } else {
+            JobState::Failed
+        };
+        assert_eq!(status.state, expected, "job {i}");
+        assert_eq!(status.exit_code, Some((i % 3) as i32));
+        assert_eq!(jobs.output(*id, 0, 100).unwrap().data, format!("job{i}\n"));
+    }
+    assert_eq!(jobs.list().len(), 100);
+}
+
+#[tokio::test]
+async fn bounded_buffer_drops_oldest_and_file_keeps_all() {
+    let (_server, jobs) = setup(JobsConfig::default().buffer_bytes(1000)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.txt");
+    let id = jobs
+        .start_with("seq 1 20000", JobOptions::default().output_file(&file))
+        .await
+        .expect("start");
+    let status = jobs.wait(id, BOUND).await.unwrap();
+    assert_eq!(status.state, JobState::Completed);
+    let expected: String = (1..=20000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(status.output_bytes, expected.len() as u64);
+    assert_eq!(status.dropped_bytes, expected.len() as u64 - 1000);
+
+    let page = jobs.output(id, 0, 10_000).unwrap();
+    assert_eq!(page.offset, status.dropped_bytes, "starts at the oldest byte held");
+    assert_eq!(page.dropped, status.dropped_bytes);
+    assert_eq!(page.data, expected[expected.len() - 1000..]);
+    assert!(page.eof);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), expected);
+}
+
+#[tokio::test]
+async fn finished_jobs_are_evicted() {
+    let (_server, jobs) = setup(JobsConfig::default().max_finished(2)).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let id = jobs.start(format!("echo {i}")).await.unwrap();
+        jobs.wait(id, BOUND).await.unwrap();
+        ids.push(id);
+    }
+    let held: Vec<_> = jobs.list().into_iter().map(|s| s.id).collect();
+    assert_eq!(held, ids[2..].to_vec(), "the two newest finished jobs are kept");
+    assert!(matches!(jobs.status(ids[0]), Err(Error::UnknownJob { .. })));
+
+    let (_server2, quick) = setup(JobsConfig::default().keep_finished(Duration::ZERO)).await;
+    let id = quick.start("true").await.unwrap();
+    // `wait` itself reads the status before eviction; afterwards the job is gone.
+    assert_eq!(quick.wait(id, BOUND).await.unwrap().state, JobState::Completed);
+    assert!(matches!(quick.status(id), Err(Error::UnknownJob { .. })));
+}
+
+#[tokio::test]
+async fn refused_and_unknown() {
+    let server = Server::builder()
+        .allowed_commands(["echo"])
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let jobs = Jobs::new(Client::new(server.url()).unwrap());
+    assert!(matches!(
+        jobs.start("rm -rf /nonexistent").await,
+        Err(Error::CommandNotAllowed { .. })
+    ));
+    assert!(jobs.list().is_empty());
+    let id = jobs.start("echo ok").await.unwrap();
+    assert_eq!(jobs.wait(id, BOUND).await.unwrap().state, JobState::Completed);
+    let forgotten = jobs.forget(id).await.unwrap();
+    assert_eq!(forgotten.id, id);
+    assert!(matches!(jobs.output(id, 0, 1), Err(Error::UnknownJob { .. })));
+}
