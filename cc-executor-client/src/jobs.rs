@@ -580,7 +580,10 @@ impl JobData {
         let start = offset.clamp(dropped, total);
         let from = (start - dropped) as usize;
         // Read a few bytes past the limit so the cut can land on a character boundary.
-        let to = from.saturating_add(limit).saturating_add(3).min(self.window.len());
+        let to = from
+            .saturating_add(limit)
+            .saturating_add(3)
+            .min(self.window.len());
         let bytes: Vec<u8> = self.window.range(from..to).copied().collect();
         let is_cont = |b: u8| (b & 0xC0) == 0x80;
         // Skip a partial character at the start, cut before a partial one at the end (taking at

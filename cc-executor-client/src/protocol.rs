@@ -689,9 +689,7 @@ impl ServerFrame {
         }
         if raw.result.is_none() && raw.error.is_none() {
             return Err(DecodeError {
-                source: serde::de::Error::custom(
-                    "frame has neither method, result nor error",
-                ),
+                source: serde::de::Error::custom("frame has neither method, result nor error"),
             });
         }
         Ok(ServerFrame::Response(Response {

@@ -182,3 +182,44 @@ async fn read_connected(url: &str, ws: &mut Ws) -> Result<ConnectedParams> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::http::Response;
+
+    #[test]
+    fn the_default_tls_config_needs_no_process_level_provider() {
+        let config = default_tls_config().expect("TLS config with ring and the bundled roots");
+        assert!(config.crypto_provider().cipher_suites.len() > 1);
+    }
+
+    #[test]
+    fn handshake_failures_are_classified() {
+        let http = |status: u16| {
+            let resp = Response::builder().status(status).body(None).unwrap();
+            tungstenite::Error::Http(Box::new(resp))
+        };
+        assert!(matches!(
+            classify_connect_error("ws://h/ws", http(401)),
+            Error::Unauthorized
+        ));
+        assert!(matches!(
+            classify_connect_error("ws://h/ws", http(404)),
+            Error::Connect { .. }
+        ));
+        let tls = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        assert!(matches!(
+            classify_connect_error("wss://h/ws", tungstenite::Error::Io(tls)),
+            Error::Tls { .. }
+        ));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(matches!(
+            classify_connect_error("ws://h/ws", tungstenite::Error::Io(refused)),
+            Error::Connect { .. }
+        ));
+    }
+}

@@ -155,11 +155,18 @@ impl Executor {
                 end.duration.as_secs_f64()
             ));
         }
-        if end.status.success() && end.exit_code == Some(0) && notes.is_empty() {
-            Ok(Json(output))
-        } else {
-            Err(structured_error(&output, notes))
+        let success = end.status.success() && end.exit_code == Some(0);
+        if success && notes.is_empty() {
+            return Ok(Json(output));
         }
+        if !success && notes.is_empty() {
+            notes.push(match (&end.status, end.exit_code) {
+                (RunStatus::Canceled, _) => "The command was canceled.".to_owned(),
+                (_, Some(code)) => format!("The command failed with exit code {code}."),
+                (_, None) => format!("The command ended as {}.", output.status),
+            });
+        }
+        Err(structured_error(&output, notes))
     }
 }
 

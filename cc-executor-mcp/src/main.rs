@@ -11,13 +11,16 @@ mod report;
 mod server;
 
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::ExitCode;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use cc_executor_client::Client;
 use cc_executor_server::{Server, ServerHandle};
 use clap::Parser;
 use rmcp::ServiceExt;
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -44,7 +47,7 @@ struct Args {
     /// head and tail, and saved whole to a file.
     #[arg(long, env = "CC_EXECUTOR_MAX_OUTPUT_CHARS", default_value_t = 20_000)]
     max_output_chars: usize,
-    /// Directory for the full outputs of cut results [default: <temp dir>/cc-executor].
+    /// Directory for the full outputs of cut results [default: `cc-executor` in the system temp dir].
     #[arg(long, env = "CC_EXECUTOR_OUTPUT_DIR")]
     output_dir: Option<PathBuf>,
 }
@@ -109,7 +112,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tracker: tracker.clone(),
     });
     tracing::info!("serving MCP on stdio, executor service {url}");
-    let served = serve(executor).await;
+    let served = serve(executor, shutdown.clone()).await;
     shutdown.cancel();
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
@@ -125,8 +128,17 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Serve MCP until the host closes stdin or a termination signal arrives.
-async fn serve(executor: Executor) -> Result<(), Box<dyn std::error::Error>> {
-    let service = executor.serve(rmcp::transport::stdio()).await?;
+async fn serve(
+    executor: Executor,
+    shutdown: CancellationToken,
+) -> Result<(), Box<dyn std::error::Error>> {
+    // rmcp waits for in-flight calls before it reports the end of stdin: cancel them at once.
+    let (stdin, stdout) = rmcp::transport::stdio();
+    let stdin = EofSignal {
+        inner: stdin,
+        eof: shutdown,
+    };
+    let service = executor.serve((stdin, stdout)).await?;
     tokio::select! {
         quit = service.waiting() => {
             tracing::info!("MCP session ended: {quit:?}");
@@ -134,6 +146,30 @@ async fn serve(executor: Executor) -> Result<(), Box<dyn std::error::Error>> {
         () = terminated() => tracing::info!("terminated by signal"),
     }
     Ok(())
+}
+
+/// Stdin that fires `eof` when the host closes it.
+struct EofSignal<R> {
+    inner: R,
+    eof: CancellationToken,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for EofSignal<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(poll, Poll::Ready(Ok(())))
+            && buf.filled().len() == before
+            && buf.remaining() > 0
+        {
+            self.eof.cancel();
+        }
+        poll
+    }
 }
 
 async fn stop(server: ServerHandle) {

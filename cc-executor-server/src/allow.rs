@@ -102,9 +102,11 @@ fn find_operator(command: &str) -> Result<(), Refusal> {
             Quote::None => match c {
                 '\'' => quote = Quote::Single,
                 '"' => quote = Quote::Double,
+                // A backslash quotes the next character; a backslash-newline (a line
+                // continuation) is refused like a newline, to keep the rule simple.
                 '\\' => {
-                    // A backslash-newline is a line continuation: harmless, but keep it simple.
-                    if chars.next() == Some('\n') {
+                    let escaped = chars.next();
+                    if escaped == Some('\n') {
                         return Err(Refusal::Operator("\\n"));
                     }
                 }
@@ -265,7 +267,10 @@ mod tests {
 
     #[test]
     fn program_names() {
-        assert_eq!(program_name("A=1 B_2=x /usr/bin/env ls").as_deref(), Some("env"));
+        assert_eq!(
+            program_name("A=1 B_2=x /usr/bin/env ls").as_deref(),
+            Some("env")
+        );
         assert_eq!(program_name("'my prog' x").as_deref(), Some("my prog"));
         assert_eq!(program_name("1X=2 ls").as_deref(), Some("1X=2"));
         assert!(is_assignment("_a=b"));

@@ -331,7 +331,9 @@ mod tests {
         let t = detect("context window exceeded").token_limit.unwrap();
         assert_eq!(t.limit, None);
         assert!(detect("Prompt is too long").token_limit.is_some());
-        assert!(detect("error: context length exceeded").token_limit.is_some());
+        assert!(detect("error: context length exceeded")
+            .token_limit
+            .is_some());
     }
 
     #[test]
@@ -354,7 +356,10 @@ mod tests {
         for name in ["success.jsonl", "max_turns.jsonl"] {
             for line in read(name).lines() {
                 let d = detect(line);
-                assert!(d.rate_limit.is_none() && d.token_limit.is_none(), "{name}: {line}");
+                assert!(
+                    d.rate_limit.is_none() && d.token_limit.is_none(),
+                    "{name}: {line}"
+                );
             }
         }
         let usage: Vec<_> = read("usage_limit.jsonl")

@@ -45,7 +45,9 @@ impl State {
     fn try_open(self: &Arc<Self>) -> Option<SessionGuard> {
         let max = self.config.max_sessions;
         self.active
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
             .ok()
             .map(|_| SessionGuard {
                 state: self.clone(),
@@ -80,7 +82,10 @@ impl Drop for SessionGuard {
 }
 
 /// Bind and start serving; see [`crate::ServerBuilder::bind`].
-pub(crate) async fn serve(config: Config, addr: impl ToSocketAddrs) -> std::io::Result<ServerHandle> {
+pub(crate) async fn serve(
+    config: Config,
+    addr: impl ToSocketAddrs,
+) -> std::io::Result<ServerHandle> {
     process::raise_nofile_limit();
     let listener = TcpListener::bind(addr).await?;
     let local_addr = listener.local_addr()?;

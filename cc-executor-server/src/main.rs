@@ -1,5 +1,6 @@
 //! `cc-executor-server`: the executor service as a command-line program.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -27,7 +28,11 @@ struct Args {
     heartbeat_interval: f64,
 
     /// Only run these programs (comma-separated or repeated). Without it, any command runs.
-    #[arg(long = "allow", env = "CC_EXECUTOR_ALLOWED_COMMANDS", value_delimiter = ',')]
+    #[arg(
+        long = "allow",
+        env = "CC_EXECUTOR_ALLOWED_COMMANDS",
+        value_delimiter = ','
+    )]
     allowed_commands: Vec<String>,
 
     /// Default working directory of commands.
@@ -55,6 +60,7 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
@@ -102,6 +108,7 @@ async fn main() -> ExitCode {
     wait_for_signal().await;
     tracing::info!("shutting down");
     server.shutdown().await;
+    tracing::info!("stopped");
     ExitCode::SUCCESS
 }
 

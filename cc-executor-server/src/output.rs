@@ -262,9 +262,12 @@ mod tests {
         let mut emit = |e: Emit<'_>| {
             out.push(match e {
                 Emit::Line(l) => Owned::Line(l.to_owned()),
-                Emit::Piece(p) => {
-                    Owned::Piece(p.data.to_owned(), p.truncated, p.chunk_index, p.total_chunks)
-                }
+                Emit::Piece(p) => Owned::Piece(
+                    p.data.to_owned(),
+                    p.truncated,
+                    p.chunk_index,
+                    p.total_chunks,
+                ),
             })
         };
         for r in reads {
@@ -349,7 +352,9 @@ mod tests {
             let n = block.len().min(total_chars - fed);
             a.push(&block[..n], &mut |e| match e {
                 Emit::Line(_) => lines += 1,
-                Emit::Piece(p) => got.push((p.data.len(), p.truncated, p.chunk_index, p.total_chunks)),
+                Emit::Piece(p) => {
+                    got.push((p.data.len(), p.truncated, p.chunk_index, p.total_chunks))
+                }
             });
             fed += n;
             max_buffered = max_buffered.max(a.text.capacity() + a.raw.capacity());

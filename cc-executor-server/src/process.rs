@@ -103,7 +103,11 @@ fn live_member_in_proc(pgid: i32) -> Option<bool> {
     }
     let dir = std::fs::read_dir("/proc").ok()?;
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if let Some((state, pgrp)) = stat_of(pid) {

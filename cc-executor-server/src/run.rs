@@ -116,8 +116,18 @@ pub(crate) fn start(spawned: Spawned, timeout: Option<f64>, ctx: RunContext) -> 
         early: Mutex::new(None),
     });
     let readers = vec![
-        spawn_reader(stdout, OutputStream::Stdout, shared.clone(), ctx.out.clone()),
-        spawn_reader(stderr, OutputStream::Stderr, shared.clone(), ctx.out.clone()),
+        spawn_reader(
+            stdout,
+            OutputStream::Stdout,
+            shared.clone(),
+            ctx.out.clone(),
+        ),
+        spawn_reader(
+            stderr,
+            OutputStream::Stderr,
+            shared.clone(),
+            ctx.out.clone(),
+        ),
     ];
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let sup = Supervisor {
@@ -424,7 +434,10 @@ impl Supervisor {
             }
             last_reads = reads;
             if idle_checks >= 5 {
-                tracing::debug!(pgid = self.group.id(), "a pipe outlives its group; closing it");
+                tracing::debug!(
+                    pgid = self.group.id(),
+                    "a pipe outlives its group; closing it"
+                );
                 for r in readers.drain(..) {
                     r.task.abort();
                 }

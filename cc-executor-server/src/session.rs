@@ -14,9 +14,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{Message, WebSocket};
 use cc_executor_client::protocol::{
-    capability, code, method, status, ControlParams, ControlResult, ControlType,
-    ConnectedParams, ExecuteParams, ExecuteResult, Id, Notification, PingParams,
-    ProcessStatusParams, Request, Response, JSONRPC_VERSION, PROTOCOL_VERSION,
+    capability, code, method, status, ConnectedParams, ControlParams, ControlResult, ControlType,
+    ExecuteParams, ExecuteResult, Id, Notification, PingParams, ProcessStatusParams, Request,
+    Response, JSONRPC_VERSION, PROTOCOL_VERSION,
 };
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -226,14 +226,20 @@ impl Session {
     async fn handle(&self, run: &mut Option<RunHandle>, text: &str) {
         let value: Value = match serde_json::from_str(text) {
             Ok(v) => v,
-            Err(e) => return self.reply_error(None, code::INTERNAL_ERROR, e.to_string()).await,
+            Err(e) => {
+                return self
+                    .reply_error(None, code::INTERNAL_ERROR, e.to_string())
+                    .await
+            }
         };
         let salvaged_id = value.get("id").and_then(|v| Id::deserialize(v).ok());
         let req: Request = match serde_json::from_value(value) {
             Ok(r) => r,
             Err(e) => {
                 let msg = format!("Invalid request: {e}");
-                return self.reply_error(salvaged_id, code::INTERNAL_ERROR, msg).await;
+                return self
+                    .reply_error(salvaged_id, code::INTERNAL_ERROR, msg)
+                    .await;
             }
         };
         match req.method.as_str() {
@@ -267,7 +273,8 @@ impl Session {
         };
         if let Some(t) = p.timeout {
             if !(t.is_finite() && t > 0.0 && Duration::try_from_secs_f64(t).is_ok()) {
-                let msg = "Invalid params for execute: timeout must be a positive number of seconds";
+                let msg =
+                    "Invalid params for execute: timeout must be a positive number of seconds";
                 return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
             }
         }
@@ -318,8 +325,11 @@ impl Session {
             pgid: Some(pgid),
         };
         self.reply(id.as_ref(), result).await;
-        self.notify(method::PROCESS_STARTED, status_params(status::STARTED, pid, pgid))
-            .await;
+        self.notify(
+            method::PROCESS_STARTED,
+            status_params(status::STARTED, pid, pgid),
+        )
+        .await;
         let ctx = RunContext {
             session_id: self.id.clone(),
             out: self.out.clone(),
@@ -348,7 +358,10 @@ impl Session {
                     .reply_error(id, code::NO_PROCESS, "The process is being canceled")
                     .await;
             }
-            ControlType::Pause => (r.group.pause().map(|_| status::PAUSED), method::PROCESS_PAUSED),
+            ControlType::Pause => (
+                r.group.pause().map(|_| status::PAUSED),
+                method::PROCESS_PAUSED,
+            ),
             ControlType::Resume => (
                 r.group.resume().map(|_| status::RESUMED),
                 method::PROCESS_RESUMED,
@@ -376,7 +389,8 @@ impl Session {
             },
         )
         .await;
-        self.notify(notification, status_params(st, pid, pgid)).await;
+        self.notify(notification, status_params(st, pid, pgid))
+            .await;
     }
 }
 
@@ -415,7 +429,10 @@ mod tests {
         );
         match ServerFrame::decode(&text).unwrap() {
             ServerFrame::Response(resp) => {
-                assert_eq!(resp, Response::ok(Some(id), serde_json::to_value(&r).unwrap()))
+                assert_eq!(
+                    resp,
+                    Response::ok(Some(id), serde_json::to_value(&r).unwrap())
+                )
             }
             other => panic!("{other:?}"),
         }

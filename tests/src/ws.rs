@@ -180,16 +180,27 @@ impl Client {
     }
 
     /// Send a normal close and return the service's close reply.
-    pub async fn close(mut self) -> Event {
+    pub async fn close(self) -> Event {
+        self.close_collect().await.1
+    }
+
+    /// Send a normal close; return the frames (pings excluded) that came before the service's
+    /// close reply, and that reply.
+    pub async fn close_collect(mut self) -> (Vec<String>, Event) {
         let frame = CloseFrame {
             code: CloseCode::Normal,
             reason: "".into(),
         };
         let _ = self.ws.send(Message::Close(Some(frame))).await;
+        let mut before = Vec::new();
         loop {
             match self.event().await {
-                Event::Text(_) => continue,
-                other => return other,
+                Event::Text(t) => {
+                    if !t.contains(r#""method":"ping""#) {
+                        before.push(t);
+                    }
+                }
+                other => return (before, other),
             }
         }
     }

@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use tests::procs::wait_group_gone;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test]
 async fn a_missing_or_wrong_token_is_unauthorized() {
@@ -116,36 +117,37 @@ fn free_port() -> u16 {
 struct ServiceProcess {
     child: tokio::process::Child,
     url: String,
+    /// Kept open so that the service never writes to a closed pipe.
+    _stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
 }
 
 impl ServiceProcess {
     async fn start() -> ServiceProcess {
         let bin = tests::bins::bin_path("cc-executor-server");
-        let port = free_port();
-        let child = tokio::process::Command::new(bin)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+        let mut child = tokio::process::Command::new(bin)
+            .args(["--listen", "127.0.0.1:0"])
+            .env_remove("CC_EXECUTOR_TOKEN")
+            .env_remove("CC_EXECUTOR_ALLOWED_COMMANDS")
+            .env_remove("CC_EXECUTOR_MAX_SESSIONS")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("start cc-executor-server");
-        let url = format!("ws://127.0.0.1:{port}/ws");
-        // Ready once a session opens.
-        let probe = Client::new(&url).unwrap();
-        bounded("the service binary accepts sessions", async {
-            loop {
-                match probe.session().await {
-                    Ok(s) => return s.close().await.unwrap(),
-                    Err(Error::Connect { .. }) => {
-                        tokio::time::sleep(Duration::from_millis(50)).await
-                    }
-                    Err(e) => panic!("probing the service: {e}"),
-                }
-            }
-        })
-        .await;
-        ServiceProcess { child, url }
+        // Once listening, the service prints its WebSocket URL as one line on stdout.
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let url = bounded("the service binary prints its URL", lines.next_line())
+            .await
+            .unwrap()
+            .expect("a URL line");
+        assert!(url.starts_with("ws://"), "{url:?}");
+        ServiceProcess {
+            child,
+            url,
+            _stdout: lines,
+        }
     }
 
     fn pid(&self) -> Pid {

@@ -24,7 +24,11 @@ async fn setup(config: JobsConfig) -> (ServerHandle, Jobs) {
 async fn ticker_pages_pause_resume_cancel() {
     let (_server, jobs) = setup(JobsConfig::default()).await;
     let id = jobs.start(TICKER).await.expect("start");
-    let pgid = jobs.status(id).unwrap().pgid.expect("our service reports the pgid");
+    let pgid = jobs
+        .status(id)
+        .unwrap()
+        .pgid
+        .expect("our service reports the pgid");
 
     // Read in pages while it runs: each page continues where the last ended.
     let mut text = String::new();
@@ -41,7 +45,9 @@ async fn ticker_pages_pause_resume_cancel() {
     jobs.pause(id).await.expect("pause");
     assert_eq!(jobs.status(id).unwrap().state, JobState::Paused);
     // Let anything already in flight land, then check that nothing more comes while paused.
-    let settled = jobs.wait_for_output(id, u64::MAX, 1, Duration::from_millis(300)).await;
+    let settled = jobs
+        .wait_for_output(id, u64::MAX, 1, Duration::from_millis(300))
+        .await;
     assert!(settled.is_ok());
     let before = jobs.status(id).unwrap().output_bytes;
     let during = jobs
@@ -137,7 +143,10 @@ async fn bounded_buffer_drops_oldest_and_file_keeps_all() {
     assert_eq!(status.dropped_bytes, expected.len() as u64 - 1000);
 
     let page = jobs.output(id, 0, 10_000).unwrap();
-    assert_eq!(page.offset, status.dropped_bytes, "starts at the oldest byte held");
+    assert_eq!(
+        page.offset, status.dropped_bytes,
+        "starts at the oldest byte held"
+    );
     assert_eq!(page.dropped, status.dropped_bytes);
     assert_eq!(page.data, expected[expected.len() - 1000..]);
     assert!(page.eof);
@@ -154,13 +163,20 @@ async fn finished_jobs_are_evicted() {
         ids.push(id);
     }
     let held: Vec<_> = jobs.list().into_iter().map(|s| s.id).collect();
-    assert_eq!(held, ids[2..].to_vec(), "the two newest finished jobs are kept");
+    assert_eq!(
+        held,
+        ids[2..].to_vec(),
+        "the two newest finished jobs are kept"
+    );
     assert!(matches!(jobs.status(ids[0]), Err(Error::UnknownJob { .. })));
 
     let (_server2, quick) = setup(JobsConfig::default().keep_finished(Duration::ZERO)).await;
     let id = quick.start("true").await.unwrap();
     // `wait` itself reads the status before eviction; afterwards the job is gone.
-    assert_eq!(quick.wait(id, BOUND).await.unwrap().state, JobState::Completed);
+    assert_eq!(
+        quick.wait(id, BOUND).await.unwrap().state,
+        JobState::Completed
+    );
     assert!(matches!(quick.status(id), Err(Error::UnknownJob { .. })));
 }
 
@@ -178,8 +194,14 @@ async fn refused_and_unknown() {
     ));
     assert!(jobs.list().is_empty());
     let id = jobs.start("echo ok").await.unwrap();
-    assert_eq!(jobs.wait(id, BOUND).await.unwrap().state, JobState::Completed);
+    assert_eq!(
+        jobs.wait(id, BOUND).await.unwrap().state,
+        JobState::Completed
+    );
     let forgotten = jobs.forget(id).await.unwrap();
     assert_eq!(forgotten.id, id);
-    assert!(matches!(jobs.output(id, 0, 1), Err(Error::UnknownJob { .. })));
+    assert!(matches!(
+        jobs.output(id, 0, 1),
+        Err(Error::UnknownJob { .. })
+    ));
 }

@@ -76,6 +76,7 @@ async fn failing_command_is_a_tool_error_with_its_output() {
     assert_eq!(s["status"], "failed");
     assert_eq!(s["stdout"], "out\n");
     assert_eq!(s["stderr"], "oops\n");
+    assert!(text(&r).contains("exit code 3"), "{}", text(&r));
     mcp.cancel().await.unwrap();
 }
 
@@ -128,12 +129,24 @@ async fn bad_input_gets_clear_errors_and_the_server_keeps_serving() {
     .unwrap();
     assert_eq!(r.is_error, Some(true));
 
-    let e = call(&mcp, "execute", json!({"command": 5})).await;
-    assert!(e.is_err(), "wrong type accepted: {e:?}");
-    let e = call(&mcp, "execute", json!({})).await;
-    assert!(e.is_err(), "missing command accepted: {e:?}");
-    let e = call(&mcp, "no_such_tool", json!({})).await;
-    assert!(e.is_err(), "unknown tool accepted: {e:?}");
+    // Wrong types, missing fields and unknown tools: a JSON-RPC error or a tool error, both clear.
+    for (tool, args) in [
+        ("execute", json!({"command": 5})),
+        ("execute", json!({})),
+        (
+            "execute",
+            json!({"command": "true", "timeout_secs": "soon"}),
+        ),
+        ("no_such_tool", json!({})),
+    ] {
+        match call(&mcp, tool, args.clone()).await {
+            Err(e) => assert!(!e.to_string().is_empty()),
+            Ok(r) => {
+                assert_eq!(r.is_error, Some(true), "{tool} {args} accepted: {r:?}");
+                assert!(!text(&r).is_empty());
+            }
+        }
+    }
 
     let r = call(&mcp, "execute", json!({"command": "echo still here"}))
         .await

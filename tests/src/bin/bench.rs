@@ -200,7 +200,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         report.add("lines_per_s", sizes.lines as f64 / secs);
     }
     for _ in 0..runs {
-        let secs = stream(&client, &payload_cmd(sizes.payload_lines), sizes.payload_lines).await?;
+        let secs = stream(
+            &client,
+            &payload_cmd(sizes.payload_lines),
+            sizes.payload_lines,
+        )
+        .await?;
         report.add(
             "payload_mb_per_s",
             (sizes.payload_lines * 1000) as f64 / 1e6 / secs,
@@ -214,7 +219,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     if let Some(pid) = service.pid {
-        report.add("service_peak_rss_mb", peak_rss_mb(&format!("/proc/{pid}/status")));
+        report.add(
+            "service_peak_rss_mb",
+            peak_rss_mb(&format!("/proc/{pid}/status")),
+        );
     }
     report.add("client_peak_rss_mb", peak_rss_mb("/proc/self/status"));
 
@@ -237,7 +245,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             (sizes.payload_lines * 1000) as f64 / 1e6 / secs,
         );
     }
-    if let (Some(a), Some(b)) = (report.median("lines_per_s"), report.median("limit_lines_per_s")) {
+    if let (Some(a), Some(b)) = (
+        report.median("lines_per_s"),
+        report.median("limit_lines_per_s"),
+    ) {
         report.add("lines_ratio_to_limit", a / b);
     }
     if let (Some(a), Some(b)) = (

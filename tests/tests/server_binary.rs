@@ -1,0 +1,86 @@
+//! The `cc-executor-server` program: it prints its URL, serves, and on SIGTERM shuts down
+//! gracefully, killing every process group it started.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::json;
+use tests::bins::bin_path;
+use tests::procs::{processes_in_group, wait_group_gone};
+use tests::ws::{Client, WAIT};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+#[tokio::test]
+async fn sigterm_shuts_down_and_kills_the_groups() {
+    let mut server = Command::new(bin_path("cc-executor-server"))
+        .args(["--listen", "127.0.0.1:0", "--kill-grace", "0.5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the server");
+    let stdout = server.stdout.take().unwrap();
+    let mut line = String::new();
+    tokio::time::timeout(WAIT, BufReader::new(stdout).read_line(&mut line))
+        .await
+        .expect("the server printed its URL")
+        .unwrap();
+    let url = line.trim();
+    assert!(
+        url.starts_with("ws://127.0.0.1:") && url.ends_with("/ws"),
+        "{url}"
+    );
+
+    let mut c = Client::connect(url).await;
+    c.execute(json!({"command": "sleep 300 & sleep 300"}), 1)
+        .await;
+    let result = c.frame().await;
+    let pgid = result["result"]["pgid"].as_u64().expect("pgid") as u32;
+    let t = tokio::time::Instant::now();
+    while processes_in_group(pgid).len() < 2 {
+        assert!(t.elapsed() < WAIT, "the command never started its children");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    kill(Pid::from_raw(server.id().unwrap() as i32), Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(WAIT, server.wait())
+        .await
+        .expect("the server exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    if let Err(left) = wait_group_gone(pgid, Duration::from_secs(15)).await {
+        panic!("processes survived the server: {left:?}");
+    }
+}
+
+#[tokio::test]
+async fn help_and_bad_arguments() {
+    let out = Command::new(bin_path("cc-executor-server"))
+        .arg("--help")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--max-sessions",
+        "--heartbeat-interval",
+        "--allow",
+        "--working-dir",
+        "--token",
+        "CC_EXECUTOR_TOKEN",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+    let out = Command::new(bin_path("cc-executor-server"))
+        .args(["--listen", "127.0.0.1:0", "--heartbeat-interval", "0"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("heartbeat-interval"));
+}

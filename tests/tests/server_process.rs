@@ -1,0 +1,452 @@
+//! Process handling of the Rust service over real WebSockets: no orphans after cancel,
+//! disconnect, timeout or shutdown; pause really stops a group; exit codes, chunking, invalid
+//! UTF-8, background processes holding the pipes, working directories.
+
+use std::time::Duration;
+
+use cc_executor_server::{Server, ServerHandle};
+use serde_json::{json, Value};
+use tests::procs::{processes_in_group, wait_group_gone};
+use tests::ws::{find, output_of, Client, Event};
+
+const GONE_BOUND: Duration = Duration::from_secs(15);
+
+async fn server() -> ServerHandle {
+    Server::builder()
+        .kill_grace(Duration::from_millis(500))
+        .bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+}
+
+/// Execute and return (result, process.started).
+async fn start(c: &mut Client, params: Value) -> (Value, Value) {
+    c.execute(params, 1).await;
+    let result = c.frame().await;
+    assert_eq!(result["result"]["status"], "started", "{result}");
+    let started = c.frame().await;
+    assert_eq!(started["method"], "process.started", "{started}");
+    (result, started)
+}
+
+fn pgid_of(result: &Value) -> u32 {
+    result["result"]["pgid"].as_u64().expect("pgid") as u32
+}
+
+/// Wait until the group has at least `n` live processes (the shell has forked its children).
+async fn wait_members(pgid: u32, n: usize) {
+    let t = tokio::time::Instant::now();
+    while processes_in_group(pgid).len() < n {
+        assert!(
+            t.elapsed() < GONE_BOUND,
+            "group {pgid} never had {n} members"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn assert_gone(pgid: u32) {
+    if let Err(left) = wait_group_gone(pgid, GONE_BOUND).await {
+        panic!("processes of group {pgid} survived: {left:?}");
+    }
+}
+
+const TWO_SLEEPS: &str = "sleep 300 & sleep 300";
+
+#[tokio::test]
+async fn cancel_kills_grandchildren_and_completes_as_canceled() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    let (result, _) = start(&mut c, json!({ "command": TWO_SLEEPS })).await;
+    let pgid = pgid_of(&result);
+    wait_members(pgid, 2).await;
+    c.control("CANCEL", 2).await;
+    let frames = c.until_completed().await;
+    assert_eq!(frames[0]["result"]["status"], "canceled");
+    assert_eq!(frames[0]["id"], 2);
+    assert_eq!(frames[1]["method"], "process.canceled");
+    assert_eq!(frames[1]["params"]["status"], "canceled");
+    let done = &frames[frames.len() - 1]["params"];
+    assert_eq!(done["status"], "canceled");
+    assert_eq!(done["exit_code"], -15);
+    assert_eq!(done["pgid"], pgid);
+    assert_gone(pgid).await;
+    // The session is free again.
+    let frames = c.run("echo again").await;
+    assert_eq!(output_of(&frames, "stdout"), "again\n");
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn disconnect_kills_the_group() {
+    let server = server().await;
+    // A client that vanishes without a close handshake.
+    let mut c = Client::connect(&server.url()).await;
+    let (result, _) = start(&mut c, json!({ "command": TWO_SLEEPS })).await;
+    let pgid = pgid_of(&result);
+    wait_members(pgid, 2).await;
+    c.vanish();
+    assert_gone(pgid).await;
+    // A client that closes normally (x_disconnect_while_running).
+    let mut c = Client::connect(&server.url()).await;
+    let (result, _) = start(&mut c, json!({ "command": TWO_SLEEPS })).await;
+    let pgid = pgid_of(&result);
+    wait_members(pgid, 2).await;
+    match c.close().await {
+        Event::Close(Some((code, _))) => assert_eq!(code, 1000),
+        other => panic!("close reply: {other:?}"),
+    }
+    assert_gone(pgid).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn timeout_bounds_the_whole_run() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    // x_timeout_process_outlives, our way: the run is killed at the deadline.
+    let (result, _) = start(
+        &mut c,
+        json!({ "command": "sleep 10; echo late", "timeout": 1 }),
+    )
+    .await;
+    let pgid = pgid_of(&result);
+    let frames = c.until_completed().await;
+    assert!(find(&frames, "process.output").is_none(), "{frames:?}");
+    let done = &frames[frames.len() - 1]["params"];
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["exit_code"], -15);
+    assert_eq!(done["error"], "timed out after 1s");
+    assert_eq!(done["timed_out"], true);
+    assert_gone(pgid).await;
+    // The next command runs (the reference said "A process is already running").
+    let frames = c.run("echo after").await;
+    assert_eq!(output_of(&frames, "stdout"), "after\n");
+    let done = &frames[frames.len() - 1]["params"];
+    assert_eq!(done["status"], "completed");
+    assert!(
+        done.get("timed_out").is_none(),
+        "only present when timed out: {done}"
+    );
+
+    // Grandchildren go too, and fractional seconds are reported as given.
+    let (result, _) = start(&mut c, json!({ "command": TWO_SLEEPS, "timeout": 0.5 })).await;
+    let pgid = pgid_of(&result);
+    let frames = c.until_completed().await;
+    assert_eq!(
+        frames[frames.len() - 1]["params"]["error"],
+        "timed out after 0.5s"
+    );
+    assert_gone(pgid).await;
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_kills_every_group() {
+    let server = server().await;
+    let mut pgids = Vec::new();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut c = Client::connect(&server.url()).await;
+        let (result, _) = start(&mut c, json!({ "command": TWO_SLEEPS })).await;
+        pgids.push(pgid_of(&result));
+        clients.push(c);
+    }
+    for &p in &pgids {
+        wait_members(p, 2).await;
+    }
+    server.shutdown().await;
+    for p in pgids {
+        assert_gone(p).await;
+    }
+    // Each client was told with a close frame.
+    for mut c in clients {
+        loop {
+            match c.event().await {
+                Event::Text(_) => continue,
+                Event::Close(Some((code, _))) => {
+                    assert_eq!(code, 1001);
+                    break;
+                }
+                other => panic!("expected close 1001, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn dropping_the_handle_kills_every_group() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    let (result, _) = start(&mut c, json!({ "command": TWO_SLEEPS })).await;
+    let pgid = pgid_of(&result);
+    wait_members(pgid, 2).await;
+    drop(server);
+    assert_gone(pgid).await;
+}
+
+#[tokio::test]
+async fn background_process_holding_the_pipe_does_not_hang_the_run() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    let (result, _) = start(&mut c, json!({ "command": "sleep 300 & echo hi" })).await;
+    let pgid = pgid_of(&result);
+    let frames = c.until_completed().await;
+    assert_eq!(output_of(&frames, "stdout"), "hi\n");
+    let done = &frames[frames.len() - 1]["params"];
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["exit_code"], 0);
+    assert_gone(pgid).await;
+
+    // A background job that closed its pipes is not left behind either.
+    let (result, _) = start(
+        &mut c,
+        json!({ "command": "sleep 300 >/dev/null 2>&1 & echo bye" }),
+    )
+    .await;
+    let pgid = pgid_of(&result);
+    let frames = c.until_completed().await;
+    assert_eq!(output_of(&frames, "stdout"), "bye\n");
+    assert_gone(pgid).await;
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn pause_stops_output_and_a_paused_group_can_be_canceled() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    let producer = "i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done";
+    let (result, _) = start(&mut c, json!({ "command": producer })).await;
+    let pgid = pgid_of(&result);
+    c.frames_until(|f| f["params"]["data"] == "3\n").await;
+
+    c.control("PAUSE", 2).await;
+    let frames = c.frames_until(|f| f["method"] == "process.paused").await;
+    assert!(frames
+        .iter()
+        .any(|f| f["result"]["status"] == "paused" && f["id"] == 2));
+    // Absence of output is what is tested, so this waits a fixed time; a running producer
+    // would print about 12 lines meanwhile. At most the lines already in flight may arrive.
+    let mut late = 0;
+    let until = tokio::time::Instant::now() + Duration::from_millis(600);
+    while let Some(ev) = c.event_within(until - tokio::time::Instant::now()).await {
+        match ev {
+            Event::Text(t) if t.contains("process.output") => late += 1,
+            Event::Text(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(late <= 2, "{late} output frames while paused");
+    // Pausing again is fine.
+    c.control("PAUSE", 3).await;
+    let frames = c.frames_until(|f| f["method"] == "process.paused").await;
+    assert!(frames.iter().any(|f| f["result"]["status"] == "paused"));
+
+    c.control("RESUME", 4).await;
+    let frames = c.frames_until(|f| f["method"] == "process.resumed").await;
+    assert!(frames
+        .iter()
+        .any(|f| f["result"]["status"] == "resumed" && f["id"] == 4));
+    c.frames_until(|f| f["method"] == "process.output").await;
+
+    c.control("PAUSE", 5).await;
+    c.frames_until(|f| f["method"] == "process.paused").await;
+    c.control("CANCEL", 6).await;
+    let frames = c.until_completed().await;
+    assert!(find(&frames, "process.canceled").is_some());
+    let done = &frames[frames.len() - 1]["params"];
+    assert_eq!(done["status"], "canceled");
+    assert_gone(pgid).await;
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn exit_codes_and_signals() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    let frames = c.run("exit 7").await;
+    let done = &frames[frames.len() - 1]["params"];
+    assert_eq!(
+        (done["status"].as_str(), done["exit_code"].as_i64()),
+        (Some("failed"), Some(7))
+    );
+    let frames = c.run("kill -9 $$").await;
+    let done = &frames[frames.len() - 1]["params"];
+    assert_eq!(
+        (done["status"].as_str(), done["exit_code"].as_i64()),
+        (Some("failed"), Some(-9))
+    );
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_becomes_replacement_characters() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    let frames = c.run(r"printf 'a\377\376b\n\303'").await;
+    assert_eq!(output_of(&frames, "stdout"), "a\u{fffd}\u{fffd}b\n\u{fffd}");
+    // n_binary_urandom: random bytes still make well-formed frames and a normal completion.
+    let frames = c.run("head -c 3000 /dev/urandom").await;
+    let outputs: Vec<_> = frames
+        .iter()
+        .filter(|f| f["method"] == "process.output")
+        .collect();
+    assert!(!outputs.is_empty());
+    for o in outputs {
+        assert!(o["params"]["data"].is_string());
+        assert_eq!(o["params"]["chunk_index"], Value::Null);
+        assert_eq!(o["params"]["truncated"], false);
+    }
+    assert_eq!(frames[frames.len() - 1]["params"]["exit_code"], 0);
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn very_long_line_is_streamed_in_chunks() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    // 1,000,000 characters without newline: more than the buffered limit of 8 chunks.
+    let frames = c.run("head -c 1000000 /dev/zero | tr '\\0' y").await;
+    let chunks: Vec<&Value> = frames
+        .iter()
+        .filter(|f| f["method"] == "process.output")
+        .map(|f| &f["params"])
+        .collect();
+    assert_eq!(chunks.len(), 16);
+    let n = chunks.len();
+    for (i, ch) in chunks.iter().enumerate() {
+        assert_eq!(ch["chunk_index"], i);
+        if i + 1 < n {
+            assert_eq!(ch["data"].as_str().unwrap().len(), 65536);
+            assert_eq!(ch["truncated"], true);
+            assert_eq!(ch["total_chunks"], Value::Null);
+        } else {
+            assert_eq!(ch["truncated"], false);
+            assert_eq!(ch["total_chunks"], n);
+        }
+    }
+    assert_eq!(output_of(&frames, "stdout").len(), 1_000_000);
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn working_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let server = Server::builder()
+        .working_dir(dir.path())
+        .kill_grace(Duration::from_millis(500))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let mut c = Client::connect(&server.url()).await;
+    let canonical = |p: &std::path::Path| p.canonicalize().unwrap().display().to_string();
+    let frames = c.run("pwd -P").await;
+    assert_eq!(
+        output_of(&frames, "stdout"),
+        format!("{}\n", canonical(dir.path()))
+    );
+    // Relative to the configured directory, or absolute.
+    c.execute(json!({"command": "pwd -P", "cwd": "sub"}), 2)
+        .await;
+    let frames = c.until_completed().await;
+    assert_eq!(
+        output_of(&frames, "stdout"),
+        format!("{}\n", canonical(&sub))
+    );
+    c.execute(
+        json!({"command": "pwd -P", "cwd": sub.display().to_string()}),
+        3,
+    )
+    .await;
+    let frames = c.until_completed().await;
+    assert_eq!(
+        output_of(&frames, "stdout"),
+        format!("{}\n", canonical(&sub))
+    );
+    // A missing directory is an error response, and the session goes on.
+    c.execute(json!({"command": "pwd", "cwd": "no/such/dir"}), 4)
+        .await;
+    let err = c.frame().await;
+    assert_eq!(err["error"]["code"], -32603, "{err}");
+    assert_eq!(err["id"], 4);
+    let frames = c.run("echo ok").await;
+    assert_eq!(output_of(&frames, "stdout"), "ok\n");
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn early_completion_fields_and_stderr_detection() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    let frames = c
+        .run("echo 'Task completed successfully'; sleep 0.2; echo 'Prompt is too long' >&2")
+        .await;
+    let methods: Vec<&str> = frames.iter().filter_map(|f| f["method"].as_str()).collect();
+    let early = methods
+        .iter()
+        .position(|m| *m == "task.early_completion")
+        .unwrap();
+    assert_eq!(
+        methods[early + 1],
+        "process.output",
+        "detector before its line"
+    );
+    let token = find(&frames, "error.token_limit_exceeded").expect("stderr lines are examined");
+    assert_eq!(token["params"]["error_text"], "Prompt is too long");
+    assert_eq!(token["params"]["session_id"], c.session_id());
+    let done = &frames[frames.len() - 1]["params"];
+    assert_eq!(done["early_completion_detected"], true);
+    assert_eq!(done["completion_marker"], "Task completed successfully");
+    let t = done["early_completion_time"].as_f64().unwrap();
+    let total = done["execution_time"].as_f64().unwrap();
+    assert!(t <= total);
+    assert!(done["time_saved"].as_f64().unwrap() > 0.0);
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn control_edge_cases() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    let (result, _) = start(&mut c, json!({ "command": "sleep 30" })).await;
+    let pgid = pgid_of(&result);
+    c.control("CANCEL", 2).await;
+    c.frames_until(|f| f["method"] == "process.canceled").await;
+    // A second CANCEL while the group dies is harmless: "canceled" again, or "no process"
+    // when the run has already ended.
+    c.control("CANCEL", 3).await;
+    let (mut completed, mut answered) = (false, false);
+    while !(completed && answered) {
+        let f = c.frame().await;
+        if f["id"] == 3 {
+            answered = true;
+            assert!(
+                f["result"]["status"] == "canceled" || f["error"]["code"] == -32002,
+                "{f}"
+            );
+        }
+        if f["method"] == "process.completed" {
+            completed = true;
+            assert_eq!(f["params"]["status"], "canceled");
+        }
+    }
+    assert_gone(pgid).await;
+    // Control after the run ended: "No process is running".
+    c.control("RESUME", 4).await;
+    let err = c.frame().await;
+    assert_eq!(err["error"]["code"], -32002);
+    assert_eq!(err["id"], 4);
+    drop(c);
+    server.shutdown().await;
+}

@@ -1,0 +1,369 @@
+//! Protocol behaviour of the Rust service over real WebSockets: `connected`, `/health`, the
+//! bearer token, the allowlist, malformed requests, the heartbeat, detectors.
+
+use std::time::Duration;
+
+use cc_executor_server::{Server, ServerHandle};
+use serde_json::{json, Value};
+use tests::procs::wait_group_gone;
+use tests::ws::{find, http_get, output_of, Client, Event, OJson};
+use tokio_tungstenite::tungstenite;
+
+async fn server() -> ServerHandle {
+    Server::builder()
+        .kill_grace(Duration::from_millis(500))
+        .bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+}
+
+#[tokio::test]
+async fn connected_advertises_our_capabilities() {
+    let server = server().await;
+    let c = Client::connect(&server.url()).await;
+    let p = &c.connected["params"];
+    assert_eq!(p["version"], "1.0.0");
+    assert_eq!(
+        p["capabilities"],
+        json!([
+            "execute",
+            "control",
+            "stream",
+            "completed_after_cancel",
+            "run_timeout",
+            "cwd"
+        ])
+    );
+    let id = c.session_id();
+    assert_eq!(id.len(), 36, "{id}");
+    assert_eq!(id.as_bytes()[14], b'4', "a v4 uuid: {id}");
+    // /ws/mcp speaks the same protocol.
+    let mcp = Client::connect(&format!("ws://{}/ws/mcp", server.local_addr())).await;
+    assert_ne!(mcp.session_id(), id);
+    drop((c, mcp));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn health_reports_sessions() {
+    let server = Server::builder()
+        .max_sessions(7)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let c = Client::connect(&server.url()).await;
+    let (status, body) = http_get(server.local_addr(), "/health", &[]).await;
+    assert_eq!(status, 200);
+    let h = OJson::parse(&body);
+    assert_eq!(
+        h.keys(),
+        [
+            "status",
+            "version",
+            "active_sessions",
+            "max_sessions",
+            "uptime_seconds"
+        ]
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "healthy");
+    assert_eq!(v["version"], "1.0.0");
+    assert_eq!(v["active_sessions"], 1);
+    assert_eq!(v["max_sessions"], 7);
+    assert!(v["uptime_seconds"].as_f64().unwrap() >= 0.0);
+    drop(c);
+    server.shutdown().await;
+}
+
+fn http_status(e: tungstenite::Error) -> u16 {
+    match e {
+        tungstenite::Error::Http(resp) => resp.status().as_u16(),
+        other => panic!("expected an HTTP error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bearer_token_is_required_when_configured() {
+    let server = Server::builder()
+        .token("s3cret")
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let url = server.url();
+    let e = Client::try_connect(&url, None)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(http_status(e), 401);
+    let e = Client::try_connect(&url, Some("wrong"))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(http_status(e), 401);
+    let e = Client::try_connect(&url, Some("s3cret-and-more"))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(http_status(e), 401);
+    let mut c = Client::connect_with(&url, Some("s3cret")).await;
+    let frames = c.run("echo authorized").await;
+    assert_eq!(output_of(&frames, "stdout"), "authorized\n");
+    // /health stays open.
+    let (status, _) = http_get(server.local_addr(), "/health", &[]).await;
+    assert_eq!(status, 200);
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn allowlist_refuses_over_the_wire() {
+    let server = Server::builder()
+        .allowed_commands(["echo", "printf"])
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let mut c = Client::connect(&server.url()).await;
+    for (i, bad) in [
+        "ls",
+        "rm -rf /nonexistent",
+        "echo hi; ls",
+        "echo hi && ls",
+        "echo hi | sh",
+        "echo $(ls)",
+        "echo `ls`",
+        "echo hi\nls",
+        "X=1 ls",
+        "echo hi &",
+    ]
+    .iter()
+    .enumerate()
+    {
+        c.execute(json!({ "command": bad }), i as i64).await;
+        let f = c.frame().await;
+        assert_eq!(f["error"]["code"], -32001, "{bad:?}: {f}");
+        assert_eq!(f["id"], i);
+    }
+    let frames = c.run("echo 'a;b|c'").await;
+    assert_eq!(output_of(&frames, "stdout"), "a;b|c\n");
+    let frames = c.run("X=1 /bin/echo fine").await;
+    assert_eq!(output_of(&frames, "stdout"), "fine\n");
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_errors_and_the_session_goes_on() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+
+    c.send_text("{not json").await;
+    let f = c.frame().await;
+    assert_eq!(f["error"]["code"], -32603);
+    assert!(f.get("id").is_none(), "{f}");
+    assert!(f["error"]["data"].is_null());
+
+    // Valid JSON that is not a request: the id is kept when it can be read.
+    c.send(&json!({"jsonrpc":"2.0","id":9})).await;
+    let f = c.frame().await;
+    assert_eq!(f["error"]["code"], -32603, "{f}");
+    assert_eq!(f["id"], 9);
+
+    for (params, id) in [
+        (json!({}), 1),
+        (json!({"command": 5}), 2),
+        (json!("echo"), 3),
+        (json!({"command": "echo", "timeout": -1}), 4),
+        (json!({"command": "echo", "timeout": 0}), 5),
+    ] {
+        c.execute(params.clone(), id).await;
+        let f = c.frame().await;
+        assert_eq!(f["error"]["code"], -32603, "{params}: {f}");
+        assert_eq!(f["id"], id);
+        assert!(
+            f["error"]["message"].as_str().unwrap().contains("execute"),
+            "{f}"
+        );
+    }
+    c.send(&json!({"jsonrpc":"2.0","method":"execute","id":6}))
+        .await;
+    assert_eq!(c.frame().await["error"]["code"], -32603);
+    c.execute(json!({"command": "   "}), 7).await;
+    let f = c.frame().await;
+    assert_eq!(
+        f["error"],
+        json!({"code": -32001, "message": "Command cannot be empty", "data": null})
+    );
+
+    c.send(&json!({"jsonrpc":"2.0","method":"control","params":{"type":"STOP"},"id":8}))
+        .await;
+    let f = c.frame().await;
+    assert_eq!(f["error"]["code"], -32603);
+    assert!(
+        f["error"]["message"].as_str().unwrap().contains("STOP"),
+        "{f}"
+    );
+    c.send(&json!({"jsonrpc":"2.0","method":"control","id":10}))
+        .await;
+    assert_eq!(c.frame().await["error"]["code"], -32603);
+
+    c.send(&json!({"jsonrpc":"2.0","method":"nope","id":"x"}))
+        .await;
+    let f = c.frame().await;
+    assert_eq!(f["error"]["code"], -32601);
+    assert_eq!(f["error"]["message"], "Unknown method: nope");
+    assert_eq!(f["id"], "x");
+
+    // `pong` gets no answer: the next frame answers the next request.
+    c.send(&json!({"jsonrpc":"2.0","method":"pong"})).await;
+    c.send(&json!({"jsonrpc":"2.0","method":"hook_status","id":11}))
+        .await;
+    let f = c.frame().await;
+    assert_eq!(f["id"], 11);
+    assert_eq!(
+        f["result"],
+        json!({"enabled":false,"config_path":null,"hooks_configured":[],"timeout":60,"parallel":false})
+    );
+
+    let frames = c.run("echo still-alive").await;
+    assert_eq!(output_of(&frames, "stdout"), "still-alive\n");
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn silent_client_is_cut_off_with_a_close_frame_and_its_group_killed() {
+    let server = Server::builder()
+        .heartbeat_interval(Duration::from_millis(200))
+        .kill_grace(Duration::from_millis(500))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let mut c = Client::connect(&server.url()).await;
+    c.execute(json!({"command": "sleep 300 & sleep 300"}), 1)
+        .await;
+    let mut pgid = None;
+    let mut pings = 0;
+    let close = loop {
+        match c.event().await {
+            Event::Text(t) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["method"] == "ping" {
+                    pings += 1;
+                    assert!(v["params"]["timestamp"].as_f64().unwrap() > 1.0e9);
+                }
+                if let Some(p) = v["result"]["pgid"].as_u64() {
+                    pgid = Some(p as u32);
+                }
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(
+        close,
+        Event::Close(Some((1008, "heartbeat timeout".into())))
+    );
+    assert!(pings >= 1);
+    let pgid = pgid.expect("execute result");
+    // The group was killed (before the close was sent).
+    assert!(wait_group_gone(pgid, Duration::from_secs(10)).await.is_ok());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn answering_pings_keeps_the_session() {
+    let server = Server::builder()
+        .heartbeat_interval(Duration::from_millis(100))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let mut c = Client::connect(&server.url()).await;
+    let mut pings = 0;
+    while pings < 6 {
+        let t = c.frame_text().await;
+        let v: Value = serde_json::from_str(&t).unwrap();
+        assert_eq!(v["method"], "ping", "{t}");
+        assert_eq!(OJson::parse(&t).keys(), ["jsonrpc", "method", "params"]);
+        pings += 1;
+        c.send(&json!({"jsonrpc":"2.0","method":"pong"})).await;
+    }
+    // Six intervals later the session still works.
+    let frames = c.run("echo alive").await;
+    assert_eq!(output_of(&frames, "stdout"), "alive\n");
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn detectors_precede_their_line() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    let event = r#"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1900000000}}"#;
+    let cases = [
+        (
+            "echo 'Claude AI usage limit reached|1735000000'".to_owned(),
+            "error.rate_limit_exceeded",
+            json!({"error_type": "usage_limit", "reset_timestamp": 1735000000.0}),
+        ),
+        (
+            "echo \"You've hit your limit · resets 3pm (Europe/Paris)\"".to_owned(),
+            "error.rate_limit_exceeded",
+            json!({"error_type": "usage_limit", "reset_timestamp": null}),
+        ),
+        (
+            format!("echo '{event}'"),
+            "error.rate_limit_exceeded",
+            json!({"error_type": "usage_limit", "reset_timestamp": 1900000000.0}),
+        ),
+        (
+            "echo 'API Error: 429 rate_limit_error'".to_owned(),
+            "error.rate_limit_exceeded",
+            json!({"error_type": "rate_limit_429", "retry_after": 60}),
+        ),
+        (
+            "echo \"Claude's response exceeded the 32000 output token maximum\"".to_owned(),
+            "error.token_limit_exceeded",
+            json!({"error_type": "token_limit", "limit": 32000}),
+        ),
+    ];
+    for (command, method, expect) in cases {
+        let frames = c.run(&command).await;
+        let i = frames
+            .iter()
+            .position(|f| f["method"] == method)
+            .unwrap_or_else(|| panic!("{command}: no {method} in {frames:?}"));
+        assert_eq!(frames[i + 1]["method"], "process.output", "{command}");
+        for (k, v) in expect.as_object().unwrap() {
+            assert_eq!(&frames[i]["params"][k], v, "{command}: {k}");
+        }
+        assert_eq!(frames[i]["params"]["session_id"], c.session_id());
+        assert_eq!(frames[frames.len() - 1]["params"]["status"], "completed");
+    }
+    // A rate_limit_event that is not a rejection, and "truncated", fire nothing.
+    let quiet = c
+        .run(r#"echo '{"type":"rate_limit_event","rate_limit_info":{"status":"allowed"}}'; echo 'the text was truncated'"#)
+        .await;
+    assert!(find(&quiet, "error.rate_limit_exceeded").is_none());
+    assert!(find(&quiet, "error.token_limit_exceeded").is_none());
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn many_sessions_at_once() {
+    let server = server().await;
+    let mut clients = Vec::new();
+    for _ in 0..50 {
+        clients.push(Client::connect(&server.url()).await);
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.execute(json!({ "command": format!("echo {i}") }), 1)
+            .await;
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        let frames = c.until_completed().await;
+        assert_eq!(output_of(&frames, "stdout"), format!("{i}\n"));
+    }
+    assert_eq!(server.active_sessions(), 50);
+    drop(clients);
+    server.shutdown().await;
+}
