@@ -45,6 +45,16 @@ impl RunStatus {
     pub fn success(&self) -> bool {
         matches!(self, RunStatus::Completed)
     }
+
+    /// The wire name: `completed`, `failed`, `canceled`, or an unknown status verbatim.
+    pub fn as_str(&self) -> &str {
+        match self {
+            RunStatus::Completed => protocol::status::COMPLETED,
+            RunStatus::Failed => protocol::status::FAILED,
+            RunStatus::Canceled => protocol::status::CANCELED,
+            RunStatus::Other(s) => s,
+        }
+    }
 }
 
 /// What kind of rate limit was hit.
@@ -112,15 +122,33 @@ impl RateLimit {
         self.retry_after = Some(after);
         self
     }
+
+    /// Plain sentences saying what was hit, when it resets (in UTC and from now) and what to do,
+    /// e.g. "Rate limited: Claude AI usage limit reached. It resets at 2030-03-17 17:46:40 UTC
+    /// (in 3h 12m); retry after that."
+    pub fn advice(&self) -> String {
+        let mut text = format!("Rate limited: {}.", self.message.trim_end_matches('.'));
+        match (self.reset_at, self.retry_after) {
+            (Some(at), _) => {
+                let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
+                text += &format!(
+                    " It resets at {} (in {}); retry after that.",
+                    utc(at),
+                    human(wait)
+                );
+            }
+            (None, Some(after)) => text += &format!(" Retry in {}.", human(after)),
+            (None, None) => text += " The reset time is not known; wait before retrying.",
+        }
+        text
+    }
 }
 
 impl std::fmt::Display for RateLimit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)?;
         if let Some(at) = self.reset_at {
-            if let Ok(d) = at.duration_since(UNIX_EPOCH) {
-                write!(f, "; resets at Unix time {}", d.as_secs())?;
-            }
+            write!(f, "; resets at {}", utc(at))?;
         }
         if let Some(after) = self.retry_after {
             write!(f, "; retry after {}s", after.as_secs())?;
@@ -143,6 +171,17 @@ pub struct TokenLimit {
     pub text: String,
     /// Whether a retry (e.g. with a shorter prompt) can succeed.
     pub recoverable: bool,
+}
+
+impl TokenLimit {
+    /// Plain sentences saying what was hit and, when the service suggests something, what to try.
+    pub fn advice(&self) -> String {
+        let mut text = format!("Token limit exceeded: {self}.");
+        if let Some(s) = &self.suggestion {
+            text += &format!(" {s}");
+        }
+        text
+    }
 }
 
 impl std::fmt::Display for TokenLimit {
@@ -343,8 +382,85 @@ fn secs(s: f64) -> Duration {
     Duration::try_from_secs_f64(s).unwrap_or_default()
 }
 
+/// `2030-03-17 17:46:40 UTC`.
+fn utc(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// `5s`, `2m 5s`, `2h 1m`, `3d 2h`.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {}s", s / 60, s % 60),
+        3600..=172_799 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 /// Unix seconds to `SystemTime`; `None` for negative, NaN or absurd values.
 pub(crate) fn epoch_to_system_time(secs: f64) -> Option<SystemTime> {
     let d = Duration::try_from_secs_f64(secs).ok()?;
     UNIX_EPOCH.checked_add(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_civil_dates() {
+        assert_eq!(utc(UNIX_EPOCH), "1970-01-01 00:00:00 UTC");
+        let t = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        assert_eq!(utc(t), "2030-03-17 17:46:40 UTC");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(utc(leap), "2000-02-29 00:00:00 UTC");
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human(Duration::from_secs(5)), "5s");
+        assert_eq!(human(Duration::from_secs(125)), "2m 5s");
+        assert_eq!(human(Duration::from_secs(7300)), "2h 1m");
+        assert_eq!(human(Duration::from_secs(3 * 86_400 + 7200)), "3d 2h");
+    }
+
+    #[test]
+    fn limit_advice_says_when_and_what_to_do() {
+        let limit = RateLimit::new(RateLimitKind::UsageLimit, "usage limit reached.", "raw")
+            .with_reset_epoch(1_900_000_000.0);
+        let text = limit.advice();
+        assert!(
+            text.starts_with("Rate limited: usage limit reached. It resets at 2030-03-17 17:46:40 UTC (in "),
+            "{text}"
+        );
+        assert_eq!(
+            limit.to_string(),
+            "usage limit reached.; resets at 2030-03-17 17:46:40 UTC"
+        );
+        let later = RateLimit::new(RateLimitKind::Http429, "slow down", "raw")
+            .with_retry_after(Duration::from_secs(90));
+        assert_eq!(later.advice(), "Rate limited: slow down. Retry in 1m 30s.");
+        let unknown = RateLimit::new(RateLimitKind::Http429, "slow down", "raw");
+        assert!(unknown.advice().ends_with("wait before retrying."));
+        assert_eq!(RunStatus::Other("odd".into()).as_str(), "odd");
+        assert_eq!(RunStatus::Canceled.as_str(), "canceled");
+    }
 }

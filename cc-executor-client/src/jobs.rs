@@ -89,6 +89,8 @@ pub struct JobStatus {
     pub id: JobId,
     /// The command line.
     pub command: String,
+    /// The caller's label, from [`JobOptions::label`].
+    pub label: Option<String>,
     /// Where it is in its life.
     pub state: JobState,
     /// Exit code once finished (negative signal number when killed by a signal).
@@ -179,12 +181,20 @@ impl JobsConfig {
 pub struct JobOptions {
     /// Append the full output to this file (created or truncated).
     pub output_file: Option<PathBuf>,
+    /// A label of the caller's choosing (e.g. what kind of job it is), kept in its status.
+    pub label: Option<String>,
 }
 
 impl JobOptions {
     /// Append the full output to `path`.
     pub fn output_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.output_file = Some(path.into());
+        self
+    }
+
+    /// Label the job (see [`JobStatus::label`]).
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
         self
     }
 }
@@ -220,6 +230,9 @@ struct JobData {
     status: JobStatus,
     window: VecDeque<u8>,
     finished_at: Option<Instant>,
+    /// A cancel was sent: a run that then ends by a signal was canceled, whatever status the
+    /// service reports (it may see the exit before it records the cancel).
+    cancel_sent: bool,
     file: Option<std::fs::File>,
 }
 
@@ -268,6 +281,7 @@ impl Jobs {
                 status: JobStatus {
                     id: JobId(0),
                     command: cmd.line().to_owned(),
+                    label: options.label,
                     state: JobState::Running,
                     exit_code: None,
                     pid: execution.pid(),
@@ -282,6 +296,7 @@ impl Jobs {
                 },
                 window: VecDeque::new(),
                 finished_at: None,
+                cancel_sent: false,
                 file,
             }),
         });
@@ -396,6 +411,7 @@ impl Jobs {
     /// Cancel job `id` (SIGTERM, then SIGKILL, to its process group).
     pub async fn cancel(&self, id: JobId) -> Result<()> {
         let job = self.job(id)?;
+        lock(&job.data).cancel_sent = true;
         match job.controller.cancel().await {
             // Finished between the caller's look and ours: nothing left to cancel.
             Err(Error::NoProcess { .. }) if lock(&job.data).status.state.is_finished() => Ok(()),
@@ -414,6 +430,7 @@ impl Jobs {
     pub async fn forget(&self, id: JobId) -> Result<JobStatus> {
         let job = self.job(id)?;
         if !lock(&job.data).status.state.is_finished() {
+            lock(&job.data).cancel_sent = true;
             let _ = job.controller.cancel().await;
         }
         lock(&self.inner.state).jobs.remove(&id);
@@ -430,6 +447,9 @@ impl Jobs {
             .cloned()
             .collect();
         let n = running.len();
+        for job in &running {
+            lock(&job.data).cancel_sent = true;
+        }
         futures_util::future::join_all(running.iter().map(|j| j.controller.cancel())).await;
         n
     }
@@ -489,6 +509,9 @@ impl Job {
                     _ if timed_out => JobState::TimedOut,
                     RunStatus::Completed => JobState::Completed,
                     RunStatus::Canceled => JobState::Canceled,
+                    _ if data.cancel_sent && exit_code.is_some_and(|c| c < 0) => {
+                        JobState::Canceled
+                    }
                     _ => JobState::Failed,
                 };
                 if error.is_some() {
@@ -627,6 +650,7 @@ mod tests {
             status: JobStatus {
                 id: JobId(1),
                 command: "x".into(),
+                label: None,
                 state: JobState::Running,
                 exit_code: None,
                 pid: 1,
@@ -641,6 +665,7 @@ mod tests {
             },
             window: VecDeque::new(),
             finished_at: None,
+            cancel_sent: false,
             file: None,
         }
     }

@@ -1,9 +1,9 @@
 //! The `execute_claude` tool: run a fresh `claude -p` and return its final result.
 
+use std::time::Duration;
+
 use cc_executor_client::capture;
-use cc_executor_client::claude::{ClaudeCommand, ClaudeEvent, ClaudeResult, ContentBlock};
-use cc_executor_client::{Error, OutputEvent, RateLimit};
-use futures_util::StreamExt;
+use cc_executor_client::claude::{ClaudeCommand, ClaudeResult};
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::progress::Progress;
 use crate::server::{structured_error, text_error, Executor};
 
-/// Input of `execute_claude`.
+/// Input of `execute_claude` (and the `claude` of `job_start`).
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ClaudeParams {
     /// The prompt for the fresh Claude instance (passed verbatim as one argument).
@@ -35,7 +35,36 @@ pub struct ClaudeParams {
     pub resume_session_id: Option<String>,
 }
 
-/// Result of `execute_claude`: the final result, not the whole stream.
+impl ClaudeParams {
+    /// The command line to run, killed after `timeout`.
+    pub fn command(self, timeout: Duration) -> Result<ClaudeCommand, CallToolResult> {
+        if self.prompt.trim().is_empty() {
+            return Err(text_error("`prompt` is empty."));
+        }
+        let mut cmd = ClaudeCommand::new(self.prompt).timeout(timeout);
+        if let Some(m) = self.model {
+            cmd = cmd.model(m);
+        }
+        if let Some(tools) = self.allowed_tools {
+            cmd = cmd.allowed_tools(tools);
+        }
+        if let Some(c) = self.mcp_config {
+            cmd = cmd.mcp_config(c);
+        }
+        if let Some(n) = self.max_turns {
+            cmd = cmd.max_turns(n);
+        }
+        if let Some(cwd) = self.cwd {
+            cmd = cmd.cwd(cwd);
+        }
+        if let Some(id) = self.resume_session_id {
+            cmd = cmd.resume(id);
+        }
+        Ok(cmd)
+    }
+}
+
+/// The final result of a Claude run, not the whole stream.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ClaudeOutput {
     /// The final answer; when long, its head and tail around a `[… N bytes omitted …]` marker.
@@ -83,28 +112,8 @@ impl Executor {
         Parameters(p): Parameters<ClaudeParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<ClaudeOutput>, CallToolResult> {
-        if p.prompt.trim().is_empty() {
-            return Err(text_error("`prompt` is empty."));
-        }
-        let mut cmd = ClaudeCommand::new(p.prompt).timeout(self.timeout(p.timeout_secs)?);
-        if let Some(m) = p.model {
-            cmd = cmd.model(m);
-        }
-        if let Some(tools) = p.allowed_tools {
-            cmd = cmd.allowed_tools(tools);
-        }
-        if let Some(c) = p.mcp_config {
-            cmd = cmd.mcp_config(c);
-        }
-        if let Some(n) = p.max_turns {
-            cmd = cmd.max_turns(n);
-        }
-        if let Some(cwd) = p.cwd {
-            cmd = cmd.cwd(cwd);
-        }
-        if let Some(id) = p.resume_session_id {
-            cmd = cmd.resume(id);
-        }
+        let timeout = self.timeout(p.timeout_secs)?;
+        let cmd = p.command(timeout)?;
         let this = self.clone();
         self.spawn(async move { this.run_claude(cmd, ctx).await })
             .await
@@ -117,7 +126,7 @@ impl Executor {
         cmd: ClaudeCommand,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<ClaudeOutput>, CallToolResult> {
-        let mut run = self
+        let run = self
             .settings
             .client
             .execute_claude(cmd)
@@ -125,45 +134,51 @@ impl Executor {
             .map_err(|e| self.error(&e))?;
         let controller = run.controller();
         let mut progress = Progress::new(&ctx);
+        let latest = progress.latest();
         let mut cancel = self.cancel(ctx.ct.clone());
-        let mut seen = Seen::default();
-        loop {
+        let wait = run.wait_with(move |event| {
+            if let Some(line) = event.activity() {
+                latest.note(&line);
+            }
+        });
+        tokio::pin!(wait);
+        let result = loop {
             tokio::select! {
-                ev = run.next() => match ev {
-                    Some(Ok(event)) => seen.observe(event, &mut progress),
-                    Some(Err(e)) => return Err(self.error(&e)),
-                    None => break,
-                },
+                result = &mut wait => break result.map_err(|e| self.error(&e))?,
                 () = cancel.requested() => cancel.send(&controller).await,
                 () = cancel.expired() => {
                     return Err(text_error("Canceled; the run did not report its end in time."));
                 }
                 () = progress.tick() => progress.flush().await,
             }
+        };
+        let notes = claude_notes(&result);
+        let out = self.claude_output(result, |r| self.save_whole(r));
+        if notes.is_empty() {
+            Ok(Json(out))
+        } else {
+            Err(structured_error(&out, notes))
         }
-        let session_id = run.session_id().map(str::to_owned);
-        let result = seen.finish().map_err(|e| self.error(&e))?;
-        self.claude_output(result, session_id)
     }
 
-    fn claude_output(
+    /// The result for the host, its answer bounded; `whole` names a file with the whole answer
+    /// when it was cut.
+    pub(crate) fn claude_output(
         &self,
         r: ClaudeResult,
-        session_id: Option<String>,
-    ) -> Result<Json<ClaudeOutput>, CallToolResult> {
-        let max = self.settings.max_output;
-        let (text, cut) = match &r.result {
+        whole: impl FnOnce(&ClaudeResult) -> Option<String>,
+    ) -> ClaudeOutput {
+        let (result, cut) = match &r.result {
             Some(t) => {
-                let (text, cut) = capture::bound(t, max);
+                let (text, cut) = capture::bound(t, self.settings.max_output);
                 (Some(text), cut)
             }
             None => (None, false),
         };
-        let output_file = if cut { self.save_whole(&r) } else { None };
-        let success = r.is_success();
-        let out = ClaudeOutput {
-            result: text,
-            session_id: r.session_id.or(session_id),
+        ClaudeOutput {
+            result,
+            output_file: if cut { whole(&r) } else { None },
+            session_id: r.session_id,
             num_turns: r.num_turns,
             total_cost_usd: r.total_cost_usd,
             usage: ClaudeUsage {
@@ -174,16 +189,7 @@ impl Executor {
             },
             is_error: r.is_error,
             subtype: r.subtype,
-            output_file,
-        };
-        if success {
-            return Ok(Json(out));
         }
-        let mut note = format!("Claude ended with `{}`", out.subtype);
-        if !r.errors.is_empty() {
-            note += &format!(": {}", r.errors.join("; "));
-        }
-        Err(structured_error(&out, vec![note + "."]))
     }
 
     /// Write a long answer whole to a file; `None` (logged) when that fails.
@@ -202,73 +208,17 @@ impl Executor {
     }
 }
 
-/// What a Claude run reported, read from its event stream.
-// `ClaudeExecution::wait` does the same but hides the events, which progress needs.
-#[derive(Default)]
-struct Seen {
-    result: Option<ClaudeResult>,
-    claude_limit: Option<RateLimit>,
-    service_limit: Option<RateLimit>,
-    exit_code: Option<i32>,
-    stderr: Vec<String>,
-}
-
-impl Seen {
-    fn observe(&mut self, event: ClaudeEvent, progress: &mut Progress) {
-        match event {
-            ClaudeEvent::Assistant(msg) => {
-                for block in &msg.content {
-                    match block {
-                        ContentBlock::Text(t) => progress.note(t),
-                        ContentBlock::ToolUse { name, .. } => {
-                            progress.note(&format!("tool: {name}"))
-                        }
-                        _ => {}
-                    }
-                }
-                if let Some(limit) = msg.rate_limit() {
-                    self.claude_limit = Some(limit);
-                }
-            }
-            ClaudeEvent::Result(r) => self.result = Some(r),
-            ClaudeEvent::RateLimit(info) => {
-                if let Some(limit) = info.rate_limit() {
-                    self.claude_limit = Some(limit);
-                }
-            }
-            ClaudeEvent::Stderr(line) => {
-                progress.note(&line);
-                self.stderr.push(line);
-                if self.stderr.len() > 20 {
-                    self.stderr.remove(0);
-                }
-            }
-            ClaudeEvent::Service(OutputEvent::RateLimitExceeded(limit)) => {
-                self.service_limit.get_or_insert(limit);
-            }
-            ClaudeEvent::Service(OutputEvent::Completed { exit_code, .. }) => {
-                self.exit_code = exit_code;
-            }
-            _ => {}
-        }
+/// Sentences saying why a result is not a success (none for a success).
+pub fn claude_notes(r: &ClaudeResult) -> Vec<String> {
+    if let Some(limit) = r.rate_limit() {
+        return vec![limit.advice()];
     }
-
-    fn finish(self) -> Result<ClaudeResult, Error> {
-        let limit = self.result.as_ref().and_then(ClaudeResult::rate_limit);
-        if let Some(mut limit) = limit.or(self.claude_limit.clone()) {
-            // The result's wording may lack the reset time that a rate_limit_event carried.
-            if let Some(earlier) = &self.claude_limit {
-                limit.reset_at = limit.reset_at.or(earlier.reset_at);
-            }
-            return Err(Error::RateLimited(limit));
-        }
-        match (self.result, self.service_limit) {
-            (Some(r), _) => Ok(r),
-            (None, Some(limit)) => Err(Error::RateLimited(limit)),
-            (None, None) => Err(Error::ClaudeFailed {
-                exit_code: self.exit_code,
-                stderr: capture::bound(&self.stderr.join("\n"), 4000).0,
-            }),
-        }
+    if r.is_success() {
+        return Vec::new();
     }
+    let mut note = format!("Claude ended with `{}`", r.subtype);
+    if !r.errors.is_empty() {
+        note += &format!(": {}", r.errors.join("; "));
+    }
+    vec![note + "."]
 }

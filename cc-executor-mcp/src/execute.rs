@@ -13,7 +13,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::progress::Progress;
-use crate::report::{rate_limit_text, token_limit_text};
 use crate::server::{structured_error, text_error, Executor};
 
 /// Input of `execute`.
@@ -119,8 +118,8 @@ impl Executor {
                         let why = error.unwrap_or_else(|| "no reason given".into());
                         return Err(text_error(format!("The service could not run the command: {why}")));
                     }
-                    Some(Ok(OutputEvent::RateLimitExceeded(r))) => notes.push(rate_limit_text(&r)),
-                    Some(Ok(OutputEvent::TokenLimitExceeded(t))) => notes.push(token_limit_text(&t)),
+                    Some(Ok(OutputEvent::RateLimitExceeded(r))) => notes.push(r.advice()),
+                    Some(Ok(OutputEvent::TokenLimitExceeded(t))) => notes.push(t.advice()),
                     Some(Ok(_)) => {}
                     Some(Err(Error::Timeout { after })) => {
                         break End { status: RunStatus::Failed, exit_code: None, duration: after, timed_out: true };
@@ -141,7 +140,7 @@ impl Executor {
         }
         let output = ExecuteOutput {
             exit_code: end.exit_code,
-            status: status_name(&end.status),
+            status: end.status.as_str().to_owned(),
             timed_out: end.timed_out,
             duration_secs: end.duration.as_secs_f64(),
             stdout: out.stdout,
@@ -167,15 +166,5 @@ impl Executor {
             });
         }
         Err(structured_error(&output, notes))
-    }
-}
-
-fn status_name(s: &RunStatus) -> String {
-    match s {
-        RunStatus::Completed => "completed".into(),
-        RunStatus::Failed => "failed".into(),
-        RunStatus::Canceled => "canceled".into(),
-        RunStatus::Other(s) => s.clone(),
-        _ => format!("{s:?}").to_lowercase(),
     }
 }

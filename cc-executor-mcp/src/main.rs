@@ -1,13 +1,14 @@
 //! `cc-executor-mcp`: an MCP server on stdio that runs shell commands and fresh `claude -p`
 //! instances through a cc-executor service, with bounded output, progress and cancellation.
 //!
-//! Without `--url` it starts an embedded service on a loopback port. When the host closes stdin,
-//! every running call is canceled and the embedded service is shut down (killing its groups).
+//! Without `--url` it starts an embedded service on a loopback port. When the host closes stdin
+//! (or a termination signal arrives), every running call and background job is canceled and the
+//! embedded service is shut down (killing its groups).
 
 mod claude;
 mod execute;
+mod jobs;
 mod progress;
-mod report;
 mod server;
 
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use std::process::ExitCode;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use cc_executor_client::jobs::Jobs;
 use cc_executor_client::Client;
 use cc_executor_server::{Server, ServerHandle};
 use clap::Parser;
@@ -26,7 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::server::{Executor, Settings};
 
-/// How long running calls get to cancel their runs when the host goes away.
+/// How long running calls and jobs get to cancel their runs when the host goes away.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
 /// MCP stdio server running commands and Claude instances through cc-executor.
@@ -47,7 +49,8 @@ struct Args {
     /// head and tail, and saved whole to a file.
     #[arg(long, env = "CC_EXECUTOR_MAX_OUTPUT_CHARS", default_value_t = 20_000)]
     max_output_chars: usize,
-    /// Directory for the full outputs of cut results [default: `cc-executor` in the system temp dir].
+    /// Directory for the full outputs of cut results and of background jobs [default:
+    /// `cc-executor` in the system temp dir].
     #[arg(long, env = "CC_EXECUTOR_OUTPUT_DIR")]
     output_dir: Option<PathBuf>,
 }
@@ -101,13 +104,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let client = builder.build()?;
+    let jobs = Jobs::new(client.clone());
     let executor = Executor::new(Settings {
-        client: builder.build()?,
+        client,
         default_timeout: Duration::from_secs(args.default_timeout),
         max_output: args.max_output_chars,
         output_dir: args
             .output_dir
             .unwrap_or_else(|| std::env::temp_dir().join("cc-executor")),
+        jobs: jobs.clone(),
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
     });
@@ -121,6 +127,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     {
         tracing::warn!("some runs did not end in time");
     }
+    stop_jobs(&jobs).await;
     if let Some(server) = embedded {
         stop(server).await;
     }
@@ -169,6 +176,23 @@ impl<R: AsyncRead + Unpin> AsyncRead for EofSignal<R> {
             self.eof.cancel();
         }
         poll
+    }
+}
+
+/// Cancel every running job and wait until each has ended (its group has exited).
+async fn stop_jobs(jobs: &Jobs) {
+    let running: Vec<_> = (jobs.list().into_iter())
+        .filter(|s| !s.state.is_finished())
+        .map(|s| s.id)
+        .collect();
+    let all = async {
+        jobs.cancel_all().await;
+        for id in running {
+            let _ = jobs.wait(id, SHUTDOWN_GRACE).await;
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+        tracing::warn!("some jobs did not end in time");
     }
 }
 

@@ -1,6 +1,7 @@
 //! MCP progress notifications for one tool call: the latest output line, coalesced, plus a
 //! heartbeat so hosts do not abort a call whose command is silent.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmcp::model::{ProgressNotificationParam, ProgressToken};
@@ -19,7 +20,7 @@ pub struct Progress {
     peer: Peer<RoleServer>,
     token: Option<ProgressToken>,
     sent: u64,
-    latest: Option<String>,
+    latest: Latest,
     last_sent: Instant,
     started: Instant,
     interval: Interval,
@@ -33,7 +34,7 @@ impl Progress {
             peer: ctx.peer.clone(),
             token: ctx.meta.get_progress_token(),
             sent: 0,
-            latest: None,
+            latest: Latest(ctx.meta.get_progress_token().map(|_| Arc::default())),
             last_sent: Instant::now(),
             started: Instant::now(),
             interval,
@@ -41,13 +42,13 @@ impl Progress {
     }
 
     /// Remember `text` (its last non-blank line) as the message of the next notification.
-    pub fn note(&mut self, text: &str) {
-        if self.token.is_none() {
-            return;
-        }
-        if let Some(line) = text.lines().rev().map(str::trim).find(|l| !l.is_empty()) {
-            self.latest = Some(line.chars().take(MESSAGE_CHARS).collect());
-        }
+    pub fn note(&self, text: &str) {
+        self.latest.note(text);
+    }
+
+    /// A handle to note lines from a callback while this waits for its ticks.
+    pub fn latest(&self) -> Latest {
+        self.latest.clone()
     }
 
     /// Wait for the next tick (never resolves without a progress token).
@@ -75,5 +76,25 @@ impl Progress {
         if let Err(e) = self.peer.notify_progress(param).await {
             tracing::debug!("progress notification not sent: {e}");
         }
+    }
+}
+
+/// The line waiting for the next notification (nothing is kept without a progress token).
+#[derive(Clone)]
+pub struct Latest(Option<Arc<Mutex<Option<String>>>>);
+
+impl Latest {
+    /// Remember `text` (its last non-blank line).
+    pub fn note(&self, text: &str) {
+        let Some(slot) = &self.0 else { return };
+        if let Some(line) = text.lines().rev().map(str::trim).find(|l| !l.is_empty()) {
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(line.chars().take(MESSAGE_CHARS).collect());
+        }
+    }
+
+    fn take(&self) -> Option<String> {
+        let slot = self.0.as_ref()?;
+        slot.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }

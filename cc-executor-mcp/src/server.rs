@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cc_executor_client::{Client, Controller, Error};
+use cc_executor_client::jobs::Jobs;
+use cc_executor_client::{capture, Client, Controller, Error};
 use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::{tool_handler, ServerHandler};
 use serde::Serialize;
@@ -13,10 +14,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::report::{rate_limit_text, token_limit_text};
-
 /// How long a canceled run may take to report its end before the call gives up on it.
-const CANCEL_WAIT: Duration = Duration::from_secs(20);
+pub const CANCEL_WAIT: Duration = Duration::from_secs(20);
 
 /// Settings shared by every call.
 pub struct Settings {
@@ -24,6 +23,8 @@ pub struct Settings {
     pub default_timeout: Duration,
     pub max_output: usize,
     pub output_dir: PathBuf,
+    /// Background jobs; every running one is canceled at shutdown.
+    pub jobs: Jobs,
     /// Fired when the host goes away: every running call cancels its run.
     pub shutdown: CancellationToken,
     /// Tracks running calls so shutdown can wait for their cancellation.
@@ -68,8 +69,9 @@ impl Executor {
     /// A tool error for a client error, with a hint when the service cannot be reached.
     pub(crate) fn error(&self, e: &Error) -> CallToolResult {
         text_error(match e {
-            Error::RateLimited(r) => rate_limit_text(r),
-            Error::TokenLimitExceeded(t) => token_limit_text(t),
+            Error::RateLimited(r) => r.advice(),
+            Error::TokenLimitExceeded(t) => t.advice(),
+            Error::UnknownJob { .. } => format!("{e}. `job_list` shows the jobs held."),
             Error::Timeout { after } => format!(
                 "The run did not finish within {}s; its process group was killed.",
                 after.as_secs()
@@ -79,13 +81,14 @@ impl Executor {
                 self.settings.client.url()
             ),
             Error::ClaudeFailed { exit_code, stderr } => format!(
-                "Claude ended without a result (exit code {}).{} Its last stderr lines:\n{stderr}",
+                "Claude ended without a result (exit code {}).{} Its last stderr lines:\n{}",
                 exit_code.map_or("unknown".into(), |c| c.to_string()),
                 if *exit_code == Some(127) {
                     " Is `claude` installed and on the service's PATH?"
                 } else {
                     ""
                 },
+                capture::bound(stderr, 4000).0,
             ),
             _ => e.to_string(),
         })
@@ -102,10 +105,12 @@ impl Executor {
 
 #[tool_handler(
     name = "cc-executor",
-    router = (Self::execute_router() + Self::claude_router()),
+    router = (Self::execute_router() + Self::claude_router() + Self::jobs_router()),
     instructions = "Run shell commands (`execute`) or a fresh `claude -p` instance (`execute_claude`) \
                     in their own process groups. Long output is cut to its head and tail and saved \
-                    whole to a file; canceling a call kills the whole process group."
+                    whole to a file; canceling a call kills the whole process group. For work that \
+                    outlasts a tool call, `job_start` runs it in the background: come back with \
+                    `job_status`, `job_output` and `job_wait`, and stop it with `job_cancel`."
 )]
 impl ServerHandler for Executor {}
 

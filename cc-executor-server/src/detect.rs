@@ -1,4 +1,5 @@
-//! Detectors: recognise rate limits, token limits and completion phrases in output lines.
+//! Detectors: recognise rate limits, token limits and completion phrases in output lines
+//! (stdout and stderr).
 //!
 //! They only add notifications (sent before the line's `process.output`); they never change the
 //! run. A line that matches fires, whatever its origin: a Claude stream-json line that quotes a
@@ -125,7 +126,7 @@ fn rate_limit(line: &str, lower: &str) -> Option<RateLimitHit> {
     let is_429 = lower.contains("rate_limit_error")
         || lower.contains("too many requests")
         || (contains_number(lower, "429")
-            && ["rate limit", "rate_limit", "http", "status", "error"]
+            && ["rate limit", "rate_limit", "http", "status"]
                 .iter()
                 .any(|k| lower.contains(k)));
     is_429.then_some(RateLimitHit {
@@ -307,6 +308,7 @@ mod tests {
             assert!(hit.recoverable);
         }
         assert_eq!(rate("port 4290 is open\n"), None);
+        assert_eq!(rate("error at line 429\n"), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use axum::extract::State as AxumState;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use cc_executor_client::protocol::{code, Response as RpcResponse, PROTOCOL_VERSION};
 use futures_util::{SinkExt, StreamExt};
@@ -104,6 +105,12 @@ pub(crate) async fn serve(
         .route("/health", get(health))
         .with_state(state.clone());
     let mut stop = state.shutdown.subscribe();
+    // Frames are small and latency matters (a reply must not wait for a delayed ACK).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("could not set TCP_NODELAY: {e}");
+        }
+    });
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

@@ -22,6 +22,17 @@
 //!   group has exited.
 //! - No process outlives its run, its session, or the service: a closed or vanished client, a
 //!   heartbeat timeout and [`ServerHandle::shutdown`] (or dropping the handle) kill the groups.
+//!   A background process still holding the output pipes after the shell exited is killed
+//!   after a short drain window.
+//! - Lines longer than 65,536 characters are chunked with exact `chunk_index`/`total_chunks`
+//!   up to 8 chunks; longer lines are streamed as they come (`total_chunks: null` until the
+//!   last chunk, which carries the count), so memory stays bounded.
+//! - A client that reads slowly slows the command down (its pipe fills) instead of making
+//!   the service buffer the output.
+//! - Detectors (rate/usage limits, token limits, completion phrases) run on stdout and stderr
+//!   lines and fire on any matching line, including JSON lines that merely quote a phrase.
+//! - Heartbeat: any frame from the client counts as a sign of life; after two silent intervals
+//!   the session is closed with code 1008 "heartbeat timeout".
 #![warn(missing_docs)]
 
 mod allow;

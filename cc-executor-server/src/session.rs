@@ -28,8 +28,11 @@ use crate::process;
 use crate::run::{self, RunContext, RunHandle};
 use crate::writer::{self, CtrlItem, OutItem, CTRL_CAPACITY, OUT_CAPACITY};
 
-/// How long a closing session waits for the client's close reply.
+/// How long a closing session waits for its queue and its writer.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How long a closing session waits for the client's answer to its close frame (a client that
+/// reads answers at once; one that does not is not worth holding the shutdown for).
+const CLOSE_REPLY_WAIT: Duration = Duration::from_millis(500);
 
 /// Capabilities advertised in `connected`.
 const CAPABILITIES: [&str; 6] = [
@@ -151,18 +154,17 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<State>, guard: SessionGu
         r.abort(state.config.kill_grace + Duration::from_secs(3))
             .await;
     }
+    // The queue can only be full if the client stopped reading: then do not wait for it.
     match end {
         End::ClientGone => {
-            let _ = session.ctrl.send(CtrlItem::End).await;
+            let _ = tokio::time::timeout(CLOSE_WAIT, session.ctrl.send(CtrlItem::End)).await;
         }
         End::Close(code, reason) => {
             tracing::debug!(session = %session.id, code, reason, "closing session");
-            let _ = session
-                .ctrl
-                .send(CtrlItem::Close(code, reason.to_owned()))
-                .await;
+            let close = CtrlItem::Close(code, reason.to_owned());
+            let _ = tokio::time::timeout(CLOSE_WAIT, session.ctrl.send(close)).await;
             // Let the client answer our close before the connection is dropped.
-            let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, async {
                 while let Some(Ok(m)) = stream.next().await {
                     if matches!(m, Message::Close(_)) {
                         break;

@@ -450,3 +450,36 @@ async fn control_edge_cases() {
     drop(c);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_pipe_held_outside_the_group_does_not_hang_the_session() {
+    // A process that leaves the group (setsid) cannot be killed with it; the run still ends.
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("escaped.pid");
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    let command = format!(
+        "setsid sh -c 'echo $$ > {}; exec sleep 60' & echo started",
+        pidfile.display()
+    );
+    let (result, _) = start(&mut c, json!({ "command": command })).await;
+    let pgid = pgid_of(&result);
+    let frames = c.until_completed().await;
+    assert_eq!(output_of(&frames, "stdout"), "started\n");
+    assert_eq!(frames[frames.len() - 1]["params"]["status"], "completed");
+    assert_gone(pgid).await;
+    let frames = c.run("echo next").await;
+    assert_eq!(output_of(&frames, "stdout"), "next\n");
+    // Clean up the escaped process ourselves.
+    if let Some(pid) = std::fs::read_to_string(&pidfile)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    drop(c);
+    server.shutdown().await;
+}

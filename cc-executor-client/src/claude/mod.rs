@@ -42,7 +42,7 @@ mod run;
 mod stream;
 
 pub use command::{shell_quote, ClaudeCommand, NestedEnv, NESTED_ENV_VARS};
-pub use run::ClaudeExecution;
+pub use run::{result_from_output, ClaudeExecution};
 pub use stream::{
     parse_line, AssistantMessage, ClaudeEvent, ClaudeResult, ContentBlock, Init, RateLimitInfo,
     Usage, UserMessage,

@@ -136,12 +136,79 @@ impl ClaudeExecution {
     /// - Any other `result` is returned, including errors such as `error_max_turns`: check
     ///   [`ClaudeResult::is_error`].
     /// - Transport errors and the run's timeout are returned as they come.
-    pub async fn wait(mut self) -> Result<ClaudeResult> {
+    pub async fn wait(self) -> Result<ClaudeResult> {
+        self.wait_with(|_| {}).await
+    }
+
+    /// [`ClaudeExecution::wait`], calling `on_event` with every event read on the way (e.g. to
+    /// show progress with [`ClaudeEvent::activity`]).
+    ///
+    /// ```no_run
+    /// use cc_executor_client::claude::ClaudeCommand;
+    ///
+    /// # async fn demo(client: cc_executor_client::Client) -> cc_executor_client::Result<()> {
+    /// let run = client.execute_claude(ClaudeCommand::new("Fix the failing test")).await?;
+    /// let result = run
+    ///     .wait_with(|event| {
+    ///         if let Some(line) = event.activity() {
+    ///             eprintln!("{line}");
+    ///         }
+    ///     })
+    ///     .await?;
+    /// println!("{:?}", result.result);
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_with(
+        mut self,
+        mut on_event: impl FnMut(&ClaudeEvent),
+    ) -> Result<ClaudeResult> {
         while let Some(event) = self.next().await {
-            event?;
+            on_event(&event?);
         }
         std::mem::take(&mut self.state).finish()
     }
+}
+
+/// The final [`ClaudeResult`] in the recorded output of a `claude -p --output-format stream-json`
+/// run, such as a background job's output (stdout and stderr interleaved): the last `result` line,
+/// its session id taken from the `init` line when it has none.
+///
+/// `None` when there is no `result` line (the run has not ended, or failed before writing one).
+/// Unlike [`ClaudeExecution::wait`] this does not judge the run: check
+/// [`ClaudeResult::rate_limit`] and [`ClaudeResult::is_success`].
+///
+/// ```
+/// use cc_executor_client::claude::result_from_output;
+///
+/// let output = concat!(
+///     r#"{"type":"system","subtype":"init","session_id":"abc"}"#, "\n",
+///     "a stderr line\n",
+///     r#"{"type":"result","subtype":"success","is_error":false,"result":"4"}"#, "\n",
+/// );
+/// let result = result_from_output(output).unwrap();
+/// assert_eq!(result.result.as_deref(), Some("4"));
+/// assert_eq!(result.session_id.as_deref(), Some("abc"));
+/// assert!(result_from_output("still running\n").is_none());
+/// ```
+pub fn result_from_output(output: &str) -> Option<ClaudeResult> {
+    // From the end: the result is the last line but one at most; `contains` skips most parsing.
+    let mut lines = output.lines().rev();
+    let mut result = lines
+        .by_ref()
+        .filter(|line| line.contains("result"))
+        .find_map(|line| match parse_line(line) {
+            ClaudeEvent::Result(r) => Some(r),
+            _ => None,
+        })?;
+    if result.session_id.is_none() {
+        result.session_id = lines
+            .filter(|line| line.contains("init"))
+            .find_map(|line| match parse_line(line) {
+                ClaudeEvent::Init(init) if !init.session_id.is_empty() => Some(init.session_id),
+                _ => None,
+            });
+    }
+    Some(result)
 }
 
 /// Turn one line of output into an event; `None` for a blank line.
@@ -394,6 +461,24 @@ mod tests {
         let ok = r#"{"type":"result","subtype":"success","is_error":false,"result":"4"}"#;
         let r = wait_over(&format!("{allowed}\n{ok}"), &[], Some(0)).unwrap();
         assert_eq!(r.session_id.as_deref(), Some("from-init"));
+    }
+
+    #[test]
+    fn result_from_recorded_output() {
+        let sample = include_str!("../../../tests/fixtures/claude/success.jsonl");
+        let with_stderr = format!("warming up\n{sample}some stderr\n");
+        let r = result_from_output(&with_stderr).unwrap();
+        assert_eq!(r.result.as_deref(), Some("The script prints 4."));
+        assert_eq!(
+            r.session_id.as_deref(),
+            Some("0b6c2f1e-5d2a-4b8e-9a51-3f0c8e7d1a22")
+        );
+        let turns = include_str!("../../../tests/fixtures/claude/max_turns.jsonl");
+        assert_eq!(result_from_output(turns).unwrap().subtype, "error_max_turns");
+        // Cut before its result: nothing to report yet.
+        let head: String = sample.lines().take(2).map(|l| format!("{l}\n")).collect();
+        assert!(result_from_output(&head).is_none());
+        assert!(result_from_output("").is_none());
     }
 
     #[test]

@@ -49,6 +49,22 @@ pub enum ClaudeEvent {
     Service(OutputEvent),
 }
 
+impl ClaudeEvent {
+    /// A short line saying what the run is doing, for progress displays: the assistant's latest
+    /// text or `tool: <name>` for the tool it calls, or a stderr line; `None` for other events.
+    pub fn activity(&self) -> Option<String> {
+        match self {
+            ClaudeEvent::Assistant(msg) => msg.content.iter().rev().find_map(|b| match b {
+                ContentBlock::Text(t) if !t.trim().is_empty() => Some(t.clone()),
+                ContentBlock::ToolUse { name, .. } => Some(format!("tool: {name}")),
+                _ => None,
+            }),
+            ClaudeEvent::Stderr(line) if !line.trim().is_empty() => Some(line.clone()),
+            _ => None,
+        }
+    }
+}
+
 /// The `system` / `init` message.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

@@ -1,0 +1,376 @@
+//! The job tools of `cc-executor-mcp`, driven over stdio by rmcp's client with the embedded
+//! service: jobs that outlive the call that started them, paged output, bounded waits with
+//! progress, pause / resume / cancel of the whole group, unknown ids, Claude jobs, and shutdown.
+
+mod mcp_support;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cc_executor_server::Server;
+use mcp_support::*;
+use serde_json::{json, Value};
+use tests::procs::{processes_in_group, wait_group_gone};
+
+const GONE: Duration = Duration::from_secs(30);
+
+/// Start a job and return its status.
+async fn start_job(mcp: &Mcp, args: Value) -> Value {
+    let r = call(mcp, "job_start", args).await.unwrap();
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    structured(&r).clone()
+}
+
+/// Call a job tool that must succeed; its structured result.
+async fn job(mcp: &Mcp, tool: &'static str, args: Value) -> Value {
+    let r = call(mcp, tool, args).await.unwrap();
+    assert_eq!(r.is_error, Some(false), "{tool}: {}", text(&r));
+    structured(&r).clone()
+}
+
+/// The states (`R`, `S`, `T`, …) of the live processes of group `pgid`.
+fn states(pgid: u32) -> Vec<char> {
+    processes_in_group(pgid)
+        .into_iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+        })
+        .collect()
+}
+
+/// Wait until every process of group `pgid` is stopped (`stopped`) or none is.
+async fn wait_stopped(pgid: u32, stopped: bool) {
+    bounded("the group's stop state", async {
+        loop {
+            let s = states(pgid);
+            if !s.is_empty() && s.iter().all(|c| (*c == 'T') == stopped) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn job_tools_are_listed_with_schemas() {
+    let mcp = start(&[], &[]).await;
+    let tools = bounded("tools/list", mcp.list_all_tools()).await.unwrap();
+    for name in [
+        "job_start",
+        "job_status",
+        "job_output",
+        "job_wait",
+        "job_pause",
+        "job_resume",
+        "job_cancel",
+        "job_list",
+    ] {
+        let tool = tools
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("no tool {name}"));
+        assert!(tool.description.as_deref().is_some_and(|d| !d.is_empty()));
+        let output = tool.output_schema.as_ref().expect("output schema");
+        assert!(output["properties"].as_object().is_some(), "{output:?}");
+        if name != "job_start" && name != "job_list" {
+            let id = &tool.input_schema["properties"]["id"];
+            assert_eq!(id["type"], "integer", "{name}: {id}");
+            assert!(id["description"].is_string());
+        }
+    }
+    let start_tool = tools.iter().find(|t| t.name == "job_start").unwrap();
+    let props = start_tool.input_schema["properties"].as_object().unwrap();
+    assert!(props.contains_key("command") && props.contains_key("claude"));
+    mcp.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_job_outlives_its_call_and_its_output_reads_in_pages() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let mcp = start(&["--output-dir", out_dir.path().to_str().unwrap()], &[]).await;
+    let s = start_job(
+        &mcp,
+        json!({"command": "echo first; sleep 1; seq 1 3000; echo done"}),
+    )
+    .await;
+    // Returned at once, while the command still runs.
+    assert_eq!(s["state"], "running", "{s}");
+    assert_eq!(s["kind"], "command");
+    let id = s["id"].as_u64().expect("integer id");
+    assert!(s["pid"].as_u64().unwrap() > 0);
+    let file = PathBuf::from(s["output_file"].as_str().expect("output_file"));
+    assert!(file.starts_with(out_dir.path()), "{}", file.display());
+
+    let w = job(&mcp, "job_wait", json!({"id": id, "timeout_secs": 60})).await;
+    assert_eq!(w["state"], "completed", "{w}");
+    assert_eq!(w["exit_code"], 0);
+
+    let expected = format!(
+        "first\n{}done\n",
+        (1..=3000).map(|i| format!("{i}\n")).collect::<String>()
+    );
+    let (mut read, mut offset, mut pages) = (String::new(), 0, 0);
+    loop {
+        let p = job(
+            &mcp,
+            "job_output",
+            json!({"id": id, "offset": offset, "limit": 5000}),
+        )
+        .await;
+        assert_eq!(p["offset"], offset);
+        let data = p["data"].as_str().unwrap();
+        assert!(data.len() <= 5000);
+        read.push_str(data);
+        offset = p["next_offset"].as_u64().unwrap();
+        pages += 1;
+        if p["eof"] == true {
+            assert_eq!(p["state"], "completed");
+            break;
+        }
+        assert!(pages < 100, "no end of output");
+    }
+    assert!(pages > 1, "one page only");
+    assert!(read == expected, "the pages differ from the output");
+    assert!(
+        std::fs::read_to_string(&file).unwrap() == expected,
+        "the output file differs"
+    );
+
+    let tail = job(
+        &mcp,
+        "job_output",
+        json!({"id": id, "tail": true, "limit": 5}),
+    )
+    .await;
+    assert_eq!(tail["data"], "done\n");
+    assert_eq!(tail["eof"], true);
+    assert_eq!(tail["total"], expected.len());
+
+    let list = job(&mcp, "job_list", json!({})).await;
+    let listed = list["jobs"].as_array().unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|j| j["id"] == id && j["state"] == "completed"),
+        "{list}"
+    );
+    mcp.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn job_wait_returns_at_its_timeout_with_progress_and_cancel_kills_the_group() {
+    let mcp = start(&[], &[]).await;
+    let marker = marker("wait");
+    let s = start_job(
+        &mcp,
+        json!({"command": format!("sh -c 'echo tick; sleep 300' {marker}")}),
+    )
+    .await;
+    let id = s["id"].as_u64().unwrap();
+    let pgid = wait_group(&marker, 2).await;
+    assert_eq!(s["pgid"], pgid);
+
+    // The job outlives the wait: a status, not an error.
+    let w = job(&mcp, "job_wait", json!({"id": id, "timeout_secs": 2})).await;
+    assert_eq!(w["state"], "running", "{w}");
+    assert!(w["exit_code"].is_null());
+    let messages: Vec<String> = (mcp.service().progress.lock().unwrap().iter())
+        .filter_map(|p| p.message.clone())
+        .collect();
+    assert!(messages.iter().any(|m| m == "tick"), "{messages:?}");
+
+    let c = job(&mcp, "job_cancel", json!({"id": id})).await;
+    assert_eq!(c["state"], "canceled", "{c}");
+    assert_eq!(wait_group_gone(pgid, GONE).await, Ok(()), "group survived");
+    let again = job(&mcp, "job_cancel", json!({"id": id})).await;
+    assert_eq!(again["state"], "canceled");
+    mcp.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn pause_and_resume_stop_and_continue_the_group() {
+    let mcp = start(&[], &[]).await;
+    let marker = marker("pause");
+    let ticker = "i=0; while true; do i=$((i+1)); echo line$i; sleep 0.1; done";
+    let s = start_job(
+        &mcp,
+        json!({"command": format!("sh -c '{ticker}' {marker}")}),
+    )
+    .await;
+    let id = s["id"].as_u64().unwrap();
+    let pgid = wait_group(&marker, 2).await;
+
+    let p = job(&mcp, "job_pause", json!({"id": id})).await;
+    assert_eq!(p["state"], "paused", "{p}");
+    wait_stopped(pgid, true).await;
+    let r = job(&mcp, "job_resume", json!({"id": id})).await;
+    assert_eq!(r["state"], "running", "{r}");
+    wait_stopped(pgid, false).await;
+    let before = r["output_bytes"].as_u64().unwrap();
+    let more = bounded("output after resume", async {
+        loop {
+            let s = job(&mcp, "job_status", json!({"id": id})).await;
+            if s["output_bytes"].as_u64().unwrap() > before {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(more["state"], "running");
+
+    // Paused, then canceled: the stopped group must still die.
+    job(&mcp, "job_pause", json!({"id": id})).await;
+    wait_stopped(pgid, true).await;
+    let c = job(&mcp, "job_cancel", json!({"id": id})).await;
+    assert_eq!(c["state"], "canceled", "{c}");
+    assert_eq!(wait_group_gone(pgid, GONE).await, Ok(()), "group survived");
+
+    let e = call(&mcp, "job_resume", json!({"id": id})).await.unwrap();
+    assert_eq!(e.is_error, Some(true), "{e:?}");
+    assert!(text(&e).contains("already ended"), "{}", text(&e));
+    mcp.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_ids_and_bad_starts_are_clear_tool_errors() {
+    let mcp = start(&[], &[]).await;
+    for tool in [
+        "job_status",
+        "job_output",
+        "job_wait",
+        "job_pause",
+        "job_resume",
+        "job_cancel",
+    ] {
+        let r = call(&mcp, tool, json!({"id": 4242})).await.unwrap();
+        assert_eq!(r.is_error, Some(true), "{tool}: {r:?}");
+        assert!(text(&r).contains("no job 4242"), "{tool}: {}", text(&r));
+    }
+    for (args, expect) in [
+        (json!({}), "exactly one"),
+        (
+            json!({"command": "true", "claude": {"prompt": "hi"}}),
+            "exactly one",
+        ),
+        (json!({"command": "  "}), "empty"),
+        (json!({"claude": {"prompt": ""}}), "empty"),
+        (json!({"command": "true", "timeout_secs": 0}), "timeout_secs"),
+    ] {
+        let r = call(&mcp, "job_start", args.clone()).await.unwrap();
+        assert_eq!(r.is_error, Some(true), "{args} accepted: {r:?}");
+        assert!(text(&r).contains(expect), "{args}: {}", text(&r));
+    }
+    match call(&mcp, "job_status", json!({"id": "one"})).await {
+        Err(e) => assert!(!e.to_string().is_empty()),
+        Ok(r) => assert_eq!(r.is_error, Some(true), "string id accepted: {r:?}"),
+    }
+    // Nothing was started.
+    let list = job(&mcp, "job_list", json!({})).await;
+    assert_eq!(list["jobs"], json!([]));
+    mcp.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn closing_stdin_cancels_running_and_paused_jobs() {
+    closing_stdin_cancels_jobs(false).await;
+}
+
+#[tokio::test]
+async fn closing_stdin_cancels_jobs_on_a_separate_service() {
+    closing_stdin_cancels_jobs(true).await;
+}
+
+async fn closing_stdin_cancels_jobs(external: bool) {
+    let server = match external {
+        true => Some(Server::builder().bind("127.0.0.1:0").await.unwrap()),
+        false => None,
+    };
+    let url = server.as_ref().map(|s| s.url());
+    let args: Vec<&str> = match &url {
+        Some(url) => vec!["--url", url],
+        None => vec![],
+    };
+    let mcp = start(&args, &[]).await;
+    let (running, paused) = (marker("stdin-run"), marker("stdin-paused"));
+    let mut groups = Vec::new();
+    for m in [&running, &paused] {
+        let s = start_job(
+            &mcp,
+            json!({"command": format!("sh -c 'sleep 300 & sleep 300' {m}")}),
+        )
+        .await;
+        groups.push((s["id"].as_u64().unwrap(), wait_group(m, 3).await));
+    }
+    job(&mcp, "job_pause", json!({"id": groups[1].0})).await;
+    wait_stopped(groups[1].1, true).await;
+    // Closes the transport: the server sees EOF on stdin.
+    bounded("client close", mcp.cancel()).await.unwrap();
+    for (_, pgid) in groups {
+        assert_eq!(wait_group_gone(pgid, GONE).await, Ok(()), "group {pgid}");
+    }
+    if let Some(server) = server {
+        server.shutdown().await;
+    }
+}
+
+/// A stand-in `claude` that prints a recorded sample slowly; returns `PATH` with it first.
+fn stand_in_path() -> OsString {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mcp-jobs-stand-in");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/claude");
+    let script = format!(
+        "#!/bin/sh\nfor prompt; do :; done\ncase \"$prompt\" in *usage*) s=usage_limit ;; *) s=success ;; esac\n\
+         while IFS= read -r line; do printf '%s\\n' \"$line\"; sleep 0.3; done < '{}'/$s.jsonl\n",
+        fixtures.display()
+    );
+    let tmp = dir.join(format!("claude.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&tmp, dir.join("claude")).unwrap();
+    let mut paths = vec![dir];
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(paths).unwrap()
+}
+
+#[tokio::test]
+async fn a_claude_job_reports_its_final_result() {
+    let mcp = start(&[], &[("PATH", stand_in_path())]).await;
+    let s = start_job(
+        &mcp,
+        json!({"claude": {"prompt": "what does main.py print?", "max_turns": 3}}),
+    )
+    .await;
+    assert_eq!(s["kind"], "claude");
+    assert!(s["claude"].is_null(), "a result before the end: {s}");
+    let id = s["id"].as_u64().unwrap();
+    let w = job(&mcp, "job_wait", json!({"id": id, "timeout_secs": 60})).await;
+    assert_eq!(w["state"], "completed", "{w}");
+    let c = &w["claude"];
+    assert_eq!(c["result"], "The script prints 4.", "{w}");
+    assert_eq!(c["session_id"], "0b6c2f1e-5d2a-4b8e-9a51-3f0c8e7d1a22");
+    assert_eq!(c["total_cost_usd"], 0.0123);
+    assert_eq!(c["subtype"], "success");
+    assert_eq!(w["notes"], json!([]));
+    let messages: Vec<String> = (mcp.service().progress.lock().unwrap().iter())
+        .filter_map(|p| p.message.clone())
+        .collect();
+    assert!(messages.iter().any(|m| m == "tool: Read"), "{messages:?}");
+    // The raw stream stays readable.
+    let page = job(&mcp, "job_output", json!({"id": id})).await;
+    assert!(page["data"].as_str().unwrap().contains("\"tool_use\""));
+
+    let s = start_job(&mcp, json!({"claude": {"prompt": "hit the usage limit"}})).await;
+    let id = s["id"].as_u64().unwrap();
+    let w = job(&mcp, "job_wait", json!({"id": id, "timeout_secs": 60})).await;
+    let notes = w["notes"].to_string();
+    assert!(notes.contains("Rate limited"), "{w}");
+    assert!(notes.contains("2030-03-17 17:46:40 UTC"), "{w}");
+    mcp.cancel().await.unwrap();
+}
