@@ -34,6 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = Client::new(&url)?;
     let mut run = client.execute(line.as_str()).await?;
     eprintln!("[started pid {} pgid {:?}]", run.pid(), run.pgid());
+    let mut code = 1;
     while let Some(event) = run.next().await {
         match event? {
             OutputEvent::Output {
@@ -47,9 +48,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 exit_code,
                 duration,
                 ..
-            } => eprintln!("[{status:?}: exit code {exit_code:?} after {duration:.2?}]"),
+            } => {
+                eprintln!("[{status:?}: exit code {exit_code:?} after {duration:.2?}]");
+                code = exit_code.unwrap_or(1);
+            }
+            OutputEvent::Started { .. } => {}
             other => eprintln!("[{other:?}]"),
         }
     }
-    Ok(())
+    // Exit as the command did, so the example composes in scripts.
+    std::process::exit(code)
 }

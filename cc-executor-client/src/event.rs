@@ -448,7 +448,9 @@ mod tests {
             .with_reset_epoch(1_900_000_000.0);
         let text = limit.advice();
         assert!(
-            text.starts_with("Rate limited: usage limit reached. It resets at 2030-03-17 17:46:40 UTC (in "),
+            text.starts_with(
+                "Rate limited: usage limit reached. It resets at 2030-03-17 17:46:40 UTC (in "
+            ),
             "{text}"
         );
         assert_eq!(

@@ -509,9 +509,7 @@ impl Job {
                     _ if timed_out => JobState::TimedOut,
                     RunStatus::Completed => JobState::Completed,
                     RunStatus::Canceled => JobState::Canceled,
-                    _ if data.cancel_sent && exit_code.is_some_and(|c| c < 0) => {
-                        JobState::Canceled
-                    }
+                    _ if data.cancel_sent && exit_code.is_some_and(|c| c < 0) => JobState::Canceled,
                     _ => JobState::Failed,
                 };
                 if error.is_some() {

@@ -46,3 +46,8 @@ pub use session::Session;
 
 /// The TLS library used for `wss://`, for [`ClientBuilder::tls_config`].
 pub use rustls;
+
+/// The README's Rust examples, compiled as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

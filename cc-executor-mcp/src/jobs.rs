@@ -171,8 +171,7 @@ impl Executor {
             .map_err(|e| text_error(format!("Cannot create {}: {e}", dir.display())))?;
         let file = dir.join(format!("job-{}.log", uuid::Uuid::new_v4()));
         let options = JobOptions::default().output_file(file).label(kind);
-        let id = (self.settings.jobs.start_with(cmd, options).await)
-            .map_err(|e| self.error(&e))?;
+        let id = (self.settings.jobs.start_with(cmd, options).await).map_err(|e| self.error(&e))?;
         self.info(id).map(Json)
     }
 
@@ -402,7 +401,11 @@ impl Executor {
         if !claude {
             return progress.note(&page.data);
         }
-        let activity = page.data.lines().rev().find_map(|l| parse_line(l).activity());
+        let activity = page
+            .data
+            .lines()
+            .rev()
+            .find_map(|l| parse_line(l).activity());
         if let Some(line) = activity {
             progress.note(&line);
         }

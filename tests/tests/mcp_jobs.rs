@@ -258,7 +258,10 @@ async fn unknown_ids_and_bad_starts_are_clear_tool_errors() {
         ),
         (json!({"command": "  "}), "empty"),
         (json!({"claude": {"prompt": ""}}), "empty"),
-        (json!({"command": "true", "timeout_secs": 0}), "timeout_secs"),
+        (
+            json!({"command": "true", "timeout_secs": 0}),
+            "timeout_secs",
+        ),
     ] {
         let r = call(&mcp, "job_start", args.clone()).await.unwrap();
         assert_eq!(r.is_error, Some(true), "{args} accepted: {r:?}");

@@ -201,12 +201,13 @@ pub fn result_from_output(output: &str) -> Option<ClaudeResult> {
             _ => None,
         })?;
     if result.session_id.is_none() {
-        result.session_id = lines
-            .filter(|line| line.contains("init"))
-            .find_map(|line| match parse_line(line) {
-                ClaudeEvent::Init(init) if !init.session_id.is_empty() => Some(init.session_id),
-                _ => None,
-            });
+        result.session_id =
+            lines
+                .filter(|line| line.contains("init"))
+                .find_map(|line| match parse_line(line) {
+                    ClaudeEvent::Init(init) if !init.session_id.is_empty() => Some(init.session_id),
+                    _ => None,
+                });
     }
     Some(result)
 }
@@ -474,7 +475,10 @@ mod tests {
             Some("0b6c2f1e-5d2a-4b8e-9a51-3f0c8e7d1a22")
         );
         let turns = include_str!("../../../tests/fixtures/claude/max_turns.jsonl");
-        assert_eq!(result_from_output(turns).unwrap().subtype, "error_max_turns");
+        assert_eq!(
+            result_from_output(turns).unwrap().subtype,
+            "error_max_turns"
+        );
         // Cut before its result: nothing to report yet.
         let head: String = sample.lines().take(2).map(|l| format!("{l}\n")).collect();
         assert!(result_from_output(&head).is_none());
