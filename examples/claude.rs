@@ -12,6 +12,8 @@ use std::time::Duration;
 use cc_executor_client::claude::ClaudeCommand;
 use cc_executor_client::{Client, Error};
 
+mod service;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let prompt = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
@@ -21,15 +23,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Keep the embedded server alive until the end of `main`.
-    let (url, _server) = match std::env::var("CC_EXECUTOR_WEBSOCKET_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            let server = cc_executor_server::Server::builder()
-                .bind("127.0.0.1:0")
-                .await?;
-            (server.url(), Some(server))
-        }
-    };
+    let (url, _server) = service::url().await?;
 
     let client = Client::new(&url)?;
     let cmd = ClaudeCommand::new(prompt)

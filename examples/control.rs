@@ -11,17 +11,11 @@ use std::time::Duration;
 use cc_executor_client::{Client, OutputEvent};
 use futures_util::StreamExt;
 
+mod service;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (url, _service) = match std::env::var("CC_EXECUTOR_WEBSOCKET_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            let service = cc_executor_server::Server::builder()
-                .bind("127.0.0.1:0")
-                .await?;
-            (service.url(), Some(service))
-        }
-    };
+    let (url, _service) = service::url().await?;
 
     let client = Client::new(&url)?;
     let mut run = client

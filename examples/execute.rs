@@ -11,6 +11,8 @@
 use cc_executor_client::{Client, OutputEvent, OutputStream};
 use futures_util::StreamExt;
 
+mod service;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -21,15 +23,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // Keep the embedded service (if any) alive until the end of `main`.
-    let (url, _service) = match std::env::var("CC_EXECUTOR_WEBSOCKET_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            let service = cc_executor_server::Server::builder()
-                .bind("127.0.0.1:0")
-                .await?;
-            (service.url(), Some(service))
-        }
-    };
+    let (url, _service) = service::url().await?;
 
     let client = Client::new(&url)?;
     let mut run = client.execute(line.as_str()).await?;

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use cc_executor_client::{Client, Command, Error};
 
+mod service;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,15 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.join(" ")
     };
 
-    let (url, _service) = match std::env::var("CC_EXECUTOR_WEBSOCKET_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            let service = cc_executor_server::Server::builder()
-                .bind("127.0.0.1:0")
-                .await?;
-            (service.url(), Some(service))
-        }
-    };
+    let (url, _service) = service::url().await?;
 
     let client = Client::new(&url)?;
     let cmd = Command::new(line).timeout(Duration::from_secs(60));
