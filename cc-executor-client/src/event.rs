@@ -284,6 +284,16 @@ impl OutputEvent {
         )
     }
 
+    /// For a limit event, plain sentences about it ([`RateLimit::advice`],
+    /// [`TokenLimit::advice`]); `None` for other events.
+    pub fn limit_advice(&self) -> Option<String> {
+        match self {
+            OutputEvent::RateLimitExceeded(r) => Some(r.advice()),
+            OutputEvent::TokenLimitExceeded(t) => Some(t.advice()),
+            _ => None,
+        }
+    }
+
     /// An output event (for building streams in tests and adapters).
     pub fn output(stream: OutputStream, data: impl Into<String>) -> Self {
         OutputEvent::Output {

@@ -152,12 +152,11 @@ impl Executor {
                 () = progress.tick() => progress.flush().await,
             }
         };
-        let notes = claude_notes(&result);
+        let failure = result.failure();
         let out = self.claude_output(result, |r| self.save_whole(r));
-        if notes.is_empty() {
-            Ok(Json(out))
-        } else {
-            Err(structured_error(&out, notes))
+        match failure {
+            None => Ok(Json(out)),
+            Some(why) => Err(structured_error(&out, vec![why])),
         }
     }
 
@@ -206,19 +205,4 @@ impl Executor {
             }
         }
     }
-}
-
-/// Sentences saying why a result is not a success (none for a success).
-pub fn claude_notes(r: &ClaudeResult) -> Vec<String> {
-    if let Some(limit) = r.rate_limit() {
-        return vec![limit.advice()];
-    }
-    if r.is_success() {
-        return Vec::new();
-    }
-    let mut note = format!("Claude ended with `{}`", r.subtype);
-    if !r.errors.is_empty() {
-        note += &format!(": {}", r.errors.join("; "));
-    }
-    vec![note + "."]
 }

@@ -118,9 +118,7 @@ impl Executor {
                         let why = error.unwrap_or_else(|| "no reason given".into());
                         return Err(text_error(format!("The service could not run the command: {why}")));
                     }
-                    Some(Ok(OutputEvent::RateLimitExceeded(r))) => notes.push(r.advice()),
-                    Some(Ok(OutputEvent::TokenLimitExceeded(t))) => notes.push(t.advice()),
-                    Some(Ok(_)) => {}
+                    Some(Ok(other)) => notes.extend(other.limit_advice()),
                     Some(Err(Error::Timeout { after })) => {
                         break End { status: RunStatus::Failed, exit_code: None, duration: after, timed_out: true };
                     }

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use cc_executor_client::claude::{parse_line, result_from_output};
 use cc_executor_client::jobs::{JobId, JobOptions, JobStatus};
-use cc_executor_client::{Command, Error, OutputEvent};
+use cc_executor_client::{Command, Error};
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
@@ -12,7 +12,7 @@ use rmcp::{tool, tool_router, RoleServer};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::claude::{claude_notes, ClaudeOutput, ClaudeParams};
+use crate::claude::{ClaudeOutput, ClaudeParams};
 use crate::progress::Progress;
 use crate::server::{text_error, Executor, CANCEL_WAIT};
 
@@ -93,7 +93,7 @@ pub struct JobInfo {
     pub output_file: Option<String>,
     /// Why it failed, or the limit it hit, when known.
     pub error: Option<String>,
-    /// Limits and warnings seen, as sentences.
+    /// Limits hit (with when they reset) and why a Claude job failed, as sentences.
     pub notes: Vec<String>,
     /// For a finished Claude job that wrote its final result: that result.
     pub claude: Option<ClaudeOutput>,
@@ -192,8 +192,8 @@ impl Executor {
     #[tool(
         description = "Read a background job's output (stdout and stderr interleaved) in pages of \
                        at most `limit` bytes: pass `next_offset` back as `offset` until `eof`. \
-                       `tail: true` returns the last `limit` bytes. Only the latest output (1 MiB) \
-                       is held in memory; `dropped` bytes are in the job's output_file."
+                       `tail: true` returns the last `limit` bytes. Only the latest output (1 MiB by \
+                       default) is held in memory; `dropped` bytes are in the job's output_file."
     )]
     async fn job_output(
         &self,
@@ -201,7 +201,7 @@ impl Executor {
     ) -> Result<Json<JobPage>, CallToolResult> {
         let (jobs, id) = (&self.settings.jobs, JobId(p.id));
         let max = self.settings.max_output;
-        let limit = p.limit.unwrap_or(max).clamp(1, max);
+        let limit = p.limit.unwrap_or(max).min(max).max(1);
         let page = match p.tail {
             Some(true) => jobs.tail(id, limit),
             _ => jobs.output(id, p.offset.unwrap_or(0), limit),
@@ -339,22 +339,19 @@ impl Executor {
     }
 
     fn job_info(&self, s: JobStatus, with_result: bool) -> JobInfo {
-        let mut notes: Vec<String> = (s.events.iter())
-            .filter_map(|e| match e {
-                OutputEvent::RateLimitExceeded(r) => Some(r.advice()),
-                OutputEvent::TokenLimitExceeded(t) => Some(t.advice()),
-                OutputEvent::Warning { message, .. } if !message.is_empty() => {
-                    Some(message.clone())
-                }
-                _ => None,
-            })
-            .collect();
-        let claude = s.label.as_deref() == Some(CLAUDE);
-        let result = (with_result && claude && s.state.is_finished())
+        let mut notes: Vec<String> = s.events.iter().filter_map(|e| e.limit_advice()).collect();
+        let ended_claude = s.label.as_deref() == Some(CLAUDE) && s.state.is_finished();
+        let result = (with_result && ended_claude)
             .then(|| self.claude_result(&s))
             .flatten();
-        if let Some((_, claude_notes)) = &result {
-            notes.extend_from_slice(claude_notes);
+        match &result {
+            Some((_, failure)) => notes.extend(failure.clone()),
+            None if with_result && ended_claude => notes.push(
+                "Claude ended without its final result; job_output shows what it wrote \
+                 (stderr included)."
+                    .into(),
+            ),
+            None => {}
         }
         let end = s.ended_at.unwrap_or_else(SystemTime::now);
         JobInfo {
@@ -377,15 +374,15 @@ impl Executor {
 
     /// The final result of a finished Claude job, from its output held in memory, or from its
     /// output file when the start of the output was dropped.
-    fn claude_result(&self, s: &JobStatus) -> Option<(ClaudeOutput, Vec<String>)> {
+    fn claude_result(&self, s: &JobStatus) -> Option<(ClaudeOutput, Option<String>)> {
         let page = self.settings.jobs.tail(s.id, usize::MAX).ok()?;
         let result = result_from_output(&page.data).or_else(|| {
             let whole = std::fs::read(s.output_file.as_ref().filter(|_| page.dropped > 0)?);
             result_from_output(&String::from_utf8_lossy(&whole.ok()?))
         })?;
-        let notes = claude_notes(&result);
+        let failure = result.failure();
         let file = s.output_file.as_ref().map(|f| f.display().to_string());
-        Some((self.claude_output(result, |_| file), notes))
+        Some((self.claude_output(result, |_| file), failure))
     }
 
     /// Note the job's latest output line (for a Claude job, what it is doing) when there is new

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use cc_executor_client::jobs::Jobs;
+use cc_executor_client::jobs::{Jobs, JobsConfig};
 use cc_executor_client::Client;
 use cc_executor_server::{Server, ServerHandle};
 use clap::Parser;
@@ -57,6 +57,10 @@ struct Args {
     /// `cc-executor` in the system temp dir].
     #[arg(long, env = "CC_EXECUTOR_OUTPUT_DIR")]
     output_dir: Option<PathBuf>,
+    /// Bytes of each background job's latest output held in memory for `job_output` (the whole
+    /// output is in its file).
+    #[arg(long, env = "CC_EXECUTOR_JOB_BUFFER_BYTES", default_value_t = 1 << 20)]
+    job_buffer_bytes: usize,
 }
 
 #[tokio::main]
@@ -109,7 +113,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let client = builder.build()?;
-    let jobs = Jobs::new(client.clone());
+    let config = JobsConfig::default().buffer_bytes(args.job_buffer_bytes);
+    let jobs = Jobs::with_config(client.clone(), config);
     let executor = Executor::new(Settings {
         client,
         default_timeout: Duration::from_secs(args.default_timeout),

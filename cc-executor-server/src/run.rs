@@ -54,6 +54,8 @@ pub(crate) struct RunHandle {
     /// CANCEL was requested.
     pub canceling: bool,
     phase: watch::Sender<Phase>,
+    /// Set once `process.completed` is about to go into the sink.
+    reported: Arc<AtomicBool>,
     /// Ends once `process.completed` is in the sink (or the run was aborted).
     pub task: JoinHandle<()>,
 }
@@ -63,6 +65,12 @@ impl RunHandle {
     pub fn cancel(&mut self) {
         self.canceling = true;
         let _ = self.phase.send(Phase::Canceled);
+    }
+
+    /// Whether `process.completed` has gone to the client: the run is over for it, even if
+    /// the task has not noticed yet (a client may send its next `execute` at once).
+    pub fn reported(&self) -> bool {
+        self.reported.load(Ordering::Acquire)
     }
 
     /// Kill the group and wait (up to `bound`) until it is gone; no frame is sent.
@@ -130,12 +138,14 @@ pub(crate) fn start(spawned: Spawned, timeout: Option<f64>, ctx: RunContext) -> 
         ),
     ];
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
+    let reported = Arc::new(AtomicBool::new(false));
     let sup = Supervisor {
         pid,
         group,
         timeout,
         ctx,
         shared,
+        reported: reported.clone(),
     };
     let task = tokio::spawn(async move {
         let guard = guard;
@@ -149,6 +159,7 @@ pub(crate) fn start(spawned: Spawned, timeout: Option<f64>, ctx: RunContext) -> 
         group,
         canceling: false,
         phase: phase_tx,
+        reported,
         task,
     }
 }
@@ -292,6 +303,7 @@ struct Supervisor {
     timeout: Option<f64>,
     ctx: RunContext,
     shared: Arc<Shared>,
+    reported: Arc<AtomicBool>,
 }
 
 impl Supervisor {
@@ -399,7 +411,11 @@ impl Supervisor {
         if self
             .ctx
             .out
-            .send(OutItem::Completed(frame, delivered_tx))
+            .send(OutItem::Completed(
+                frame,
+                self.reported.clone(),
+                delivered_tx,
+            ))
             .await
             .is_ok()
         {

@@ -280,6 +280,10 @@ impl Session {
                 return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
             }
         }
+        if run.as_ref().is_some_and(RunHandle::reported) {
+            // Its `process.completed` is out; the task is only finishing: let it end alone.
+            *run = None;
+        }
         if run.is_some() {
             return self
                 .reply_error(id, code::ALREADY_RUNNING, "A process is already running")

@@ -11,6 +11,9 @@
 //! `out` queue fills, and the pipe readers stop reading: the child then blocks on its pipe and
 //! memory stays bounded.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::SinkExt;
@@ -39,9 +42,10 @@ pub(crate) enum CtrlItem {
 pub(crate) enum OutItem {
     /// Encoded frames, in order.
     Frames(Vec<String>),
-    /// The run's `process.completed`; the sender is told once it is in the sink, ahead of
-    /// anything sent later.
-    Completed(String, oneshot::Sender<()>),
+    /// The run's `process.completed`. The flag is set just before the frame goes into the sink
+    /// (so a client that saw it finds the run over); the sender is told once it is in the sink,
+    /// ahead of anything sent later.
+    Completed(String, Arc<AtomicBool>, oneshot::Sender<()>),
 }
 
 enum Next {
@@ -91,7 +95,8 @@ pub(crate) async fn run(
                 return;
             }
             Next::Out(OutItem::Frames(frames)) => feed_all(&mut sink, frames).await,
-            Next::Out(OutItem::Completed(f, delivered)) => {
+            Next::Out(OutItem::Completed(f, reported, delivered)) => {
+                reported.store(true, Ordering::Release);
                 let r = sink.feed(Message::Text(f.into())).await;
                 let _ = delivered.send(());
                 r

@@ -161,6 +161,26 @@ async fn a_job_outlives_its_call_and_its_output_reads_in_pages() {
 }
 
 #[tokio::test]
+async fn output_past_the_memory_window_is_counted_as_dropped_and_kept_in_the_file() {
+    let mcp = start(&["--job-buffer-bytes", "1000"], &[]).await;
+    let s = start_job(&mcp, json!({"command": "seq 1 2000"})).await;
+    let id = s["id"].as_u64().unwrap();
+    let w = job(&mcp, "job_wait", json!({"id": id, "timeout_secs": 60})).await;
+    assert_eq!(w["state"], "completed", "{w}");
+    let expected: String = (1..=2000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(w["output_bytes"], expected.len());
+    assert_eq!(w["dropped_bytes"], expected.len() - 1000);
+    let p = job(&mcp, "job_output", json!({"id": id, "offset": 0})).await;
+    assert_eq!(p["dropped"], expected.len() - 1000);
+    assert_eq!(p["offset"], p["dropped"], "{p}");
+    assert_eq!(p["eof"], true);
+    assert!(expected.ends_with(p["data"].as_str().unwrap()));
+    let file = w["output_file"].as_str().unwrap();
+    assert!(std::fs::read_to_string(file).unwrap() == expected);
+    mcp.cancel().await.unwrap();
+}
+
+#[tokio::test]
 async fn job_wait_returns_at_its_timeout_with_progress_and_cancel_kills_the_group() {
     let mcp = start(&[], &[]).await;
     let marker = marker("wait");
@@ -326,7 +346,7 @@ fn stand_in_path() -> OsString {
     std::fs::create_dir_all(&dir).unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/claude");
     let script = format!(
-        "#!/bin/sh\nfor prompt; do :; done\ncase \"$prompt\" in *usage*) s=usage_limit ;; *) s=success ;; esac\n\
+        "#!/bin/sh\nfor prompt; do :; done\ncase \"$prompt\" in *usage*) s=usage_limit ;; *crash*) echo boom >&2; exit 3 ;; *) s=success ;; esac\n\
          while IFS= read -r line; do printf '%s\\n' \"$line\"; sleep 0.3; done < '{}'/$s.jsonl\n",
         fixtures.display()
     );
@@ -375,5 +395,33 @@ async fn a_claude_job_reports_its_final_result() {
     let notes = w["notes"].to_string();
     assert!(notes.contains("Rate limited"), "{w}");
     assert!(notes.contains("2030-03-17 17:46:40 UTC"), "{w}");
+
+    let s = start_job(&mcp, json!({"claude": {"prompt": "crash now"}})).await;
+    let id = s["id"].as_u64().unwrap();
+    let w = job(&mcp, "job_wait", json!({"id": id, "timeout_secs": 60})).await;
+    assert_eq!(w["state"], "failed", "{w}");
+    assert_eq!(w["exit_code"], 3);
+    assert!(w["claude"].is_null(), "{w}");
+    assert!(
+        w["notes"].to_string().contains("without its final result"),
+        "{w}"
+    );
+    let page = job(&mcp, "job_output", json!({"id": id})).await;
+    assert_eq!(page["data"], "boom\n");
+    mcp.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_claude_result_past_the_memory_window_is_read_from_the_file() {
+    let mcp = start(&["--job-buffer-bytes", "100"], &[("PATH", stand_in_path())]).await;
+    let s = start_job(
+        &mcp,
+        json!({"claude": {"prompt": "what does main.py print?"}}),
+    )
+    .await;
+    let id = s["id"].as_u64().unwrap();
+    let w = job(&mcp, "job_wait", json!({"id": id, "timeout_secs": 60})).await;
+    assert!(w["dropped_bytes"].as_u64().unwrap() > 0, "{w}");
+    assert_eq!(w["claude"]["result"], "The script prints 4.", "{w}");
     mcp.cancel().await.unwrap();
 }

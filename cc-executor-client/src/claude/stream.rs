@@ -250,6 +250,34 @@ impl ClaudeResult {
     pub fn is_success(&self) -> bool {
         self.subtype == "success" && !self.is_error && self.rate_limit().is_none()
     }
+
+    /// Why this is not a success, in plain sentences: the limit and when it resets
+    /// ([`RateLimit::advice`]), or the subtype and the errors; `None` for a success.
+    ///
+    /// ```
+    /// use cc_executor_client::claude::{parse_line, ClaudeEvent};
+    ///
+    /// let line = r#"{"type":"result","subtype":"error_max_turns","is_error":true,
+    ///                "errors":["Reached maximum number of turns (1)"]}"#;
+    /// let ClaudeEvent::Result(r) = parse_line(line) else { unreachable!() };
+    /// assert_eq!(
+    ///     r.failure().as_deref(),
+    ///     Some("Claude ended with `error_max_turns`: Reached maximum number of turns (1).")
+    /// );
+    /// ```
+    pub fn failure(&self) -> Option<String> {
+        if let Some(limit) = self.rate_limit() {
+            return Some(limit.advice());
+        }
+        if self.is_success() {
+            return None;
+        }
+        let mut text = format!("Claude ended with `{}`", self.subtype);
+        if !self.errors.is_empty() {
+            text += &format!(": {}", self.errors.join("; "));
+        }
+        Some(text + ".")
+    }
 }
 
 /// The `rate_limit_info` of a `rate_limit_event`.

@@ -39,6 +39,10 @@ struct Args {
     /// Also stream 1 GB (the memory scenario); off by default to keep a run short.
     #[arg(long)]
     big: bool,
+    /// Run only these scenarios (comma-separated: latency, lines, payload, big, concurrent,
+    /// mcp, limit), e.g. to profile one of them.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Internal: serve the embedded service on this address and print its URL.
     #[arg(long, hide = true)]
     serve: Option<String>,
@@ -190,16 +194,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut report = Report::default();
     eprintln!("service: {}", service.url);
 
-    for _ in 0..runs {
+    let want = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+
+    for _ in 0..if want("latency") { runs } else { 0 } {
         let (reused, connect) = latency(&client, sizes.latency_iters).await?;
         report.add("latency_reused_ms", reused);
         report.add("latency_connect_ms", connect);
     }
-    for _ in 0..runs {
+    for _ in 0..if want("lines") { runs } else { 0 } {
         let secs = stream(&client, &format!("seq 1 {}", sizes.lines), sizes.lines).await?;
         report.add("lines_per_s", sizes.lines as f64 / secs);
     }
-    for _ in 0..runs {
+    for _ in 0..if want("payload") { runs } else { 0 } {
         let secs = stream(
             &client,
             &payload_cmd(sizes.payload_lines),
@@ -211,7 +217,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             (sizes.payload_lines * 1000) as f64 / 1e6 / secs,
         );
     }
-    if args.big || args.smoke {
+    if (args.big || args.smoke || !args.only.is_empty()) && want("big") {
         let secs = stream(&client, &payload_cmd(sizes.big_lines), sizes.big_lines).await?;
         report.add(
             "big_payload_mb_per_s",
@@ -226,17 +232,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     report.add("client_peak_rss_mb", peak_rss_mb("/proc/self/status"));
 
-    let (ok, failed, wall) = concurrent(&client, sizes.concurrent).await;
-    report.add("concurrent_ok", ok as f64);
-    report.add("concurrent_failed", failed as f64);
-    report.add("concurrent_wall_s", wall);
-
-    match mcp_latency(&service.url, sizes.mcp_iters).await {
-        Ok(ms) => report.add("mcp_execute_ms", ms),
-        Err(e) => eprintln!("mcp scenario skipped: {e}"),
+    if want("concurrent") {
+        let (ok, failed, wall) = concurrent(&client, sizes.concurrent).await;
+        report.add("concurrent_ok", ok as f64);
+        report.add("concurrent_failed", failed as f64);
+        report.add("concurrent_wall_s", wall);
     }
 
-    for _ in 0..runs {
+    if want("mcp") {
+        match mcp_latency(&service.url, sizes.mcp_iters).await {
+            Ok(ms) => report.add("mcp_execute_ms", ms),
+            Err(e) => eprintln!("mcp scenario skipped: {e}"),
+        }
+    }
+
+    for _ in 0..if want("limit") { runs } else { 0 } {
         let secs = transport_limit(sizes.lines, 7).await?;
         report.add("limit_lines_per_s", sizes.lines as f64 / secs);
         let secs = transport_limit(sizes.payload_lines, 1000).await?;
