@@ -4,11 +4,17 @@
 //! responses to requests by id, and feeds the current run's events into a bounded channel. While
 //! the consumer of that channel is behind, the actor stops reading the socket, so a slow reader
 //! slows the service down instead of growing memory.
+//!
+//! Throughput: the actor takes every frame already buffered from the socket in one go (up to a
+//! burst limit) and hands events over in batches, so a stream of small lines costs one wake-up
+//! of the consumer per batch rather than per line.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -26,8 +32,16 @@ use crate::protocol::{
 };
 use crate::transport::Ws;
 
-/// Events buffered per run before the actor stops reading the socket.
-const EVENT_BUFFER: usize = 256;
+/// Events handed to the consumer at a time, at most.
+const BATCH_ITEMS: usize = 64;
+/// Batches buffered per run before the actor stops reading the socket (with [`BATCH_ITEMS`],
+/// at most 256 events).
+const EVENT_BATCHES: usize = 4;
+/// Frames read from the socket in one go, at most.
+const BURST_FRAMES: usize = BATCH_ITEMS;
+/// Bytes of frames read from the socket in one go, at most (a burst ends after the frame that
+/// passes it).
+const BURST_BYTES: usize = 1 << 20;
 /// A reassembled line is yielded in pieces beyond this many bytes.
 pub(crate) const MAX_LINE_BYTES: usize = 64 << 20;
 /// Extra time given to a service that enforces `timeout` itself before the client cancels.
@@ -37,6 +51,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// One item of an execution's stream.
 pub(crate) type Item = Result<OutputEvent>;
+/// Items handed over together, in order.
+pub(crate) type Batch = Vec<Item>;
 
 /// What a caller asks the actor to do.
 pub(crate) enum Cmd {
@@ -63,7 +79,7 @@ pub(crate) enum Cmd {
 /// A started run, handed to the new `Execution`.
 pub(crate) struct Started {
     pub(crate) run: Arc<RunShared>,
-    pub(crate) events: mpsc::Receiver<Item>,
+    pub(crate) events: mpsc::Receiver<Batch>,
     pub(crate) result: ExecuteResult,
 }
 
@@ -190,6 +206,8 @@ pub(crate) fn spawn(
         close_waiters: Vec::new(),
         end: None,
         ended: ended.clone(),
+        silence: Box::pin(tokio::time::sleep(heartbeat)),
+        burst: Vec::new(),
     };
     tokio::spawn(actor.run());
     ConnHandle {
@@ -212,11 +230,12 @@ enum Pending {
 
 struct Run {
     shared: Arc<RunShared>,
-    tx: mpsc::Sender<Item>,
+    tx: mpsc::Sender<Batch>,
     /// Held until the `execute` response hands it to the caller.
-    rx: Option<mpsc::Receiver<Item>>,
-    /// Items not yet accepted by the channel; the socket is not read while this is non-empty.
-    queue: VecDeque<Item>,
+    rx: Option<mpsc::Receiver<Batch>>,
+    /// Items not yet accepted by the channel, in batches (only the last one still grows); the
+    /// socket is not read while this is non-empty.
+    queue: VecDeque<Batch>,
     /// The last item for the consumer has been queued (terminal event or error).
     sealed: bool,
     /// Nobody reads any more: drop events until the service ends the run.
@@ -238,7 +257,14 @@ impl Run {
                 Ok(ev) => ev.is_terminal(),
                 Err(_) => true,
             };
-            self.queue.push_back(item);
+            match self.queue.back_mut() {
+                Some(batch) if batch.len() < BATCH_ITEMS => batch.push(item),
+                _ => {
+                    let mut batch = Vec::with_capacity(BATCH_ITEMS);
+                    batch.push(item);
+                    self.queue.push_back(batch);
+                }
+            }
             self.sealed = last;
         }
     }
@@ -283,6 +309,32 @@ impl Run {
         }
     }
 
+    /// Hand queued items to the consumer while its channel has room (never waits).
+    fn hand_over(&mut self) {
+        while !self.discard && !self.queue.is_empty() {
+            let closed = match self.tx.try_reserve() {
+                Ok(permit) => {
+                    if let Some(batch) = self.queue.pop_front() {
+                        permit.send(batch);
+                    }
+                    false
+                }
+                Err(mpsc::error::TrySendError::Full(())) => return,
+                Err(mpsc::error::TrySendError::Closed(())) => true,
+            };
+            if closed {
+                self.receiver_gone();
+            }
+        }
+    }
+
+    /// The `Execution` is gone (detached and dropped, or dropped and an `Abandon` follows):
+    /// keep the run going but discard its events.
+    fn receiver_gone(&mut self) {
+        self.discard = true;
+        self.queue.clear();
+    }
+
     /// Whether the actor still has work for this run.
     fn over(&self) -> bool {
         self.service_done && (self.discard || self.queue.is_empty())
@@ -315,14 +367,59 @@ struct Actor {
     close_waiters: Vec<oneshot::Sender<()>>,
     end: Option<End>,
     ended: Arc<Mutex<Option<End>>>,
+    /// Fires at `last_seen + heartbeat` at the earliest; reset lazily (not on every frame).
+    silence: Pin<Box<tokio::time::Sleep>>,
+    /// Frames of the current burst (kept to reuse its allocation).
+    burst: Vec<Message>,
+}
+
+/// Frames read in one go, and how the stream ended if it did right after them.
+struct Burst {
+    frames: Vec<Message>,
+    end: Option<Option<tungstenite::Error>>,
+}
+
+/// Read every frame the socket has ready (bounded by [`BURST_FRAMES`] and [`BURST_BYTES`]);
+/// waits only when there is none.
+async fn read_burst(ws: &mut Ws, mut frames: Vec<Message>) -> Burst {
+    let mut bytes = 0;
+    std::future::poll_fn(move |cx| loop {
+        match ws.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(msg))) => {
+                bytes += msg.len();
+                frames.push(msg);
+                if frames.len() >= BURST_FRAMES || bytes >= BURST_BYTES {
+                    return Poll::Ready(Burst {
+                        frames: std::mem::take(&mut frames),
+                        end: None,
+                    });
+                }
+            }
+            Poll::Ready(end) => {
+                return Poll::Ready(Burst {
+                    frames: std::mem::take(&mut frames),
+                    end: Some(end.and_then(|r| r.err())),
+                })
+            }
+            Poll::Pending if frames.is_empty() => return Poll::Pending,
+            Poll::Pending => {
+                return Poll::Ready(Burst {
+                    frames: std::mem::take(&mut frames),
+                    end: None,
+                })
+            }
+        }
+    })
+    .await
 }
 
 enum Action {
-    Deliver(std::result::Result<mpsc::OwnedPermit<Item>, mpsc::error::SendError<()>>),
-    Frame(Option<std::result::Result<Message, tungstenite::Error>>),
+    Deliver(std::result::Result<mpsc::OwnedPermit<Batch>, mpsc::error::SendError<()>>),
+    Frames(Burst),
     Cmd(Option<Cmd>),
     Ping,
-    Silent,
+    /// The silence timer fired: check `last_seen`.
+    Silence,
     Deadline,
     CloseDeadline,
 }
@@ -352,7 +449,7 @@ impl Actor {
             let action = self.next_action().await;
             match action {
                 Action::Deliver(permit) => self.deliver(permit),
-                Action::Frame(frame) => self.on_frame(frame).await,
+                Action::Frames(burst) => self.on_burst(burst).await,
                 Action::Cmd(Some(cmd)) => self.on_cmd(cmd).await,
                 Action::Cmd(None) => {
                     self.cmds_open = false;
@@ -364,10 +461,24 @@ impl Actor {
                 Action::Ping => {
                     self.send(Message::Ping(Default::default())).await;
                 }
-                Action::Silent => {
-                    let idle = self.last_seen.elapsed();
-                    tracing::debug!(?idle, "no frame from the service; dropping the connection");
-                    self.socket_gone(End::Heartbeat { idle });
+                Action::Silence => {
+                    // No deadline at all when it is too far to be represented.
+                    let Some(silent_at) = self.last_seen.checked_add(self.heartbeat) else {
+                        self.silence
+                            .as_mut()
+                            .reset(Instant::now() + Duration::from_secs(86_400));
+                        continue;
+                    };
+                    if Instant::now() >= silent_at {
+                        let idle = self.last_seen.elapsed();
+                        tracing::debug!(
+                            ?idle,
+                            "no frame from the service; dropping the connection"
+                        );
+                        self.socket_gone(End::Heartbeat { idle });
+                    } else {
+                        self.silence.as_mut().reset(silent_at);
+                    }
                 }
                 Action::Deadline => self.on_deadline().await,
                 Action::CloseDeadline => {
@@ -376,6 +487,9 @@ impl Actor {
                         reason: "closed by the client".into(),
                     });
                 }
+            }
+            if let Some(run) = self.run.as_mut() {
+                run.hand_over();
             }
             self.finish_run_if_over().await;
         }
@@ -392,7 +506,7 @@ impl Actor {
             .map(|r| r.tx.clone().reserve_owned());
         // Backpressure: do not read while the consumer has not taken what we have.
         let read = self.ws.is_some() && deliver.is_none();
-        let silent_at = (read && self.closing.is_none()).then(|| self.last_seen + self.heartbeat);
+        let watch_silence = read && self.closing.is_none();
         let run_deadline = self.run.as_ref().and_then(|r| r.deadline).map(|d| d.0);
         let closing = self.closing;
         let ping = self.ws.is_some() && self.closing.is_none();
@@ -401,9 +515,14 @@ impl Actor {
             ws,
             cmds,
             ping: ticker,
+            silence,
+            burst,
             ..
         } = self;
-        let frame = ws.as_mut().filter(|_| read).map(|ws| ws.next());
+        let frames = ws
+            .as_mut()
+            .filter(|_| read)
+            .map(|ws| read_burst(ws, std::mem::take(burst)));
         // Commands and deadlines first: a flood of output must not starve a cancel.
         tokio::select! {
             biased;
@@ -411,31 +530,26 @@ impl Actor {
             _ = sleep_until(run_deadline) => Action::Deadline,
             _ = sleep_until(closing) => Action::CloseDeadline,
             p = maybe(deliver) => Action::Deliver(p),
-            f = maybe(frame) => Action::Frame(f),
+            f = maybe(frames) => Action::Frames(f),
             _ = ticker.tick(), if ping => Action::Ping,
-            _ = sleep_until(silent_at) => Action::Silent,
+            _ = silence.as_mut(), if watch_silence => Action::Silence,
         }
     }
 
     fn deliver(
         &mut self,
-        permit: std::result::Result<mpsc::OwnedPermit<Item>, mpsc::error::SendError<()>>,
+        permit: std::result::Result<mpsc::OwnedPermit<Batch>, mpsc::error::SendError<()>>,
     ) {
         let Some(run) = self.run.as_mut() else { return };
         match permit {
             Ok(permit) => {
-                if let Some(item) = run.queue.pop_front() {
-                    permit.send(item);
+                if let Some(batch) = run.queue.pop_front() {
+                    permit.send(batch);
                 }
                 // Time spent waiting for the consumer is not the service's silence.
                 self.last_seen = Instant::now();
             }
-            Err(_) => {
-                // The `Execution` is gone (detached and dropped, or dropped and an `Abandon`
-                // follows): keep the run going but discard its events.
-                run.discard = true;
-                run.queue.clear();
-            }
+            Err(_) => run.receiver_gone(),
         }
     }
 
@@ -484,7 +598,7 @@ impl Actor {
                     let _ = reply.send(Err(Error::AlreadyRunning));
                     return;
                 }
-                let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+                let (tx, rx) = mpsc::channel(EVENT_BATCHES);
                 let id = self.next_run;
                 self.next_run += 1;
                 let grace = if self.service_timeout {
@@ -601,26 +715,38 @@ impl Actor {
         }
     }
 
-    async fn on_frame(&mut self, frame: Option<std::result::Result<Message, tungstenite::Error>>) {
+    async fn on_burst(&mut self, burst: Burst) {
         self.last_seen = Instant::now();
-        let msg = match frame {
-            Some(Ok(msg)) => msg,
-            Some(Err(e)) => {
+        let Burst { mut frames, end } = burst;
+        for msg in frames.drain(..) {
+            if self.ws.is_none() {
+                // The socket failed while answering an earlier frame: the rest is moot.
+                break;
+            }
+            self.on_message(msg).await;
+        }
+        self.burst = frames;
+        match end {
+            None => {}
+            Some(Some(e)) => {
                 tracing::debug!(error = %e, "the connection failed");
                 let code = self.end_code();
-                return self.socket_gone(End::Closed {
+                self.socket_gone(End::Closed {
                     code,
                     reason: e.to_string(),
                 });
             }
-            None => {
+            Some(None) => {
                 let code = self.end_code();
-                return self.socket_gone(End::Closed {
+                self.socket_gone(End::Closed {
                     code,
                     reason: String::new(),
                 });
             }
-        };
+        }
+    }
+
+    async fn on_message(&mut self, msg: Message) {
         match msg {
             Message::Text(text) => self.on_text(text.as_str()).await,
             Message::Binary(data) => {
@@ -892,6 +1018,7 @@ mod tests {
     fn outputs(run: &Run) -> Vec<(OutputStream, String, Option<Chunk>)> {
         run.queue
             .iter()
+            .flatten()
             .map(|i| match i {
                 Ok(OutputEvent::Output {
                     stream,
@@ -961,7 +1088,7 @@ mod tests {
             after: Duration::from_secs(1),
         }));
         r.push_output(OutputStream::Stdout, "late".into());
-        assert_eq!(r.queue.len(), 1);
+        assert_eq!(r.queue.iter().map(Vec::len).sum::<usize>(), 1);
         assert!(r.sealed);
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::connection::{Cmd, ConnHandle, Item, RunShared, Started};
+use crate::connection::{Batch, Cmd, ConnHandle, Item, RunShared, Started};
 use crate::error::{Error, Result};
 use crate::event::{OutputEvent, OutputStream, RunStatus};
 use crate::protocol::ControlType;
@@ -38,7 +38,9 @@ use crate::protocol::ControlType;
 /// [`OutputEvent::Output`] (pieces of at most 64 MiB) unless
 /// [`Command::raw_chunks`](crate::Command::raw_chunks) is set.
 pub struct Execution {
-    events: mpsc::Receiver<Item>,
+    events: mpsc::Receiver<Batch>,
+    /// The rest of the batch being read.
+    ready: std::vec::IntoIter<Item>,
     conn: ConnHandle,
     run: Arc<RunShared>,
     pid: u32,
@@ -110,6 +112,7 @@ impl Execution {
     pub(crate) fn new(conn: ConnHandle, started: Started, timeout: Option<Duration>) -> Self {
         Execution {
             events: started.events,
+            ready: Vec::new().into_iter(),
             conn,
             run: started.run,
             pid: started.result.pid,
@@ -233,14 +236,19 @@ impl Stream for Execution {
     type Item = Result<OutputEvent>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.done {
-            return Poll::Ready(None);
+        let this = &mut *self;
+        loop {
+            if let Some(item) = this.ready.next() {
+                return Poll::Ready(Some(item));
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match std::task::ready!(this.events.poll_recv(cx)) {
+                Some(batch) => this.ready = batch.into_iter(),
+                None => this.done = true,
+            }
         }
-        let item = std::task::ready!(self.events.poll_recv(cx));
-        if item.is_none() {
-            self.done = true;
-        }
-        Poll::Ready(item)
     }
 }
 

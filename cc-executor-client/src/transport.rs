@@ -4,8 +4,10 @@ use std::sync::{Arc, OnceLock};
 
 use futures_util::{SinkExt, StreamExt};
 use rustls::ClientConfig;
+use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::UrlError;
 use tokio_tungstenite::tungstenite::http::{header::AUTHORIZATION, HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
@@ -15,7 +17,13 @@ use crate::error::{BoxError, Error, Result};
 use crate::protocol::{code, ConnectedParams, Request, ServerFrame, ServerNotification};
 
 /// The WebSocket type every connection uses.
-pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<BufReader<TcpStream>>>;
+
+/// Bytes read from the socket at a time.
+///
+/// tungstenite asks for little more than the frame it is reading, so without this buffer a
+/// stream of small frames costs about one `recv` per frame.
+const SOCKET_READ_BUFFER: usize = 64 * 1024;
 
 /// A TLS configuration trusting the platform's roots plus the Mozilla roots, with the `ring`
 /// provider chosen explicitly: rustls cannot pick a process-level provider on its own here.
@@ -75,13 +83,47 @@ async fn connect_inner(cfg: &Config) -> Result<(Ws, ConnectedParams)> {
     } else {
         Connector::Plain
     };
+    let tcp = connect_tcp(&request)
+        .await
+        .map_err(|e| classify_connect_error(url, e))?;
     // The default limits (64 MiB a message) hold any chunk: 65,536 characters, even escaped.
-    let (mut ws, _response) =
-        tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
-            .await
-            .map_err(|e| classify_connect_error(url, e))?;
+    let (mut ws, _response) = tokio_tungstenite::client_async_tls_with_config(
+        request,
+        BufReader::with_capacity(SOCKET_READ_BUFFER, tcp),
+        None,
+        Some(connector),
+    )
+    .await
+    .map_err(|e| classify_connect_error(url, e))?;
     let connected = read_connected(url, &mut ws).await?;
     Ok((ws, connected))
+}
+
+/// The TCP connection for `request`, with Nagle's algorithm off: requests and `pong`s are small
+/// and must not wait for an ACK.
+async fn connect_tcp(
+    request: &tungstenite::handshake::client::Request,
+) -> std::result::Result<TcpStream, tungstenite::Error> {
+    let uri = request.uri();
+    let host = uri
+        .host()
+        .ok_or(tungstenite::Error::Url(UrlError::NoHostName))?;
+    // An IPv6 address comes in brackets.
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port = uri
+        .port_u16()
+        .or(match uri.scheme_str() {
+            Some("wss") => Some(443),
+            Some("ws") => Some(80),
+            _ => None,
+        })
+        .ok_or(tungstenite::Error::Url(UrlError::UnsupportedUrlScheme))?;
+    let tcp = TcpStream::connect((host, port)).await?;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
 }
 
 /// Map a handshake failure to the error a caller can act on.

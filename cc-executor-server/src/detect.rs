@@ -11,7 +11,7 @@
 
 use std::sync::LazyLock;
 
-use memchr::memmem::Finder;
+use aho_corasick::packed::Searcher;
 
 /// A rate or usage limit.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,19 +50,17 @@ impl Detections {
     }
 }
 
-/// Keywords one of which every detectable line contains.
-static PRECHECK: LazyLock<Vec<Finder<'static>>> = LazyLock::new(|| {
-    [
+/// Keywords one of which every detectable line contains, searched for in one pass.
+static PRECHECK: LazyLock<Searcher> = LazyLock::new(|| {
+    Searcher::new([
         "imit",    // limit, Limit, rate_limit_*
         "429",     // HTTP 429
         "oo long", // prompt is too long
         "ontext",  // context window / length
         "aximum",  // output token maximum
         "omplete", // completion phrases
-    ]
-    .iter()
-    .map(|k| Finder::new(k.as_bytes()))
-    .collect()
+    ])
+    .expect("the packed searcher takes a few short patterns")
 });
 
 /// Completion phrases (lower case) and the marker reported for each, longest first.
@@ -77,7 +75,7 @@ const COMPLETION_PHRASES: &[(&str, &str)] = &[
 /// Examine one line (with or without its newline).
 pub(crate) fn detect(line: &str) -> Detections {
     let bytes = line.as_bytes();
-    if !PRECHECK.iter().any(|f| f.find(bytes).is_some()) {
+    if PRECHECK.find(bytes).is_none() {
         return Detections::default();
     }
     let lower = line.to_ascii_lowercase();

@@ -61,10 +61,16 @@ pub(crate) struct RunHandle {
 }
 
 impl RunHandle {
-    /// Record a CANCEL (the caller has already sent SIGTERM to the group).
+    /// Record a CANCEL; the caller sends SIGTERM to the group right after.
     pub fn cancel(&mut self) {
         self.canceling = true;
         let _ = self.phase.send(Phase::Canceled);
+    }
+
+    /// Take back a CANCEL whose signal found no group (the run ended on its own).
+    pub fn uncancel(&mut self) {
+        self.canceling = false;
+        let _ = self.phase.send(Phase::Running);
     }
 
     /// Whether `process.completed` has gone to the client: the run is over for it, even if
@@ -354,6 +360,10 @@ impl Supervisor {
                 }
             }
         };
+        // The leader may die of the CANCEL's SIGTERM before the select saw the phase change.
+        if !timed_out && !aborted && *phase.borrow() == Phase::Canceled {
+            canceled = true;
+        }
         let execution_time = self.shared.start.elapsed().as_secs_f64();
 
         // 2. Until both pipes are drained.

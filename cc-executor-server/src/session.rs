@@ -374,9 +374,12 @@ impl Session {
             ),
             ControlType::Cancel if r.canceling => (Ok(status::CANCELED), method::PROCESS_CANCELED),
             ControlType::Cancel => {
+                // Record the cancel before the signal, so the run reports `canceled` however
+                // fast the group dies.
+                r.cancel();
                 let st = r.group.terminate().map(|_| status::CANCELED);
-                if st.is_ok() {
-                    r.cancel();
+                if st.is_err() {
+                    r.uncancel();
                 }
                 (st, method::PROCESS_CANCELED)
             }

@@ -341,7 +341,14 @@ async fn closing_stdin_cancels_jobs(external: bool) {
 }
 
 /// A stand-in `claude` that prints a recorded sample slowly; returns `PATH` with it first.
+///
+/// Written once per test process: tests run in parallel threads and must not race on the file.
 fn stand_in_path() -> OsString {
+    static PATH: std::sync::OnceLock<OsString> = std::sync::OnceLock::new();
+    PATH.get_or_init(write_stand_in).clone()
+}
+
+fn write_stand_in() -> OsString {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mcp-jobs-stand-in");
     std::fs::create_dir_all(&dir).unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/claude");

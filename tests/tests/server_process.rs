@@ -483,3 +483,20 @@ async fn a_pipe_held_outside_the_group_does_not_hang_the_session() {
     drop(c);
     server.shutdown().await;
 }
+
+/// A group that dies at once of the CANCEL's SIGTERM still reports `canceled`, not `failed`:
+/// the cancel is recorded before the signal goes out.
+#[tokio::test]
+async fn a_fast_dying_cancel_is_always_reported_as_canceled() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    for round in 0..30 {
+        let (result, _) = start(&mut c, json!({ "command": "sleep 30" })).await;
+        c.control("CANCEL", 2).await;
+        let frames = c.until_completed().await;
+        let done = &frames[frames.len() - 1]["params"];
+        assert_eq!(done["status"], "canceled", "round {round}: {done}");
+        assert_eq!(done["exit_code"], -15, "round {round}: {done}");
+        assert_gone(pgid_of(&result)).await;
+    }
+}
