@@ -797,6 +797,85 @@ fn unescape_json_string(s: &str) -> Option<(String, &str)> {
     }
 }
 
+impl OutputParams<'_> {
+    /// Encode as a whole `process.output` frame: byte for byte what serde_json writes for
+    /// `Notification::new(method::PROCESS_OUTPUT, self)`, written by hand because it is a
+    /// service's hot path (one frame per output line).
+    pub fn encode_frame(&self) -> String {
+        let mut out = String::with_capacity(self.data.len() + 160);
+        out.push_str(r#"{"jsonrpc":"2.0","method":"process.output","params":{"type":""#);
+        out.push_str(self.stream.as_str());
+        out.push_str(r#"","data":""#);
+        escape_json_into(&mut out, &self.data);
+        out.push_str(if self.truncated {
+            r#"","truncated":true,"chunk_index":"#
+        } else {
+            r#"","truncated":false,"chunk_index":"#
+        });
+        push_opt_u32(&mut out, self.chunk_index);
+        out.push_str(r#","total_chunks":"#);
+        push_opt_u32(&mut out, self.total_chunks);
+        out.push_str("}}");
+        out
+    }
+}
+
+fn push_opt_u32(out: &mut String, v: Option<u32>) {
+    match v {
+        Some(n) => {
+            let _ = std::fmt::Write::write_fmt(out, format_args!("{n}"));
+        }
+        None => out.push_str("null"),
+    }
+}
+
+/// Append `s` as the inside of a JSON string, escaped as serde_json escapes it: `\"`, `\\`,
+/// `\b \f \n \r \t`, other control characters as `\u00xx`; everything else verbatim.
+fn escape_json_into(out: &mut String, s: &str) {
+    let bytes = s.as_bytes();
+    // Start of the run of bytes not yet copied.
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip 8 bytes at a time while none needs escaping.
+        if let Some(word) = bytes.get(i..i + 8) {
+            let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            if !word_has_special(w) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        // Escaped bytes are ASCII, so these slice bounds are character boundaries.
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xf)] as char);
+        } else {
+            out.push_str(esc);
+        }
+        i += 1;
+        start = i;
+    }
+    out.push_str(&s[start..]);
+}
+
 /// Whether any byte of `w` is a control character, `"` or `\\` (exact as a yes/no answer).
 #[inline]
 fn word_has_special(w: u64) -> bool {
@@ -986,5 +1065,49 @@ mod tests {
             r#"{"jsonrpc":"2.0","method":"process.output","params":{"type":"video"}}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn hand_encoded_output_frames_match_serde_json() {
+        let mut samples: Vec<String> = vec![
+            String::new(),
+            "plain line\n".into(),
+            "\"quoted\" \\ back\\slash\n".into(),
+            "héllo wörld €𝄞 \u{7f}\u{80}\u{ffff}\n".into(),
+            "x".repeat(1000) + "\n",
+        ];
+        // Every ASCII character, at every offset within a word.
+        for c in 0u8..=0x7f {
+            for pad in 0..9 {
+                samples.push(format!(
+                    "{}{}{}",
+                    "a".repeat(pad),
+                    c as char,
+                    "b".repeat(9 - pad)
+                ));
+            }
+        }
+        let shapes = [
+            (OutputStream::Stdout, false, None, None),
+            (OutputStream::Stderr, true, Some(0), Some(3)),
+            (OutputStream::Stdout, false, Some(2), Some(3)),
+            (OutputStream::Stderr, true, Some(u32::MAX), None),
+        ];
+        for data in &samples {
+            for (stream, truncated, chunk_index, total_chunks) in shapes {
+                let p = OutputParams {
+                    stream,
+                    data: Cow::Borrowed(data),
+                    truncated,
+                    chunk_index,
+                    total_chunks,
+                };
+                assert_eq!(
+                    p.encode_frame(),
+                    Notification::new(method::PROCESS_OUTPUT, &p).encode(),
+                    "{data:?}"
+                );
+            }
+        }
     }
 }

@@ -11,9 +11,8 @@
 //!   `truncated: false`). Detectors do not look at streamed lines.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
-use cc_executor_client::protocol::OutputStream;
+use cc_executor_client::protocol::{OutputParams, OutputStream};
 
 pub(crate) use cc_executor_client::protocol::CHUNK_CHARS;
 
@@ -233,94 +232,16 @@ fn decode_lossy_into(out: &mut String, bytes: &[u8], at_end: bool) -> usize {
     }
 }
 
-/// Encode one `process.output` frame.
-///
-/// The hot path of the service, so written by hand; it produces exactly what serde_json writes
-/// for `Notification<OutputParams>` (the tests compare the two).
+/// Encode one `process.output` frame (the hand-written encoder of the wire format).
 pub(crate) fn encode_piece(stream: OutputStream, piece: &Piece<'_>) -> String {
-    let mut out = String::with_capacity(piece.data.len() + 160);
-    out.push_str(r#"{"jsonrpc":"2.0","method":"process.output","params":{"type":""#);
-    out.push_str(stream.as_str());
-    out.push_str(r#"","data":""#);
-    escape_json_into(&mut out, piece.data);
-    out.push_str(if piece.truncated {
-        r#"","truncated":true,"chunk_index":"#
-    } else {
-        r#"","truncated":false,"chunk_index":"#
-    });
-    push_opt_u32(&mut out, piece.chunk_index);
-    out.push_str(r#","total_chunks":"#);
-    push_opt_u32(&mut out, piece.total_chunks);
-    out.push_str("}}");
-    out
-}
-
-fn push_opt_u32(out: &mut String, v: Option<u32>) {
-    match v {
-        Some(n) => {
-            let _ = write!(out, "{n}");
-        }
-        None => out.push_str("null"),
+    OutputParams {
+        stream,
+        data: Cow::Borrowed(piece.data),
+        truncated: piece.truncated,
+        chunk_index: piece.chunk_index,
+        total_chunks: piece.total_chunks,
     }
-}
-
-/// Append `s` as the inside of a JSON string, escaped as serde_json escapes it: `\"`, `\\`,
-/// `\b \f \n \r \t`, other control characters as `\u00xx`; everything else verbatim.
-pub(crate) fn escape_json_into(out: &mut String, s: &str) {
-    let bytes = s.as_bytes();
-    // Start of the run of bytes not yet copied.
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Skip 8 bytes at a time while none needs escaping.
-        if let Some(word) = bytes.get(i..i + 8) {
-            let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-            if !word_needs_escape(w) {
-                i += 8;
-                continue;
-            }
-        }
-        let b = bytes[i];
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        // Escaped bytes are ASCII, so these slice bounds are character boundaries.
-        out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("\\u00");
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 0xf)] as char);
-        } else {
-            out.push_str(esc);
-        }
-        i += 1;
-        start = i;
-    }
-    out.push_str(&s[start..]);
-}
-
-/// Whether any byte of `w` is a control character, `"` or `\\` (exact as a yes/no answer).
-#[inline]
-fn word_needs_escape(w: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    let quote = has_zero(w ^ (ONES * u64::from(b'"')));
-    let backslash = has_zero(w ^ (ONES * u64::from(b'\\')));
-    (below_space | quote | backslash) != 0
+    .encode_frame()
 }
 
 #[cfg(test)]
@@ -480,72 +401,6 @@ mod tests {
         assert_eq!(s, "ab");
         assert_eq!(decode_lossy_into(&mut s, b"\xe2\x82", true), 2);
         assert_eq!(s, "ab\u{fffd}");
-    }
-
-    fn serde_encoding(stream: OutputStream, piece: &Piece<'_>) -> String {
-        use cc_executor_client::protocol::{method, Notification, OutputParams};
-        Notification::new(
-            method::PROCESS_OUTPUT,
-            OutputParams {
-                stream,
-                data: Cow::Borrowed(piece.data),
-                truncated: piece.truncated,
-                chunk_index: piece.chunk_index,
-                total_chunks: piece.total_chunks,
-            },
-        )
-        .encode()
-    }
-
-    #[test]
-    fn hand_encoding_matches_serde_json() {
-        let mut samples: Vec<String> = vec![
-            String::new(),
-            "plain line\n".into(),
-            "\"quoted\" \\ back\\slash\n".into(),
-            "héllo wörld €𝄞 \u{7f}\u{80}\u{ffff}\n".into(),
-            "x".repeat(1000) + "\n",
-        ];
-        // Every ASCII character, at every offset within a word.
-        for c in 0u8..=0x7f {
-            for pad in 0..9 {
-                samples.push(format!(
-                    "{}{}{}",
-                    "a".repeat(pad),
-                    c as char,
-                    "b".repeat(9 - pad)
-                ));
-            }
-        }
-        let pieces = [
-            (false, None, None),
-            (true, Some(0), Some(3)),
-            (false, Some(2), Some(3)),
-            (true, Some(u32::MAX), None),
-        ];
-        for data in &samples {
-            for (stream, (truncated, chunk_index, total_chunks)) in [
-                OutputStream::Stdout,
-                OutputStream::Stderr,
-                OutputStream::Stdout,
-                OutputStream::Stderr,
-            ]
-            .into_iter()
-            .zip(pieces)
-            {
-                let p = Piece {
-                    data,
-                    truncated,
-                    chunk_index,
-                    total_chunks,
-                };
-                assert_eq!(
-                    encode_piece(stream, &p),
-                    serde_encoding(stream, &p),
-                    "{data:?}"
-                );
-            }
-        }
     }
 
     #[test]

@@ -64,6 +64,14 @@ fn recv_with_method(steps: &[Step], m: &str) -> Vec<usize> {
         .collect()
 }
 
+/// Index of the first received frame that has `key` (e.g. `"error"`, `"result"`).
+fn first_recv_with(steps: &[Step], key: &str) -> usize {
+    steps
+        .iter()
+        .position(|x| matches!(x, Step::Recv(f) if f.get(key).is_some()))
+        .unwrap_or_else(|| panic!("no received frame with {key:?}"))
+}
+
 fn recv_mut(steps: &mut [Step], i: usize) -> &mut OJson {
     match &mut steps[i] {
         Step::Recv(f) => f,
@@ -340,10 +348,7 @@ async fn h_unknown_method() {
 async fn i_invalid_json() {
     // The parse error message is serde_json's, not Python's.
     replay_adapted("i_invalid_json", |s| {
-        let i = s
-            .iter()
-            .position(|x| matches!(x, Step::Recv(f) if f.get("error").is_some()))
-            .unwrap();
+        let i = first_recv_with(s, "error");
         *recv_mut(s, i).at_mut(&["error", "message"]) = OJson::Str(ANY.into());
     })
     .await;
@@ -406,10 +411,7 @@ async fn p_early_completion_marker() {
 async fn x_control_after_exit() {
     // Ours: control after the run ended is "No process is running" (clients treat both alike).
     replay_adapted("x_control_after_exit", |s| {
-        let i = s
-            .iter()
-            .position(|x| matches!(x, Step::Recv(f) if f.get("error").is_some()))
-            .unwrap();
+        let i = first_recv_with(s, "error");
         let f = recv_mut(s, i);
         *f.at_mut(&["error", "code"]) = OJson::Num(-32002.0);
         *f.at_mut(&["error", "message"]) = OJson::Str("No process is running".into());
@@ -420,10 +422,7 @@ async fn x_control_after_exit() {
 #[tokio::test]
 async fn x_execute_missing_command() {
     replay_adapted("x_execute_missing_command", |s| {
-        let i = s
-            .iter()
-            .position(|x| matches!(x, Step::Recv(f) if f.get("error").is_some()))
-            .unwrap();
+        let i = first_recv_with(s, "error");
         *recv_mut(s, i).at_mut(&["error", "message"]) = OJson::Str(ANY.into());
     })
     .await;
@@ -433,10 +432,7 @@ async fn x_execute_missing_command() {
 async fn x_hook_status() {
     // This service runs no hooks.
     replay_adapted("x_hook_status", |s| {
-        let i = s
-            .iter()
-            .position(|x| matches!(x, Step::Recv(f) if f.get("result").is_some()))
-            .unwrap();
+        let i = first_recv_with(s, "result");
         let f = recv_mut(s, i);
         *f.at_mut(&["result", "enabled"]) = OJson::Bool(false);
         *f.at_mut(&["result", "config_path"]) = OJson::Null;
@@ -448,10 +444,7 @@ async fn x_hook_status() {
 #[tokio::test]
 async fn x_invalid_control_type() {
     replay_adapted("x_invalid_control_type", |s| {
-        let i = s
-            .iter()
-            .position(|x| matches!(x, Step::Recv(f) if f.get("error").is_some()))
-            .unwrap();
+        let i = first_recv_with(s, "error");
         *recv_mut(s, i).at_mut(&["error", "message"]) = OJson::Str(ANY.into());
     })
     .await;
