@@ -90,9 +90,9 @@ impl Client {
         let cmd = cmd.into();
         let conn = self.connect(true).await?;
         let started = conn
-            .execute(cmd.to_params(), cmd.raw_chunks, cmd.timeout)
+            .execute(cmd.to_params(), cmd.raw_chunks, cmd.bound())
             .await?;
-        Ok(Execution::new(conn, started, cmd.timeout))
+        Ok(Execution::new(conn, started, cmd.bound()))
     }
 
     /// Run `cmd` to the end and collect its output.

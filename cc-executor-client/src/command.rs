@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use crate::protocol::ExecuteParams;
 
+/// Timeouts longer than this (about 100 years) are no bound at all: they are neither sent nor
+/// enforced, so that no clock arithmetic, here or in the service, can overflow.
+const UNBOUNDED: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// A command line to run with `sh -c` on the service, and how to run it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Command {
@@ -27,6 +31,8 @@ impl Command {
 
     /// Bound the whole run: sent to the service and also enforced by the client, which cancels the
     /// run at the deadline and ends the stream with [`crate::Error::Timeout`].
+    ///
+    /// A timeout of more than 100 years (e.g. `Duration::MAX`) means no bound.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -65,11 +71,16 @@ impl Command {
         self.raw_chunks
     }
 
+    /// The timeout the run is held to: [`Command::get_timeout`] unless it is too long to matter.
+    pub(crate) fn bound(&self) -> Option<Duration> {
+        self.timeout.filter(|t| *t <= UNBOUNDED)
+    }
+
     /// The `execute` params this command is sent as.
     pub fn to_params(&self) -> ExecuteParams {
         ExecuteParams {
             command: self.line.clone(),
-            timeout: self.timeout.map(|t| t.as_secs_f64()),
+            timeout: self.bound().map(|t| t.as_secs_f64()),
             cwd: self.cwd.as_ref().map(|d| d.to_string_lossy().into_owned()),
         }
     }
@@ -96,5 +107,19 @@ impl From<&Command> for Command {
 impl From<&String> for Command {
     fn from(line: &String) -> Self {
         Command::new(line.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endless_timeout_is_not_sent() {
+        let cmd = Command::new("x").timeout(Duration::MAX);
+        assert_eq!(cmd.get_timeout(), Some(Duration::MAX));
+        assert_eq!(cmd.to_params().timeout, None);
+        let cmd = Command::new("x").timeout(Duration::from_millis(1500));
+        assert_eq!(cmd.to_params().timeout, Some(1.5));
     }
 }

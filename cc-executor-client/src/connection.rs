@@ -278,23 +278,28 @@ impl Run {
     }
 
     /// A piece of a long line: yield it raw, or add it to the line being reassembled.
-    fn push_chunk(&mut self, stream: OutputStream, data: String, chunk: Chunk) {
+    ///
+    /// `total` is `None` on the chunks of a line the service streams before knowing its length.
+    fn push_chunk(&mut self, stream: OutputStream, data: String, index: u32, total: Option<u32>) {
         if self.raw_chunks {
+            let total = total.unwrap_or(0);
             self.push(Ok(OutputEvent::Output {
                 stream,
                 data,
-                chunk: Some(chunk),
+                chunk: Some(Chunk { index, total }),
             }));
             return;
         }
         let slot = stream_slot(stream);
-        if chunk.index == 0 && !self.partial[slot].is_empty() {
+        if index == 0 && !self.partial[slot].is_empty() {
             // A new line began before the last one was complete: keep what we have.
             let prev = std::mem::take(&mut self.partial[slot]);
             self.push_output(stream, prev);
         }
         self.partial[slot].push_str(&data);
-        if self.partial[slot].len() >= MAX_LINE_BYTES || chunk.index + 1 >= chunk.total {
+        // Indexes come from the wire: no arithmetic that could overflow on a bad frame.
+        let last = total.is_some_and(|t| index >= t.saturating_sub(1));
+        if self.partial[slot].len() >= MAX_LINE_BYTES || last {
             let line = std::mem::take(&mut self.partial[slot]);
             self.push_output(stream, line);
         }
@@ -620,7 +625,11 @@ impl Actor {
                     service_done: false,
                     raw_chunks,
                     partial: Default::default(),
-                    deadline: timeout.map(|t| (Instant::now() + t + grace, t)),
+                    // A deadline past what the clock can represent is none.
+                    deadline: timeout.and_then(|t| {
+                        let at = Instant::now().checked_add(t)?.checked_add(grace)?;
+                        Some((at, t))
+                    }),
                     cancel_sent: false,
                 });
                 self.request(
@@ -861,8 +870,9 @@ impl Actor {
             Mapped::Chunk {
                 stream,
                 data,
-                chunk,
-            } => run.push_chunk(stream, data, chunk),
+                index,
+                total,
+            } => run.push_chunk(stream, data, index, total),
             Mapped::Event(ev) => {
                 // Without `completed_after_cancel` nothing follows `process.canceled`.
                 let end = ev.is_terminal()
@@ -1037,11 +1047,11 @@ mod tests {
     #[test]
     fn chunks_are_reassembled_per_stream() {
         let mut r = run(false);
-        r.push_chunk(OutputStream::Stdout, "aa".into(), chunk(0, 3));
-        r.push_chunk(OutputStream::Stderr, "e1".into(), chunk(0, 2));
-        r.push_chunk(OutputStream::Stdout, "bb".into(), chunk(1, 3));
-        r.push_chunk(OutputStream::Stderr, "e2\n".into(), chunk(1, 2));
-        r.push_chunk(OutputStream::Stdout, "c\n".into(), chunk(2, 3));
+        r.push_chunk(OutputStream::Stdout, "aa".into(), 0, Some(3));
+        r.push_chunk(OutputStream::Stderr, "e1".into(), 0, Some(2));
+        r.push_chunk(OutputStream::Stdout, "bb".into(), 1, Some(3));
+        r.push_chunk(OutputStream::Stderr, "e2\n".into(), 1, Some(2));
+        r.push_chunk(OutputStream::Stdout, "c\n".into(), 2, Some(3));
         assert_eq!(
             outputs(&r),
             [
@@ -1054,8 +1064,8 @@ mod tests {
     #[test]
     fn raw_chunks_pass_through() {
         let mut r = run(true);
-        r.push_chunk(OutputStream::Stdout, "aa".into(), chunk(0, 2));
-        r.push_chunk(OutputStream::Stdout, "b\n".into(), chunk(1, 2));
+        r.push_chunk(OutputStream::Stdout, "aa".into(), 0, Some(2));
+        r.push_chunk(OutputStream::Stdout, "b\n".into(), 1, Some(2));
         assert_eq!(
             outputs(&r),
             [
@@ -1068,9 +1078,9 @@ mod tests {
     #[test]
     fn an_interrupted_line_and_a_terminal_flush_what_was_gathered() {
         let mut r = run(false);
-        r.push_chunk(OutputStream::Stdout, "first".into(), chunk(0, 3));
+        r.push_chunk(OutputStream::Stdout, "first".into(), 0, Some(3));
         // A new line starts before the old one ended: the old part is kept, not lost.
-        r.push_chunk(OutputStream::Stdout, "second".into(), chunk(0, 2));
+        r.push_chunk(OutputStream::Stdout, "second".into(), 0, Some(2));
         r.flush_partial();
         assert_eq!(
             outputs(&r),
@@ -1079,6 +1089,40 @@ mod tests {
                 (OutputStream::Stdout, "second".to_owned(), None),
             ]
         );
+    }
+
+    #[test]
+    fn a_streamed_line_ends_at_the_chunk_that_carries_the_count() {
+        let mut r = run(false);
+        r.push_chunk(OutputStream::Stdout, "a".into(), 0, None);
+        r.push_chunk(OutputStream::Stdout, "b".into(), 1, None);
+        assert!(outputs(&r).is_empty());
+        r.push_chunk(OutputStream::Stdout, "c\n".into(), 2, Some(3));
+        assert_eq!(
+            outputs(&r),
+            [(OutputStream::Stdout, "abc\n".to_owned(), None)]
+        );
+        let mut raw = run(true);
+        raw.push_chunk(OutputStream::Stdout, "a".into(), 0, None);
+        raw.push_chunk(OutputStream::Stdout, "b\n".into(), 1, Some(2));
+        assert_eq!(
+            outputs(&raw),
+            [
+                (OutputStream::Stdout, "a".to_owned(), Some(chunk(0, 0))),
+                (OutputStream::Stdout, "b\n".to_owned(), Some(chunk(1, 2))),
+            ]
+        );
+    }
+
+    #[test]
+    fn absurd_chunk_positions_do_not_panic() {
+        let mut r = run(false);
+        r.push_chunk(OutputStream::Stdout, "x".into(), u32::MAX, Some(2));
+        r.push_chunk(OutputStream::Stdout, "y".into(), u32::MAX, Some(0));
+        r.push_chunk(OutputStream::Stdout, "z".into(), u32::MAX, None);
+        r.flush_partial();
+        let text: String = outputs(&r).into_iter().map(|o| o.1).collect();
+        assert_eq!(text, "xyz");
     }
 
     #[test]

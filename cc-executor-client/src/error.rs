@@ -15,7 +15,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum Error {
     /// The service URL could not be used.
-    #[error("invalid service URL {url:?}: {reason}")]
+    #[error("invalid service URL {url:?}: {reason}; give a ws:// or wss:// URL such as ws://127.0.0.1:8004/ws")]
     InvalidUrl {
         /// The URL as given.
         url: String,
@@ -23,7 +23,7 @@ pub enum Error {
         reason: String,
     },
     /// The TCP connection or WebSocket handshake failed.
-    #[error("could not connect to {url}: {source}")]
+    #[error("could not connect to {url}: {source}; check that the service is running and reachable there")]
     Connect {
         /// The service URL.
         url: String,
@@ -32,7 +32,7 @@ pub enum Error {
         source: BoxError,
     },
     /// The TLS setup or handshake failed.
-    #[error("TLS failure talking to {url}: {source}")]
+    #[error("TLS failure talking to {url}: {source}; check the URL scheme, the service's certificate and the trusted roots")]
     Tls {
         /// The service URL.
         url: String,
@@ -41,7 +41,7 @@ pub enum Error {
         source: BoxError,
     },
     /// Connecting took longer than the configured connect timeout.
-    #[error("connecting to {url} timed out after {after:?}")]
+    #[error("connecting to {url} timed out after {}; check that the service is up, or raise the connect timeout", secs(after))]
     ConnectTimeout {
         /// The service URL.
         url: String,
@@ -52,10 +52,10 @@ pub enum Error {
     #[error("the service refused the connection as unauthorized (HTTP 401); check the token")]
     Unauthorized,
     /// A WebSocket failure on an established connection.
-    #[error("WebSocket error: {0}")]
+    #[error("WebSocket error: {0}; the connection is unusable, connect again")]
     WebSocket(#[source] BoxError),
     /// The connection closed before the execution ended.
-    #[error("the connection closed before the run ended (code {code:?}, reason {reason:?})")]
+    #[error("the connection to the service closed{} before the run ended; connect again and check the service's logs", close_detail(*.code, .reason))]
     ConnectionClosed {
         /// The close code, when the service sent a close frame.
         code: Option<u16>,
@@ -63,13 +63,13 @@ pub enum Error {
         reason: String,
     },
     /// No frame and no WebSocket pong arrived for the configured heartbeat time.
-    #[error("the service sent nothing for {idle:?}; the connection is considered dead")]
+    #[error("the service sent nothing for {}, so the connection was dropped as dead; check that the service is still running and reachable, then connect again", secs(idle))]
     HeartbeatTimeout {
         /// How long it was silent.
         idle: Duration,
     },
     /// The service sent a frame that is malformed or unexpected here.
-    #[error("protocol error: {message} (frame: {frame})")]
+    #[error("the service sent a frame this client cannot use ({message}); check that the URL points to a compatible cc-executor service; the frame: {frame}")]
     Protocol {
         /// What is wrong.
         message: String,
@@ -77,7 +77,7 @@ pub enum Error {
         frame: String,
     },
     /// The service answered with a JSON-RPC error not classified below.
-    #[error("the service returned error {code}: {message}")]
+    #[error("the service answered with error {code}: {message}; check the request against the service's message")]
     Rpc {
         /// The JSON-RPC error code.
         code: i64,
@@ -87,44 +87,47 @@ pub enum Error {
         data: Value,
     },
     /// The command is empty or the service's allowlist refuses it (-32001).
-    #[error("the service refused the command: {message}")]
+    #[error("the service refused the command ({message}); run a non-empty command that its allowlist permits")]
     CommandNotAllowed {
         /// The service's message.
         message: String,
     },
     /// A process is already running in this session (-32602).
-    #[error("a process is already running in this session")]
+    #[error("a process is already running in this session; wait for it to end, or run the command in another session")]
     AlreadyRunning,
     /// No process is running to control (-32002, or the process already exited).
-    #[error("no process is running: {message}")]
+    #[error("no process is running to control ({message}); the run has already ended")]
     NoProcess {
         /// The service's message.
         message: String,
     },
     /// The service has as many sessions as it allows (-32003, close 1008).
-    #[error("the service is at its session limit")]
+    #[error("the service is at its session limit; close other sessions or retry later")]
     SessionLimit,
     /// The run did not finish within its timeout and was canceled.
-    #[error("the run did not finish within {after:?} and was canceled")]
+    #[error(
+        "the run did not finish within {} and was canceled; raise the timeout if it needs longer",
+        secs(after)
+    )]
     Timeout {
         /// The timeout that expired.
         after: Duration,
     },
     /// The run hit a token / context limit.
-    #[error("token limit exceeded: {0}")]
+    #[error("token limit exceeded: {0}; shorten the input or split the task")]
     TokenLimitExceeded(TokenLimit),
     /// The run hit a usage or rate limit.
-    #[error("rate limited: {0}")]
+    #[error("rate limited: {0}; retry once the limit has reset")]
     RateLimited(RateLimit),
     /// No job with this id is held (never started, forgotten, or evicted).
-    #[error("no job {id}: it was never started here, was forgotten, or was evicted")]
+    #[error("no job {id}: it was never started here, was forgotten, or was evicted; list the jobs held to find the right id")]
     UnknownJob {
         /// The job id asked for.
         id: u64,
     },
     /// A `claude -p` run ended without its final `result` line (it crashed, was misconfigured, or
     /// could not start).
-    #[error("claude ended without a result (exit code {exit_code:?}, last stderr {stderr:?})")]
+    #[error("claude ended without a result{}; check that `claude` is installed on the service's PATH and logged in", claude_detail(*.exit_code, .stderr))]
     ClaudeFailed {
         /// The exit code, when the service reported one.
         exit_code: Option<i32>,
@@ -132,7 +135,7 @@ pub enum Error {
         stderr: String,
     },
     /// A local I/O failure (e.g. writing an output file).
-    #[error("I/O error: {0}")]
+    #[error("I/O error: {0}; check the path and its permissions")]
     Io(#[from] std::io::Error),
 }
 
@@ -195,5 +198,153 @@ impl Error {
     }
 }
 
+/// `12s`, `1.5s`, `30.0s`: seconds a person reads at a glance.
+fn secs(d: &Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// ` (code 1011, "internal error")`, ` (code 1000)` or nothing.
+fn close_detail(code: Option<u16>, reason: &str) -> String {
+    match (code, reason.is_empty()) {
+        (Some(code), true) => format!(" (code {code})"),
+        (Some(code), false) => format!(" (code {code}, {reason:?})"),
+        (None, false) => format!(" ({reason})"),
+        (None, true) => String::new(),
+    }
+}
+
+/// ` (exit code 127, last stderr: …)` with what is known, on one line.
+fn claude_detail(exit_code: Option<i32>, stderr: &str) -> String {
+    let mut parts = Vec::new();
+    if let Some(code) = exit_code {
+        parts.push(format!("exit code {code}"));
+    }
+    let stderr = stderr.trim();
+    if !stderr.is_empty() {
+        parts.push(format!("last stderr: {}", stderr.replace('\n', " | ")));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::RateLimitKind;
+
+    fn every_kind() -> Vec<Error> {
+        let url = "ws://h:1/ws".to_owned();
+        vec![
+            Error::InvalidUrl {
+                url: "http://h".into(),
+                reason: "the scheme must be ws or wss".into(),
+            },
+            Error::Connect {
+                url: url.clone(),
+                source: "connection refused".into(),
+            },
+            Error::Tls {
+                url: url.clone(),
+                source: "unknown issuer".into(),
+            },
+            Error::ConnectTimeout {
+                url,
+                after: Duration::from_secs(10),
+            },
+            Error::Unauthorized,
+            Error::WebSocket("reset by peer".into()),
+            Error::ConnectionClosed {
+                code: None,
+                reason: String::new(),
+            },
+            Error::ConnectionClosed {
+                code: Some(1011),
+                reason: "internal error".into(),
+            },
+            Error::HeartbeatTimeout {
+                idle: Duration::from_nanos(30_001_234_567),
+            },
+            Error::protocol("unexpected binary frame", "<3 bytes>"),
+            Error::Rpc {
+                code: -32603,
+                message: "boom".into(),
+                data: Value::Null,
+            },
+            Error::CommandNotAllowed {
+                message: "rm is not allowed".into(),
+            },
+            Error::AlreadyRunning,
+            Error::NoProcess {
+                message: "Process group 42 not found".into(),
+            },
+            Error::SessionLimit,
+            Error::Timeout {
+                after: Duration::from_secs(5),
+            },
+            Error::RateLimited(RateLimit::new(RateLimitKind::Http429, "slow down", "raw")),
+            Error::UnknownJob { id: 7 },
+            Error::ClaudeFailed {
+                exit_code: None,
+                stderr: String::new(),
+            },
+            Error::ClaudeFailed {
+                exit_code: Some(127),
+                stderr: "claude: not found".into(),
+            },
+            Error::Io(std::io::Error::other("disk full")),
+        ]
+    }
+
+    /// One sentence for a person: no Rust debug syntax, and a hint of what to do.
+    #[test]
+    fn messages_read_as_one_sentence_with_advice() {
+        for e in every_kind() {
+            let text = e.to_string();
+            for debug in ["Some(", "None", "\"\"", "{", "000000"] {
+                assert!(!text.contains(debug), "{debug:?} in {text:?}");
+            }
+            assert!(text.contains("; "), "no advice in {text:?}");
+            assert!(!text.ends_with('.') && !text.contains('\n'), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn closed_and_silent_connections_say_what_happened() {
+        assert_eq!(
+            Error::ConnectionClosed {
+                code: Some(1011),
+                reason: "internal error".into()
+            }
+            .to_string(),
+            "the connection to the service closed (code 1011, \"internal error\") before the run \
+             ended; connect again and check the service's logs"
+        );
+        assert_eq!(
+            Error::HeartbeatTimeout {
+                idle: Duration::from_nanos(30_001_234_567)
+            }
+            .to_string(),
+            "the service sent nothing for 30.0s, so the connection was dropped as dead; check \
+             that the service is still running and reachable, then connect again"
+        );
+        assert_eq!(
+            Error::ClaudeFailed {
+                exit_code: Some(127),
+                stderr: "sh: claude: not found".into()
+            }
+            .to_string(),
+            "claude ended without a result (exit code 127, last stderr: sh: claude: not found); \
+             check that `claude` is installed on the service's PATH and logged in"
+        );
+    }
+}

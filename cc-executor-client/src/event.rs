@@ -12,7 +12,8 @@ use crate::protocol::{self, ServerNotification};
 pub struct Chunk {
     /// 0-based index of this chunk.
     pub index: u32,
-    /// How many chunks the line has.
+    /// How many chunks the line has; `0` while it is not known yet: a service may stream a very
+    /// long line as it comes, and then only its last chunk carries the count.
     pub total: u32,
 }
 
@@ -313,7 +314,9 @@ pub(crate) enum Mapped {
     Chunk {
         stream: OutputStream,
         data: String,
-        chunk: Chunk,
+        index: u32,
+        /// `None` while the service streams a line whose length it does not know yet.
+        total: Option<u32>,
     },
     /// Session-level traffic (`connected`, `ping`) handled by the connection, not the execution.
     Session,
@@ -331,11 +334,13 @@ pub(crate) fn map_notification(n: ServerNotification) -> Mapped {
         N::ProcessOutput(p) => {
             let data = p.data.into_owned();
             match (p.chunk_index, p.total_chunks) {
-                (Some(index), Some(total)) if total > 1 => {
+                // A streamed line has `total_chunks: null` on every chunk but the last.
+                (Some(index), total) if total.is_none_or(|t| t > 1) => {
                     return Mapped::Chunk {
                         stream: p.stream,
                         data,
-                        chunk: Chunk { index, total },
+                        index,
+                        total,
                     }
                 }
                 _ => OutputEvent::Output {

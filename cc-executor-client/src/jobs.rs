@@ -111,8 +111,16 @@ pub struct JobStatus {
     pub output_file: Option<PathBuf>,
     /// Why it failed, or the limit it hit, when known.
     pub error: Option<String>,
-    /// Non-output events seen (limits, early completion, warnings).
+    /// The latest non-output events seen (limits, early completion, warnings), at most
+    /// [`JobStatus::MAX_EVENTS`]: a detector fires on every matching line.
     pub events: Vec<OutputEvent>,
+    /// Older events no longer held in `events`.
+    pub dropped_events: u64,
+}
+
+impl JobStatus {
+    /// Most events a status holds; older ones are dropped and counted in `dropped_events`.
+    pub const MAX_EVENTS: usize = 64;
 }
 
 /// A page of a job's output.
@@ -293,6 +301,7 @@ impl Jobs {
                     output_file: options.output_file,
                     error: None,
                     events: Vec::new(),
+                    dropped_events: 0,
                 },
                 window: VecDeque::new(),
                 finished_at: None,
@@ -528,6 +537,11 @@ impl Job {
                     OutputEvent::TokenLimitExceeded(t) => data.status.error = Some(t.to_string()),
                     _ => {}
                 }
+                let events = &mut data.status.events;
+                if events.len() >= JobStatus::MAX_EVENTS {
+                    events.remove(0);
+                    data.status.dropped_events += 1;
+                }
                 data.status.events.push(other);
             }
         }
@@ -660,6 +674,7 @@ mod tests {
                 output_file: None,
                 error: None,
                 events: vec![],
+                dropped_events: 0,
             },
             window: VecDeque::new(),
             finished_at: None,

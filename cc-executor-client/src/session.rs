@@ -39,9 +39,9 @@ impl Session {
         let cmd = cmd.into();
         let started = self
             .conn
-            .execute(cmd.to_params(), cmd.raw_chunks, cmd.timeout)
+            .execute(cmd.to_params(), cmd.raw_chunks, cmd.bound())
             .await?;
-        Ok(Execution::new(self.conn.clone(), started, cmd.timeout))
+        Ok(Execution::new(self.conn.clone(), started, cmd.bound()))
     }
 
     /// Run `cmd` to the end on this session and collect its output.

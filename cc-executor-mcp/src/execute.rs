@@ -104,6 +104,8 @@ impl Executor {
         let mut progress = Progress::new(&ctx);
         let mut cancel = self.cancel(ctx.ct.clone());
         let mut notes = Vec::new();
+        let started = std::time::Instant::now();
+        let mut canceled_at = None;
         let end = loop {
             tokio::select! {
                 ev = run.next() => match ev {
@@ -118,12 +120,19 @@ impl Executor {
                         let why = error.unwrap_or_else(|| "no reason given".into());
                         return Err(text_error(format!("The service could not run the command: {why}")));
                     }
+                    // A service without `completed_after_cancel` ends the stream here.
+                    Some(Ok(OutputEvent::Canceled)) => canceled_at = Some(started.elapsed()),
                     Some(Ok(other)) => notes.extend(other.limit_advice()),
                     Some(Err(Error::Timeout { after })) => {
                         break End { status: RunStatus::Failed, exit_code: None, duration: after, timed_out: true };
                     }
                     Some(Err(e)) => return Err(self.error(&e)),
-                    None => return Err(text_error("The run ended without reporting how.")),
+                    None => match canceled_at {
+                        Some(duration) => {
+                            break End { status: RunStatus::Canceled, exit_code: None, duration, timed_out: false };
+                        }
+                        None => return Err(text_error("The run ended without reporting how.")),
+                    },
                 },
                 () = cancel.requested() => cancel.send(&controller).await,
                 () = cancel.expired() => {

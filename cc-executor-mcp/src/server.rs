@@ -71,15 +71,15 @@ impl Executor {
         text_error(match e {
             Error::RateLimited(r) => r.advice(),
             Error::TokenLimitExceeded(t) => t.advice(),
-            Error::UnknownJob { .. } => format!("{e}. `job_list` shows the jobs held."),
+            Error::UnknownJob { .. } => format!("{e} with `job_list`."),
             Error::Timeout { after } => format!(
                 "The run did not finish within {}s; its process group was killed.",
                 after.as_secs()
             ),
-            Error::Connect { .. } | Error::ConnectTimeout { .. } | Error::Unauthorized => format!(
-                "{e}. Is the executor service at {} running (and the token right)?",
-                self.settings.client.url()
-            ),
+            // The message names the URL and says what to check.
+            Error::Connect { .. } | Error::ConnectTimeout { .. } | Error::Unauthorized => {
+                format!("{e}.")
+            }
             Error::ClaudeFailed { exit_code, stderr } => format!(
                 "Claude ended without a result (exit code {}).{} Its last stderr lines:\n{}",
                 exit_code.map_or("unknown".into(), |c| c.to_string()),

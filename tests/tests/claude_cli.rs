@@ -436,3 +436,47 @@ async fn a_service_allowing_only_claude_needs_the_empty_nested_env_mode() {
     );
     assert!(!stand_in.dir.path().join("pwned").exists());
 }
+
+/// A result line longer than the service buffers (it streams it in chunks without a count) is
+/// still parsed as one line, both reassembled by the connection and from raw chunks.
+#[tokio::test]
+async fn a_result_line_of_a_megabyte_is_one_result() {
+    let (_server, client) = start().await;
+    // `{"type":"result",...,"result":"zzz…"}` with a 1,000,000-character answer.
+    let stand_in = StandIn::new(
+        "printf '%s' '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"'\n\
+         head -c 1000000 /dev/zero | tr '\\0' z\n\
+         printf '\"}\\n'",
+    );
+    let result = run(&client, stand_in.command("long answer"))
+        .await
+        .expect("a result");
+    assert_eq!(result.result.map(|r| r.len()), Some(1_000_000));
+
+    let command = cc_executor_client::Command::from(stand_in.command("long answer"));
+    let raw = tokio::time::timeout(WAIT, client.execute(command.raw_chunks(true)))
+        .await
+        .expect("started in time")
+        .expect("started");
+    let events: Vec<ClaudeEvent> = tokio::time::timeout(
+        WAIT,
+        cc_executor_client::claude::ClaudeExecution::new(raw)
+            .map(|e| e.unwrap())
+            .collect(),
+    )
+    .await
+    .expect("finished in time");
+    let results: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClaudeEvent::Result(r) => Some(r.result.as_ref().map(String::len)),
+            ClaudeEvent::Unknown(_) | ClaudeEvent::Text(_) => Some(None),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [Some(1_000_000)],
+        "one parsed result, nothing unparsed"
+    );
+}

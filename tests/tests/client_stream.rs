@@ -277,3 +277,61 @@ async fn a_slow_reader_still_gets_every_line_in_order() {
     let expected: Vec<String> = (1..=3000).map(|i| format!("{i}\n")).collect();
     assert_eq!(lines, expected);
 }
+
+/// Past 8 chunks the service streams a line as it comes (`total_chunks: null` until the last
+/// chunk): it must still arrive as one event, and raw chunks must say that the count is unknown.
+#[tokio::test]
+async fn a_line_longer_than_the_services_buffer_is_still_one_event() {
+    let server = start().await;
+    let client = Client::new(server.url()).unwrap();
+    let line = "head -c 1000000 /dev/zero | tr '\\0' y; echo; echo after";
+    let events = collect(bounded("execute", client.execute(line)).await.unwrap()).await;
+    let outputs: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Ok(OutputEvent::Output { data, chunk, .. }) => Some((data.len(), *chunk)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outputs, [(1_000_001, None), (6, None)]);
+    assert_eq!(
+        text(&events, OutputStream::Stdout),
+        format!("{}\nafter\n", "y".repeat(1_000_000))
+    );
+
+    let raw = client.execute(Command::new(line).raw_chunks(true));
+    let events = collect(bounded("execute", raw).await.unwrap()).await;
+    let chunks: Vec<Chunk> = events
+        .iter()
+        .filter_map(|e| match e {
+            Ok(OutputEvent::Output { chunk, .. }) => *chunk,
+            _ => None,
+        })
+        .collect();
+    let n = 1_000_001_u32.div_ceil(65_536);
+    assert_eq!(chunks.len(), n as usize, "{chunks:?}");
+    for (i, chunk) in chunks.iter().enumerate() {
+        let last = i + 1 == chunks.len();
+        assert_eq!(chunk.index, i as u32);
+        // Only the last streamed chunk knows the count.
+        assert_eq!(chunk.total, if last { n } else { 0 }, "{chunk:?}");
+    }
+}
+
+/// A timeout too large to add to a clock reading is no bound at all, not a crash.
+#[tokio::test]
+async fn a_huge_timeout_means_no_bound() {
+    let server = start().await;
+    let client = Client::new(server.url()).unwrap();
+    for t in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
+        let outcome = bounded("run", client.run(Command::new("echo hi").timeout(t)))
+            .await
+            .unwrap();
+        assert_eq!(outcome.stdout, "hi\n");
+        let session = bounded("session", client.session()).await.unwrap();
+        let outcome = bounded("run", session.run(Command::new("echo again").timeout(t)))
+            .await
+            .unwrap();
+        assert_eq!(outcome.stdout, "again\n");
+    }
+}

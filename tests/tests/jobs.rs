@@ -205,3 +205,27 @@ async fn refused_and_unknown() {
         Err(Error::UnknownJob { .. })
     ));
 }
+
+/// A detector fires on every matching line: a job that prints a completion phrase (or a limit
+/// message) on every line must not grow its status without bound.
+#[tokio::test]
+async fn repeated_detector_events_are_bounded() {
+    let (_server, jobs) = setup(JobsConfig::default()).await;
+    let id = jobs
+        .start("yes 'Task completed successfully' | head -n 5000")
+        .await
+        .expect("start");
+    let status = jobs.wait(id, BOUND).await.unwrap();
+    assert_eq!(status.state, JobState::Completed);
+    assert_eq!(status.output_bytes, 5000 * 28);
+    assert!(
+        !status.events.is_empty() && status.events.len() <= 100,
+        "{} events held",
+        status.events.len()
+    );
+    assert_eq!(
+        status.events.len() as u64 + status.dropped_events,
+        5000,
+        "every event is held or counted"
+    );
+}

@@ -9,6 +9,7 @@ use futures_util::{Stream, StreamExt};
 use super::command::ClaudeCommand;
 use super::stream::{parse_line, ClaudeEvent, ClaudeResult};
 use crate::client::Client;
+use crate::connection::MAX_LINE_BYTES;
 use crate::error::{Error, Result};
 use crate::event::{OutputEvent, OutputStream, RateLimit};
 use crate::execution::{Controller, Execution};
@@ -261,7 +262,10 @@ impl Stream for ClaudeExecution {
                         _ => 0,
                     };
                     self.partial[slot].push_str(&data);
-                    if chunk.index + 1 < chunk.total {
+                    // `total` is 0 until the last chunk of a line the service streams; indexes
+                    // come from the wire, so no arithmetic that could overflow.
+                    let last = chunk.total != 0 && chunk.index >= chunk.total - 1;
+                    if !last && self.partial[slot].len() < MAX_LINE_BYTES {
                         continue;
                     }
                     std::mem::take(&mut self.partial[slot])
