@@ -8,6 +8,10 @@ use tokio::net::ToSocketAddrs;
 use crate::allow::Allowlist;
 use crate::ServerHandle;
 
+/// Longest heartbeat interval or kill grace used (a year): longer ones would overflow the
+/// deadlines computed from them.
+const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Configuration of a service; [`ServerBuilder::bind`] starts it.
 ///
 /// Get one from [`crate::Server::builder`].
@@ -50,8 +54,10 @@ impl ServerBuilder {
     /// Only run commands whose program is one of these names.
     ///
     /// With an allowlist, commands that chain or substitute other commands (`;`, `&&`, `|`,
-    /// `$(..)`, backticks, newlines outside quotes) are refused as well. This is a guard rail
-    /// against mistakes, not a sandbox: an allowed program can still do anything it can do.
+    /// `$(..)`, backticks, newlines outside quotes) are refused as well, and so are assignments
+    /// in front of the program to `PATH` or to variables that load other code (`LD_PRELOAD` and
+    /// co.). This is a guard rail against mistakes, not a sandbox: an allowed program can still
+    /// do anything it can do.
     pub fn allowed_commands<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -90,12 +96,15 @@ impl ServerBuilder {
     pub(crate) fn into_config(self) -> Config {
         Config {
             max_sessions: self.max_sessions,
-            // A zero interval would make `tokio::time::interval` panic.
-            heartbeat_interval: self.heartbeat_interval.max(Duration::from_millis(1)),
+            // A zero interval would make `tokio::time::interval` panic, and a huge one would
+            // overflow the deadlines computed from it.
+            heartbeat_interval: self
+                .heartbeat_interval
+                .clamp(Duration::from_millis(1), MAX_INTERVAL),
             allowlist: self.allowed_commands.map(Allowlist::new),
             working_dir: self.working_dir,
             token: self.token,
-            kill_grace: self.kill_grace,
+            kill_grace: self.kill_grace.min(MAX_INTERVAL),
         }
     }
 }

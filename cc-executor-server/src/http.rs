@@ -148,11 +148,21 @@ fn authorized(config: &Config, headers: &HeaderMap) -> bool {
     };
     let Some(given) = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .and_then(|v| bearer_token(v.as_bytes()))
     else {
         return false;
     };
     bool::from(given.ct_eq(token.as_bytes()))
+}
+
+/// The credentials of a `Bearer` authorization value. The scheme is case-insensitive and may be
+/// followed by several spaces (RFC 9110, 11.4).
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(b"Bearer".len())?;
+    if !scheme.eq_ignore_ascii_case(b"Bearer") || rest.first() != Some(&b' ') {
+        return None;
+    }
+    Some(rest.trim_ascii())
 }
 
 async fn upgrade(
@@ -223,5 +233,19 @@ mod tests {
         assert!(!authorized(&config(Some("s3cret2")), &h));
         h.insert(header::AUTHORIZATION, "Basic s3cret".parse().unwrap());
         assert!(!authorized(&config(Some("s3cret")), &h));
+        for ok in ["bearer s3cret", "BEARER   s3cret"] {
+            h.insert(header::AUTHORIZATION, ok.parse().unwrap());
+            assert!(authorized(&config(Some("s3cret")), &h), "{ok}");
+        }
+        for bad in [
+            "Bearers3cret",
+            "Bearer",
+            "Bearer ",
+            "Bearer s3cre",
+            "Bearer s3cret x",
+        ] {
+            h.insert(header::AUTHORIZATION, bad.parse().unwrap());
+            assert!(!authorized(&config(Some("s3cret")), &h), "{bad}");
+        }
     }
 }

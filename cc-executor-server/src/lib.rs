@@ -33,6 +33,8 @@
 //!   lines and fire on any matching line, including JSON lines that merely quote a phrase.
 //! - Heartbeat: any frame from the client counts as a sign of life; after two silent intervals
 //!   the session is closed with code 1008 "heartbeat timeout".
+//!   A client that sends requests but reads nothing is disconnected once its answers have
+//!   waited two intervals for room in the session's queue.
 #![warn(missing_docs)]
 
 mod allow;

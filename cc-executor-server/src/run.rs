@@ -15,7 +15,7 @@ use cc_executor_client::protocol::{
     RateLimitParams, TokenLimitParams,
 };
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Mutex as AsyncMutex};
 use tokio::task::JoinHandle;
 
 use crate::detect::{detect, Detections};
@@ -56,6 +56,10 @@ pub(crate) struct RunHandle {
     phase: watch::Sender<Phase>,
     /// Set once `process.completed` is about to go into the sink.
     reported: Arc<AtomicBool>,
+    /// Held by a control request while it signals the group and queues its answer. The
+    /// supervisor takes it to end the run and sets it to true: an answer in progress is queued
+    /// before `process.completed`, and a later request finds the run over.
+    control: Arc<AsyncMutex<bool>>,
     /// Ends once `process.completed` is in the sink (or the run was aborted).
     pub task: JoinHandle<()>,
 }
@@ -71,6 +75,11 @@ impl RunHandle {
     pub fn uncancel(&mut self) {
         self.canceling = false;
         let _ = self.phase.send(Phase::Running);
+    }
+
+    /// The lock that control requests hold (see the field); `true` inside once the run is over.
+    pub fn control_lock(&self) -> Arc<AsyncMutex<bool>> {
+        self.control.clone()
     }
 
     /// Whether `process.completed` has gone to the client: the run is over for it, even if
@@ -145,6 +154,7 @@ pub(crate) fn start(spawned: Spawned, timeout: Option<f64>, ctx: RunContext) -> 
     ];
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let reported = Arc::new(AtomicBool::new(false));
+    let control = Arc::new(AsyncMutex::new(false));
     let sup = Supervisor {
         pid,
         group,
@@ -152,6 +162,7 @@ pub(crate) fn start(spawned: Spawned, timeout: Option<f64>, ctx: RunContext) -> 
         ctx,
         shared,
         reported: reported.clone(),
+        control: control.clone(),
     };
     let task = tokio::spawn(async move {
         let guard = guard;
@@ -166,6 +177,7 @@ pub(crate) fn start(spawned: Spawned, timeout: Option<f64>, ctx: RunContext) -> 
         canceling: false,
         phase: phase_tx,
         reported,
+        control,
         task,
     }
 }
@@ -310,6 +322,7 @@ struct Supervisor {
     ctx: RunContext,
     shared: Arc<Shared>,
     reported: Arc<AtomicBool>,
+    control: Arc<AsyncMutex<bool>>,
 }
 
 impl Supervisor {
@@ -360,10 +373,6 @@ impl Supervisor {
                 }
             }
         };
-        // The leader may die of the CANCEL's SIGTERM before the select saw the phase change.
-        if !timed_out && !aborted && *phase.borrow() == Phase::Canceled {
-            canceled = true;
-        }
         let execution_time = self.shared.start.elapsed().as_secs_f64();
 
         // 2. Until both pipes are drained.
@@ -390,6 +399,17 @@ impl Supervisor {
         if aborted {
             return gone;
         }
+
+        // End the run for control requests. One in progress has queued its answer once the lock
+        // is ours (so it goes out before `process.completed`); later ones find the run over. A
+        // CANCEL counts if its signal reached the group, however fast the group then died, even
+        // after the leader's exit (a background member was still draining the pipes).
+        let final_phase = {
+            let mut over = self.control.lock().await;
+            *over = true;
+            *phase.borrow()
+        };
+        let canceled = !timed_out && final_phase == Phase::Canceled;
 
         let early = *self.shared.early.lock().unwrap_or_else(|p| p.into_inner());
         let code = status.map(exit_code);

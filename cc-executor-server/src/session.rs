@@ -9,6 +9,7 @@
 //! process group is killed (SIGTERM, SIGKILL after the grace) before the session is gone.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,7 +22,7 @@ use cc_executor_client::protocol::{
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::http::{SessionGuard, State};
 use crate::process;
@@ -33,6 +34,9 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How long a closing session waits for the client's answer to its close frame (a client that
 /// reads answers at once; one that does not is not worth holding the shutdown for).
 const CLOSE_REPLY_WAIT: Duration = Duration::from_millis(500);
+/// Longest error message sent back; messages can quote client input (a method name, a path),
+/// which must not make every queued reply as big as the largest request.
+const MAX_ERROR_MESSAGE: usize = 1024;
 
 /// Capabilities advertised in `connected`.
 const CAPABILITIES: [&str; 6] = [
@@ -79,6 +83,9 @@ struct Session {
     state: Arc<State>,
     ctrl: mpsc::Sender<CtrlItem>,
     out: mpsc::Sender<OutItem>,
+    /// A frame could not be queued for two heartbeat intervals (the client reads nothing), or
+    /// the service is stopping while the queue is full: the session must end.
+    stalled: AtomicBool,
 }
 
 /// Serve one accepted WebSocket until it ends.
@@ -93,6 +100,7 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<State>, guard: SessionGu
         state: state.clone(),
         ctrl: ctrl_tx,
         out: out_tx,
+        stalled: AtomicBool::new(false),
     };
     tracing::debug!(session = %session.id, "session opened");
     session
@@ -134,6 +142,9 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<State>, guard: SessionGu
                 };
                 last_seen = Instant::now();
                 session.handle(&mut run, text.as_str()).await;
+                if session.stalled() {
+                    break End::ClientGone;
+                }
             }
             _ = heartbeat.tick() => {
                 if last_seen.elapsed() >= every * 2 {
@@ -143,6 +154,9 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<State>, guard: SessionGu
                     .duration_since(UNIX_EPOCH)
                     .map_or(0.0, |d| d.as_secs_f64());
                 session.notify(method::PING, PingParams { timestamp }).await;
+                if session.stalled() {
+                    break End::ClientGone;
+                }
             }
             _ = run_finished(&mut run) => run = None,
             _ = stopping(&mut shutdown) => break End::Close(1001, "server shutting down"),
@@ -199,9 +213,35 @@ async fn run_finished(run: &mut Option<RunHandle>) {
 }
 
 impl Session {
+    /// Queue a frame for the writer.
+    ///
+    /// A full queue means the client is not reading (the writer waits on the socket). Waiting
+    /// on it without a bound would stall the frame loop, and with it the heartbeat and the
+    /// shutdown signal, for as long as the client keeps the connection open: give up after two
+    /// heartbeat intervals, or at once when the service stops, and mark the session stalled.
     async fn send(&self, frame: String) {
-        // Fails only when the writer is gone, i.e. the connection is closing anyway.
-        let _ = self.ctrl.send(CtrlItem::Frame(frame)).await;
+        if self.stalled() {
+            return;
+        }
+        let item = match self.ctrl.try_send(CtrlItem::Frame(frame)) {
+            // Closed only when the writer is gone, i.e. the connection is closing anyway.
+            Ok(()) | Err(TrySendError::Closed(_)) => return,
+            Err(TrySendError::Full(item)) => item,
+        };
+        let mut shutdown = self.state.shutdown.subscribe();
+        let bound = self.state.config.heartbeat_interval * 2;
+        tokio::select! {
+            _ = self.ctrl.send(item) => {}
+            _ = tokio::time::sleep(bound) => {
+                tracing::debug!(session = %self.id, "client not reading; ending the session");
+                self.stalled.store(true, Ordering::Relaxed);
+            }
+            _ = stopping(&mut shutdown) => self.stalled.store(true, Ordering::Relaxed),
+        }
+    }
+
+    fn stalled(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed)
     }
 
     async fn notify<P: Serialize>(&self, m: &str, params: P) {
@@ -221,6 +261,7 @@ impl Session {
     }
 
     async fn reply_error(&self, id: Option<Id>, code: i64, message: impl Into<String>) {
+        let message = clip(message.into(), MAX_ERROR_MESSAGE);
         self.send(Response::error(id, code, message).encode()).await;
     }
 
@@ -357,6 +398,14 @@ impl Session {
                 .reply_error(id, code::NO_PROCESS, "No process is running")
                 .await;
         };
+        // Held until the answer is queued: see `RunHandle::control_lock`.
+        let lock = r.control_lock();
+        let over = lock.lock().await;
+        if *over {
+            return self
+                .reply_error(id, code::NO_PROCESS, "No process is running")
+                .await;
+        }
         let (pid, pgid) = (r.pid, r.group.id());
         let (st, notification) = match p.kind {
             ControlType::Pause | ControlType::Resume if r.canceling => {
@@ -401,6 +450,19 @@ impl Session {
         self.notify(notification, status_params(st, pid, pgid))
             .await;
     }
+}
+
+/// `message` cut to at most `max` bytes (at a character boundary), marked with `...` when cut.
+fn clip(mut message: String, max: usize) -> String {
+    if message.len() > max {
+        let mut end = max;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str("...");
+    }
+    message
 }
 
 fn status_params(st: &str, pid: u32, pgid: u32) -> ProcessStatusParams {

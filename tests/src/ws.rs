@@ -88,6 +88,11 @@ impl Client {
             .expect("send");
     }
 
+    /// Send a text frame as is; `Err` when the connection failed.
+    pub async fn try_send_text(&mut self, text: &str) -> Result<(), tungstenite::Error> {
+        self.ws.send(Message::Text(text.to_owned().into())).await
+    }
+
     /// Send `execute` with `params` and id `id`.
     pub async fn execute(&mut self, params: Value, id: i64) {
         self.send(&json!({"jsonrpc":"2.0","method":"execute","params":params,"id":id}))

@@ -484,19 +484,42 @@ async fn a_pipe_held_outside_the_group_does_not_hang_the_session() {
     server.shutdown().await;
 }
 
-/// A group that dies at once of the CANCEL's SIGTERM still reports `canceled`, not `failed`:
-/// the cancel is recorded before the signal goes out.
-#[tokio::test]
+/// A group that dies at once of the CANCEL's SIGTERM still reports `canceled`, not `failed`
+/// (the cancel is recorded before the signal goes out), and the CANCEL's answers still come
+/// before `process.completed`.
+// Several workers, as in the service binary: the session and the run then race for real.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fast_dying_cancel_is_always_reported_as_canceled() {
     let server = server().await;
     let mut c = Client::connect(&server.url()).await;
-    for round in 0..30 {
+    // A busy core makes the service's threads lose the CPU at any point, which is when the
+    // run and the session race.
+    let mut busy = Client::connect(&server.url()).await;
+    start(
+        &mut busy,
+        json!({ "command": "yes > /dev/null & exec yes > /dev/null" }),
+    )
+    .await;
+    for round in 0..300 {
         let (result, _) = start(&mut c, json!({ "command": "sleep 30" })).await;
         c.control("CANCEL", 2).await;
         let frames = c.until_completed().await;
+        // The answer and `process.canceled` come before `process.completed`, never after it.
+        let methods: Vec<&str> = frames
+            .iter()
+            .map(|f| f["method"].as_str().unwrap_or("(response)"))
+            .collect();
+        assert_eq!(
+            methods,
+            ["(response)", "process.canceled", "process.completed"],
+            "round {round}"
+        );
+        assert_eq!(frames[0]["result"]["status"], "canceled", "round {round}");
         let done = &frames[frames.len() - 1]["params"];
         assert_eq!(done["status"], "canceled", "round {round}: {done}");
         assert_eq!(done["exit_code"], -15, "round {round}: {done}");
         assert_gone(pgid_of(&result)).await;
     }
+    drop((c, busy));
+    server.shutdown().await;
 }

@@ -134,6 +134,12 @@ async fn allowlist_refuses_over_the_wire() {
         "echo hi\nls",
         "X=1 ls",
         "echo hi &",
+        // A redirection in front of the program is not the program.
+        ">/dev/null/echo rm -rf /nonexistent",
+        "2>/dev/null/printf ls",
+        // Variables that would load other code into an allowed program.
+        "LD_PRELOAD=/nonexistent.so echo hi",
+        "PATH=/nonexistent echo hi",
     ]
     .iter()
     .enumerate()
@@ -365,5 +371,93 @@ async fn many_sessions_at_once() {
     }
     assert_eq!(server.active_sessions(), 50);
     drop(clients);
+    server.shutdown().await;
+}
+
+/// Error messages quote client input (a method name, a control type, a path); a reply must not
+/// be as large as the request, or a few queued replies would hold megabytes per session.
+#[tokio::test]
+async fn error_replies_do_not_echo_huge_input() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    let huge = "x".repeat(1_000_000);
+    let requests = [
+        json!({"jsonrpc":"2.0","method":huge,"id":1}),
+        json!({"jsonrpc":"2.0","method":"control","params":{"type":huge},"id":2}),
+        json!({"jsonrpc":"2.0","method":"execute","params":{"command":"true","cwd":huge},"id":3}),
+    ];
+    for (i, req) in requests.iter().enumerate() {
+        c.send(req).await;
+        let reply = c.frame_text_no_ping().await;
+        assert!(reply.len() < 4096, "reply {i} is {} bytes", reply.len());
+        let v: Value = serde_json::from_str(&reply).unwrap();
+        assert_eq!(v["id"], i + 1);
+        assert!(v["error"]["message"].as_str().unwrap().ends_with("..."));
+    }
+    // Short messages are unchanged.
+    c.send(&json!({"jsonrpc":"2.0","method":"nope","id":4}))
+        .await;
+    assert_eq!(c.frame().await["error"]["message"], "Unknown method: nope");
+    drop(c);
+    server.shutdown().await;
+}
+
+/// A client that sends requests but never reads the answers fills the session's queue. The
+/// session must not wait on it for ever (deaf to the heartbeat and to shutdown, with its
+/// command running): it ends and kills the group.
+#[tokio::test]
+async fn a_client_that_floods_requests_without_reading_is_cut_off() {
+    let server = Server::builder()
+        .heartbeat_interval(Duration::from_millis(300))
+        .kill_grace(Duration::from_millis(500))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let mut c = Client::connect(&server.url()).await;
+    // Output that fills the connection, so that the answers below can no longer be written.
+    c.execute(json!({"command": "yes"}), 1).await;
+    let result = c.frame().await;
+    let pgid = result["result"]["pgid"].as_u64().expect("pgid") as u32;
+    // Requests until the service stops reading them (or drops the connection).
+    for id in 0..1_000_000 {
+        let req = json!({"jsonrpc":"2.0","method":"hook_status","id":id}).to_string();
+        match tokio::time::timeout(Duration::from_secs(5), c.try_send_text(&req)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => break,
+        }
+    }
+    if let Err(left) = wait_group_gone(pgid, Duration::from_secs(30)).await {
+        panic!("the session hangs: its group still runs: {left:?}");
+    }
+    let t = tokio::time::Instant::now();
+    while server.active_sessions() > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the session never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(c);
+    server.shutdown().await;
+}
+
+/// `Duration::MAX` reads as "no heartbeat" and "wait for ever"; it must not overflow.
+#[tokio::test]
+async fn huge_heartbeat_and_grace_are_accepted() {
+    let server = Server::builder()
+        .heartbeat_interval(Duration::MAX)
+        .kill_grace(Duration::MAX)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let mut c = Client::connect(&server.url()).await;
+    let frames = c.run("echo fine").await;
+    assert_eq!(output_of(&frames, "stdout"), "fine\n");
+    c.execute(json!({"command": "sleep 30"}), 2).await;
+    c.frames_until(|f| f["method"] == "process.started").await;
+    c.control("CANCEL", 3).await;
+    let frames = c.until_completed().await;
+    assert_eq!(frames[frames.len() - 1]["params"]["status"], "canceled");
+    drop(c);
     server.shutdown().await;
 }
