@@ -43,6 +43,7 @@ pub(crate) struct Config {
     pub(crate) token: Option<String>,
     pub(crate) connect_timeout: Duration,
     pub(crate) heartbeat_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     /// `None`: the platform's roots plus the Mozilla roots, with the `ring` provider.
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -54,6 +55,7 @@ pub struct ClientBuilder {
     token: Option<String>,
     connect_timeout: Duration,
     heartbeat_timeout: Duration,
+    request_timeout: Duration,
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
@@ -70,6 +72,7 @@ impl Client {
             token: None,
             connect_timeout: Duration::from_secs(10),
             heartbeat_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
             tls: None,
         }
     }
@@ -111,6 +114,7 @@ impl Client {
             ws,
             connected,
             self.inner.heartbeat_timeout,
+            self.inner.request_timeout,
             one_run,
         ))
     }
@@ -132,6 +136,17 @@ impl ClientBuilder {
     /// Consider the connection dead when nothing (no frame, no WebSocket pong) arrives for this long.
     pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
         self.heartbeat_timeout = timeout;
+        self
+    }
+
+    /// Bound the wait for the service's answer to `execute` and to a control (pause / resume /
+    /// cancel); past it the call fails with [`Error::NoResponse`]. An `execute` left unanswered
+    /// also closes its connection, so a run the service starts late is killed with it.
+    ///
+    /// The heartbeat catches a service that went silent; this catches one that is alive but does
+    /// not answer. Default 30 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
         self
     }
 
@@ -179,9 +194,12 @@ impl ClientBuilder {
         if url.host_str().is_none_or(str::is_empty) {
             return Err(invalid("the URL has no host".into()));
         }
-        if self.connect_timeout.is_zero() || self.heartbeat_timeout.is_zero() {
+        if self.connect_timeout.is_zero()
+            || self.heartbeat_timeout.is_zero()
+            || self.request_timeout.is_zero()
+        {
             return Err(invalid(
-                "the connect and heartbeat timeouts must be greater than zero".into(),
+                "the connect, heartbeat and request timeouts must be greater than zero".into(),
             ));
         }
         Ok(Client {
@@ -190,6 +208,7 @@ impl ClientBuilder {
                 token: self.token,
                 connect_timeout: self.connect_timeout,
                 heartbeat_timeout: self.heartbeat_timeout,
+                request_timeout: self.request_timeout,
                 tls: self.tls,
             }),
         })

@@ -96,6 +96,8 @@ pub(crate) struct RunShared {
 pub(crate) struct ConnHandle {
     pub(crate) tx: mpsc::UnboundedSender<Cmd>,
     pub(crate) connected: Arc<ConnectedParams>,
+    /// Bound on the wait for an answer to `execute` or `control`.
+    pub(crate) request_timeout: Duration,
     ended: Arc<Mutex<Option<End>>>,
 }
 
@@ -144,7 +146,18 @@ impl ConnHandle {
                 reply,
             })
             .map_err(|_| self.closed_error())?;
-        rx.await.map_err(|_| self.closed_error())?
+        match tokio::time::timeout(self.request_timeout, rx).await {
+            Ok(answer) => answer.map_err(|_| self.closed_error())?,
+            Err(_) => {
+                // A run the service starts after all goes with the connection.
+                let (reply, _) = oneshot::channel();
+                let _ = self.tx.send(Cmd::Close { reply });
+                Err(Error::NoResponse {
+                    method: crate::protocol::method::EXECUTE,
+                    after: self.request_timeout,
+                })
+            }
+        }
     }
 
     /// Close the connection (code 1000) and wait for the close handshake (bounded).
@@ -182,6 +195,7 @@ pub(crate) fn spawn(
     ws: Ws,
     connected: ConnectedParams,
     heartbeat: Duration,
+    request_timeout: Duration,
     one_run: bool,
 ) -> ConnHandle {
     let (tx, cmds) = mpsc::unbounded_channel();
@@ -213,6 +227,7 @@ pub(crate) fn spawn(
     ConnHandle {
         tx,
         connected: Arc::new(connected),
+        request_timeout,
         ended,
     }
 }

@@ -68,6 +68,15 @@ pub enum Error {
         /// How long it was silent.
         idle: Duration,
     },
+    /// The service did not answer a request within the client's request timeout
+    /// ([`ClientBuilder::request_timeout`](crate::ClientBuilder::request_timeout)).
+    #[error("the service did not answer `{method}` within {}; check that it is healthy (an unanswered `execute` also closes its connection, killing anything it started)", secs(after))]
+    NoResponse {
+        /// The request's method (`execute` or `control`).
+        method: &'static str,
+        /// The request timeout.
+        after: Duration,
+    },
     /// The service sent a frame that is malformed or unexpected here.
     #[error("the service sent a frame this client cannot use ({message}); check that the URL points to a compatible cc-executor service; the frame: {frame}")]
     Protocol {
@@ -188,6 +197,7 @@ impl Error {
             | Error::ConnectTimeout { .. }
             | Error::ConnectionClosed { .. }
             | Error::HeartbeatTimeout { .. }
+            | Error::NoResponse { .. }
             | Error::WebSocket(_)
             | Error::SessionLimit
             | Error::AlreadyRunning => true,
@@ -273,6 +283,10 @@ mod tests {
             },
             Error::HeartbeatTimeout {
                 idle: Duration::from_nanos(30_001_234_567),
+            },
+            Error::NoResponse {
+                method: "control",
+                after: Duration::from_secs(30),
             },
             Error::protocol("unexpected binary frame", "<3 bytes>"),
             Error::Rpc {

@@ -70,6 +70,7 @@ impl std::fmt::Debug for Execution {
 pub struct Controller {
     conn: mpsc::WeakUnboundedSender<Cmd>,
     run: Arc<RunShared>,
+    request_timeout: Duration,
 }
 
 impl std::fmt::Debug for Controller {
@@ -128,6 +129,7 @@ impl Execution {
         Controller {
             conn: self.conn.tx.downgrade(),
             run: self.run.clone(),
+            request_timeout: self.conn.request_timeout,
         }
     }
 
@@ -298,7 +300,13 @@ impl Controller {
         })
         .map_err(|_| no_process())?;
         drop(tx);
-        rx.await.map_err(|_| no_process())?
+        match tokio::time::timeout(self.request_timeout, rx).await {
+            Ok(answer) => answer.map_err(|_| no_process())?,
+            Err(_) => Err(Error::NoResponse {
+                method: crate::protocol::method::CONTROL,
+                after: self.request_timeout,
+            }),
+        }
     }
 }
 

@@ -230,6 +230,71 @@ async fn a_frozen_service_ends_the_stream_with_heartbeat_timeout() {
 }
 
 #[tokio::test]
+async fn an_unanswered_request_fails_at_the_request_timeout() {
+    let service = ServiceProcess::start().await;
+    // A long heartbeat: the request timeout, not the heartbeat, must end these waits.
+    let client = Client::builder(&service.url)
+        .heartbeat_timeout(Duration::from_secs(120))
+        .request_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+
+    // A control the frozen service does not answer.
+    let run = bounded("execute", client.execute("sleep 300"))
+        .await
+        .unwrap();
+    let pgid = run.pgid().expect("pgid");
+    let ctl = run.controller();
+    kill(service.pid(), Signal::SIGSTOP).unwrap();
+    match bounded("pause", ctl.pause()).await {
+        Err(Error::NoResponse { method, after }) => {
+            assert_eq!(method, "control");
+            assert_eq!(after, Duration::from_secs(1));
+        }
+        other => panic!("expected NoResponse, got {other:?}"),
+    }
+
+    // An execute the frozen service does not answer, on an already open session.
+    kill(service.pid(), Signal::SIGCONT).unwrap();
+    let session = bounded("session", client.session()).await.unwrap();
+    kill(service.pid(), Signal::SIGSTOP).unwrap();
+    match bounded("execute", session.execute("sleep 301")).await {
+        Err(Error::NoResponse { method, .. }) => assert_eq!(method, "execute"),
+        other => panic!("expected NoResponse, got {other:?}"),
+    }
+    // Once the service runs again, the first run is still under control, and the session
+    // whose execute went unanswered is closed.
+    kill(service.pid(), Signal::SIGCONT).unwrap();
+    bounded("cancel", ctl.cancel()).await.unwrap();
+    wait_group_gone(pgid, BOUND).await.unwrap();
+    assert!(matches!(
+        bounded("closed session", session.execute("true")).await,
+        Err(Error::ConnectionClosed { .. })
+    ));
+    // Whatever the service started late for it went with the connection.
+    bounded("the late run is killed", async {
+        while sleep_301_alive() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    drop(run);
+}
+
+/// Whether a `sleep 301` (only started by the test above) is alive.
+fn sleep_301_alive() -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        let dir = e.path();
+        let alive = std::fs::read_to_string(dir.join("stat"))
+            .ok()
+            .and_then(|st| st.rfind(')').map(|i| st[i + 2..].chars().next()))
+            .flatten()
+            .is_some_and(|state| state != 'Z' && state != 'X');
+        alive && std::fs::read(dir.join("cmdline")).ok().as_deref() == Some(b"sleep\x00301\x00")
+    })
+}
+
+#[tokio::test]
 async fn two_hundred_concurrent_executions_from_one_client_all_complete() {
     let server = start().await;
     let client = Client::new(server.url()).unwrap();
