@@ -245,7 +245,7 @@ async fn an_unanswered_request_fails_at_the_request_timeout() {
         .unwrap();
     let pgid = run.pgid().expect("pgid");
     let ctl = run.controller();
-    kill(service.pid(), Signal::SIGSTOP).unwrap();
+    freeze(&service).await;
     match bounded("pause", ctl.pause()).await {
         Err(Error::NoResponse { method, after }) => {
             assert_eq!(method, "control");
@@ -257,7 +257,7 @@ async fn an_unanswered_request_fails_at_the_request_timeout() {
     // An execute the frozen service does not answer, on an already open session.
     kill(service.pid(), Signal::SIGCONT).unwrap();
     let session = bounded("session", client.session()).await.unwrap();
-    kill(service.pid(), Signal::SIGSTOP).unwrap();
+    freeze(&service).await;
     match bounded("execute", session.execute("sleep 301")).await {
         Err(Error::NoResponse { method, .. }) => assert_eq!(method, "execute"),
         other => panic!("expected NoResponse, got {other:?}"),
@@ -279,6 +279,28 @@ async fn an_unanswered_request_fails_at_the_request_timeout() {
     })
     .await;
     drop(run);
+}
+
+/// SIGSTOP the service and wait until every one of its threads has stopped (`kill` returns
+/// before threads running on another CPU have).
+async fn freeze(service: &ServiceProcess) {
+    kill(service.pid(), Signal::SIGSTOP).unwrap();
+    let tasks = format!("/proc/{}/task", service.pid());
+    bounded("the service stops", async {
+        loop {
+            let all_stopped = std::fs::read_dir(&tasks).unwrap().flatten().all(|t| {
+                std::fs::read_to_string(t.path().join("stat"))
+                    .ok()
+                    .and_then(|st| st.rfind(')').and_then(|i| st[i + 2..].chars().next()))
+                    .is_some_and(|state| state == 'T' || state == 't')
+            });
+            if all_stopped {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
 }
 
 /// Whether a `sleep 301` (only started by the test above) is alive.
