@@ -377,8 +377,8 @@ impl Executor {
     fn claude_result(&self, s: &JobStatus) -> Option<(ClaudeOutput, Option<String>)> {
         let page = self.settings.jobs.tail(s.id, usize::MAX).ok()?;
         let result = result_from_output(&page.data).or_else(|| {
-            let whole = std::fs::read(s.output_file.as_ref().filter(|_| page.dropped > 0)?);
-            result_from_output(&String::from_utf8_lossy(&whole.ok()?))
+            let tail = read_tail(s.output_file.as_ref().filter(|_| page.dropped > 0)?).ok()?;
+            result_from_output(&tail)
         })?;
         let failure = result.failure();
         let file = s.output_file.as_ref().map(|f| f.display().to_string());
@@ -407,4 +407,21 @@ impl Executor {
             progress.note(&line);
         }
     }
+}
+
+/// The `result` line ends a Claude run's output, so the end of the file is enough: read at most
+/// the last 16 MiB (whole lines only) rather than a file of any size.
+fn read_tail(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const MAX: u64 = 16 << 20;
+    let mut file = std::fs::File::open(path)?;
+    let start = file.metadata()?.len().saturating_sub(MAX);
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    file.take(MAX).read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(match (start, text.find('\n')) {
+        (0, _) | (_, None) => text.into_owned(),
+        (_, Some(i)) => text[i + 1..].to_owned(),
+    })
 }
