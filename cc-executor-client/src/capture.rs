@@ -23,7 +23,13 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+
+use crate::error::{Error, Result};
+use crate::event::{OutputEvent, RunStatus};
+use crate::execution::Execution;
 use crate::protocol::OutputStream;
 
 /// Collects a run's stdout and stderr within a byte budget, optionally spilling everything to a file.
@@ -280,9 +286,248 @@ fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// How a run read with [`Execution::collect_bounded`] ended, with its output bounded.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct BoundedOutcome {
+    /// How it ended ([`RunStatus::Failed`] at a timeout, `RunStatus::Other("error")` when the
+    /// service could not run it).
+    pub status: RunStatus,
+    /// Exit code; a negative signal number when killed by a signal; `None` when unknown.
+    pub exit_code: Option<i32>,
+    /// Run time (the timeout, when the client's deadline ended it).
+    pub duration: Duration,
+    /// Whether the run was killed at its timeout.
+    pub timed_out: bool,
+    /// The bounded output (and the file holding it whole, when it was cut).
+    pub output: CapturedOutput,
+    /// The non-output events seen (limits, early completion, the terminal event).
+    pub events: Vec<OutputEvent>,
+    /// Why the service could not run the command at all ([`OutputEvent::Failed`]).
+    pub not_run: Option<String>,
+}
+
+impl BoundedOutcome {
+    /// Whether the run completed with exit code 0.
+    pub fn success(&self) -> bool {
+        self.not_run.is_none() && self.status.success() && self.exit_code == Some(0)
+    }
+
+    /// Plain sentences for a reader about what went wrong: why the service could not run the
+    /// command; or limits hit (with when they reset), the timeout, otherwise how it failed.
+    /// Empty for a clean success.
+    ///
+    /// ```
+    /// use cc_executor_client::capture::{BoundedOutcome, OutputCapture};
+    /// use cc_executor_client::RunStatus;
+    ///
+    /// let out = BoundedOutcome::new(RunStatus::Failed, Some(2), OutputCapture::new(10).finish());
+    /// assert_eq!(out.notes(), ["The command failed with exit code 2."]);
+    /// ```
+    pub fn notes(&self) -> Vec<String> {
+        if let Some(why) = &self.not_run {
+            return vec![format!("The service could not run the command: {why}")];
+        }
+        let mut notes: Vec<String> = self
+            .events
+            .iter()
+            .filter_map(|e| e.limit_advice())
+            .collect();
+        if self.timed_out {
+            notes.push(format!(
+                "The command timed out after {:.0}s; its process group was killed.",
+                self.duration.as_secs_f64()
+            ));
+        }
+        if !self.success() && notes.is_empty() {
+            notes.push(match (&self.status, self.exit_code) {
+                (RunStatus::Canceled, _) => "The command was canceled.".to_owned(),
+                (_, Some(code)) => format!("The command failed with exit code {code}."),
+                (_, None) => format!("The command ended as {}.", self.status.as_str()),
+            });
+        }
+        notes
+    }
+
+    /// An outcome with no events and a zero duration (for tests and adapters).
+    pub fn new(status: RunStatus, exit_code: Option<i32>, output: CapturedOutput) -> Self {
+        BoundedOutcome {
+            status,
+            exit_code,
+            duration: Duration::ZERO,
+            timed_out: false,
+            output,
+            events: Vec::new(),
+            not_run: None,
+        }
+    }
+}
+
+impl Execution {
+    /// Read the run to its end into `capture`, calling `on_output` with every piece of output as
+    /// it arrives (e.g. to show the latest line as progress).
+    ///
+    /// Unlike [`Execution::wait`], the output is bounded, and a timeout, a limit or a command the
+    /// service could not run are reported in the [`BoundedOutcome`] (see
+    /// [`BoundedOutcome::notes`]) rather than as errors. A cancel through the
+    /// [`Controller`](crate::Controller) ends it with status [`RunStatus::Canceled`]. Errors are
+    /// those of the stream (connection lost, protocol error), and [`Error::ConnectionClosed`]
+    /// when the stream ends before the run does.
+    ///
+    /// ```no_run
+    /// use cc_executor_client::capture::OutputCapture;
+    /// use cc_executor_client::Command;
+    ///
+    /// # async fn demo(client: cc_executor_client::Client) -> cc_executor_client::Result<()> {
+    /// let run = client.execute(Command::new("make test")).await?;
+    /// let out = run
+    ///     .collect_bounded(OutputCapture::new(20_000), |_, data| eprint!("{data}"))
+    ///     .await?;
+    /// println!("{}\n{}", out.output.stdout, out.notes().join("\n"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn collect_bounded(
+        mut self,
+        mut capture: OutputCapture,
+        mut on_output: impl FnMut(OutputStream, &str),
+    ) -> Result<BoundedOutcome> {
+        let started = Instant::now();
+        let mut canceled_at = None;
+        let mut events = Vec::new();
+        let (status, exit_code, duration, timed_out, not_run) = loop {
+            match self.next().await {
+                Some(Ok(OutputEvent::Output { stream, data, .. })) => {
+                    on_output(stream, &data);
+                    capture.push(stream, &data);
+                    continue;
+                }
+                Some(Ok(ev)) => {
+                    let end = match &ev {
+                        OutputEvent::Completed {
+                            status,
+                            exit_code,
+                            duration,
+                            timed_out,
+                            ..
+                        } => Some((status.clone(), *exit_code, *duration, *timed_out, None)),
+                        OutputEvent::Failed { error } => {
+                            let why = error.clone().unwrap_or_else(|| "no reason given".into());
+                            let status = RunStatus::Other(crate::protocol::status::ERROR.into());
+                            Some((status, None, started.elapsed(), false, Some(why)))
+                        }
+                        // A service without `completed_after_cancel` ends the stream next.
+                        OutputEvent::Canceled => {
+                            canceled_at = Some(started.elapsed());
+                            None
+                        }
+                        _ => None,
+                    };
+                    events.push(ev);
+                    if let Some(end) = end {
+                        break end;
+                    }
+                }
+                Some(Err(Error::Timeout { after })) => {
+                    break (RunStatus::Failed, None, after, true, None)
+                }
+                Some(Err(e)) => return Err(e),
+                None => match canceled_at {
+                    Some(at) => break (RunStatus::Canceled, None, at, false, None),
+                    None => {
+                        return Err(Error::ConnectionClosed {
+                            code: None,
+                            reason: "the stream ended before the run did".into(),
+                        })
+                    }
+                },
+            }
+        };
+        Ok(BoundedOutcome {
+            status,
+            exit_code,
+            duration,
+            timed_out,
+            output: capture.finish(),
+            events,
+            not_run,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A command's bounded output, its lines as they come, its exit code and the sentences about
+    /// it, from a real service; then a run killed at its timeout.
+    #[tokio::test]
+    async fn collect_bounded_reads_a_real_run() {
+        use crate::{Client, Command};
+        let service = cc_executor_server::Server::builder()
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let client = Client::new(service.url()).unwrap();
+        let wait = std::time::Duration::from_secs(30);
+
+        let run = client
+            .execute("for i in $(seq 1 500); do echo line $i; done; echo err >&2; exit 3")
+            .await
+            .unwrap();
+        let mut seen = 0;
+        let collect = run.collect_bounded(OutputCapture::new(200), |_, _| seen += 1);
+        let out = tokio::time::timeout(wait, collect).await.unwrap().unwrap();
+        assert_eq!(seen, 501);
+        assert_eq!(
+            (out.status.clone(), out.exit_code),
+            (RunStatus::Failed, Some(3))
+        );
+        assert!(out.output.truncated);
+        assert!(
+            out.output.stdout.starts_with("line 1\n"),
+            "{}",
+            out.output.stdout
+        );
+        assert!(
+            out.output.stdout.ends_with("line 500\n"),
+            "{}",
+            out.output.stdout
+        );
+        assert_eq!(out.output.stderr, "err\n");
+        assert!(!out.success());
+        assert_eq!(out.notes(), ["The command failed with exit code 3."]);
+
+        let cmd = Command::new("sleep 30").timeout(std::time::Duration::from_secs(1));
+        let run = client.execute(cmd).await.unwrap();
+        let collect = run.collect_bounded(OutputCapture::new(200), |_, _| {});
+        let out = tokio::time::timeout(wait, collect).await.unwrap().unwrap();
+        assert!(out.timed_out);
+        assert!(!out.success());
+        assert_eq!(
+            out.notes(),
+            ["The command timed out after 1s; its process group was killed."]
+        );
+        tokio::time::timeout(wait, service.shutdown())
+            .await
+            .unwrap();
+    }
+
+    #[test]
+    fn notes_of_a_run_the_service_could_not_run_say_only_why() {
+        let mut out = BoundedOutcome::new(RunStatus::Failed, None, OutputCapture::new(1).finish());
+        out.timed_out = true;
+        out.not_run = Some("no shell".into());
+        assert_eq!(
+            out.notes(),
+            ["The service could not run the command: no shell"]
+        );
+        let ok = BoundedOutcome::new(
+            RunStatus::Completed,
+            Some(0),
+            OutputCapture::new(1).finish(),
+        );
+        assert!(ok.success() && ok.notes().is_empty());
+    }
 
     #[test]
     fn short_output_is_kept_whole() {

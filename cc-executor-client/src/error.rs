@@ -190,6 +190,39 @@ impl Error {
         }
     }
 
+    /// Plain sentences for a reader (a person, or a model driving a tool): the limit and when it
+    /// resets ([`RateLimit::advice`], [`TokenLimit::advice`]), a killed run, or a Claude run's exit
+    /// code and last stderr lines (at most about 4,000 bytes); otherwise the message as a sentence.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cc_executor_client::Error;
+    ///
+    /// let e = Error::Timeout { after: Duration::from_secs(5) };
+    /// assert_eq!(e.advice(), "The run did not finish within 5s; its process group was killed.");
+    /// ```
+    pub fn advice(&self) -> String {
+        match self {
+            Error::RateLimited(r) => r.advice(),
+            Error::TokenLimitExceeded(t) => t.advice(),
+            Error::Timeout { after } => format!(
+                "The run did not finish within {}s; its process group was killed.",
+                after.as_secs()
+            ),
+            Error::ClaudeFailed { exit_code, stderr } => format!(
+                "Claude ended without a result (exit code {}).{} Its last stderr lines:\n{}",
+                exit_code.map_or("unknown".into(), |c| c.to_string()),
+                if *exit_code == Some(127) {
+                    " Is `claude` installed and on the service's PATH?"
+                } else {
+                    ""
+                },
+                crate::capture::bound(stderr, 4000).0,
+            ),
+            _ => format!("{self}."),
+        }
+    }
+
     /// Whether retrying the same call later may succeed (connection trouble, limits, session limit).
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -250,6 +283,24 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn advice_names_a_missing_claude_and_ends_sentences() {
+        let e = Error::ClaudeFailed {
+            exit_code: Some(127),
+            stderr: "sh: claude: not found".into(),
+        };
+        let text = e.advice();
+        assert!(text.starts_with("Claude ended without a result (exit code 127). Is `claude`"));
+        assert!(
+            text.ends_with("Its last stderr lines:\nsh: claude: not found"),
+            "{text}"
+        );
+        assert_eq!(
+            Error::SessionLimit.advice(),
+            format!("{}.", Error::SessionLimit)
+        );
+    }
     use crate::event::RateLimitKind;
 
     fn every_kind() -> Vec<Error> {

@@ -121,6 +121,12 @@ pub struct JobStatus {
 impl JobStatus {
     /// Most events a status holds; older ones are dropped and counted in `dropped_events`.
     pub const MAX_EVENTS: usize = 64;
+
+    /// How long it has run: until it ended, once finished.
+    pub fn runtime(&self) -> Duration {
+        let end = self.ended_at.unwrap_or_else(SystemTime::now);
+        end.duration_since(self.started_at).unwrap_or_default()
+    }
 }
 
 /// A page of a job's output.
@@ -653,9 +659,86 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+impl Jobs {
+    /// Cancel every running job and wait until each has ended (its group has exited), for at most
+    /// `timeout` in all. Returns whether they all ended in time.
+    pub async fn stop_all(&self, timeout: Duration) -> bool {
+        let running: Vec<_> = (self.list().into_iter())
+            .filter(|s| !s.state.is_finished())
+            .map(|s| s.id)
+            .collect();
+        let all = async {
+            self.cancel_all().await;
+            for id in running {
+                let _ = self.wait(id, timeout).await;
+            }
+        };
+        tokio::time::timeout(timeout, all).await.is_ok()
+    }
+
+    /// The final [`ClaudeResult`](crate::claude::ClaudeResult) of job `id`, a finished
+    /// `claude -p --output-format stream-json` run: from the output held in memory, or, when the
+    /// start of the output was dropped, from the end of its output file. `None` when there is no
+    /// `result` line (see [`result_from_output`](crate::claude::result_from_output)).
+    pub fn claude_result(&self, id: JobId) -> Result<Option<crate::claude::ClaudeResult>> {
+        use crate::claude::result_from_output;
+        let page = self.tail(id, usize::MAX)?;
+        if let Some(result) = result_from_output(&page.data) {
+            return Ok(Some(result));
+        }
+        let file = match self.status(id)?.output_file {
+            Some(file) if page.dropped > 0 => file,
+            _ => return Ok(None),
+        };
+        Ok(read_tail(&file)
+            .ok()
+            .and_then(|tail| result_from_output(&tail)))
+    }
+}
+
+/// The `result` line ends a Claude run's output, so the end of the file is enough: read at most
+/// the last 16 MiB (whole lines only) rather than a file of any size.
+fn read_tail(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const MAX: u64 = 16 << 20;
+    let mut file = std::fs::File::open(path)?;
+    let start = file.metadata()?.len().saturating_sub(MAX);
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    file.take(MAX).read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(match (start, text.find('\n')) {
+        (0, _) | (_, None) => text.into_owned(),
+        (_, Some(i)) => text[i + 1..].to_owned(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_tail_keeps_whole_lines_of_a_long_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.log");
+        assert_eq!(
+            read_tail(&path).map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::NotFound)
+        );
+        std::fs::write(&path, "a\nb\n").unwrap();
+        assert_eq!(read_tail(&path).unwrap(), "a\nb\n");
+        let long = "x".repeat(10) + "\n" + &"y\n".repeat(9 << 20);
+        std::fs::write(&path, &long).unwrap();
+        let tail = read_tail(&path).unwrap();
+        assert!(tail.len() < 16 << 20 && tail.starts_with("y\n") && tail.ends_with("y\n"));
+    }
+
+    #[test]
+    fn runtime_stops_at_the_end() {
+        let mut status = data().status;
+        status.ended_at = Some(status.started_at + Duration::from_secs(3));
+        assert_eq!(status.runtime(), Duration::from_secs(3));
+    }
 
     fn data() -> JobData {
         JobData {

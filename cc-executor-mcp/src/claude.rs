@@ -135,23 +135,12 @@ impl Executor {
         let controller = run.controller();
         let mut progress = Progress::new(&ctx);
         let latest = progress.latest();
-        let mut cancel = self.cancel(ctx.ct.clone());
         let wait = run.wait_with(move |event| {
             if let Some(line) = event.activity() {
                 latest.note(&line);
             }
         });
-        tokio::pin!(wait);
-        let result = loop {
-            tokio::select! {
-                result = &mut wait => break result.map_err(|e| self.error(&e))?,
-                () = cancel.requested() => cancel.send(&controller).await,
-                () = cancel.expired() => {
-                    return Err(text_error("Canceled; the run did not report its end in time."));
-                }
-                () = progress.tick() => progress.flush().await,
-            }
-        };
+        let result = self.drive(wait, &controller, &ctx, &mut progress).await?;
         let failure = result.failure();
         let out = self.claude_output(result, |r| self.save_whole(r));
         match failure {

@@ -1,10 +1,7 @@
 //! The `execute` tool: run a shell command and return its bounded output.
 
-use std::time::Duration;
-
 use cc_executor_client::capture::OutputCapture;
-use cc_executor_client::{Command, Error, OutputEvent, RunStatus};
-use futures_util::StreamExt;
+use cc_executor_client::Command;
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
@@ -47,14 +44,6 @@ pub struct ExecuteOutput {
     pub truncated: bool,
 }
 
-/// How a run ended.
-struct End {
-    status: RunStatus,
-    exit_code: Option<i32>,
-    duration: Duration,
-    timed_out: bool,
-}
-
 #[tool_router(router = execute_router, vis = "pub(crate)")]
 impl Executor {
     /// Run a shell command and return its exit code and output.
@@ -92,56 +81,24 @@ impl Executor {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<ExecuteOutput>, CallToolResult> {
         let s = &self.settings;
-        let mut run = s.client.execute(cmd).await.map_err(|e| self.error(&e))?;
+        let run = s.client.execute(cmd).await.map_err(|e| self.error(&e))?;
         let controller = run.controller();
         let spill = s.output_dir.join(format!("{}.log", uuid::Uuid::new_v4()));
-        let mut capture = OutputCapture::new(s.max_output)
+        let capture = OutputCapture::new(s.max_output)
             .spill_to(&spill)
             .unwrap_or_else(|e| {
                 tracing::warn!("cannot write {}: {e}", spill.display());
                 OutputCapture::new(s.max_output)
             });
         let mut progress = Progress::new(&ctx);
-        let mut cancel = self.cancel(ctx.ct.clone());
-        let mut notes = Vec::new();
-        let started = std::time::Instant::now();
-        let mut canceled_at = None;
-        let end = loop {
-            tokio::select! {
-                ev = run.next() => match ev {
-                    Some(Ok(OutputEvent::Output { stream, data, .. })) => {
-                        progress.note(&data);
-                        capture.push(stream, &data);
-                    }
-                    Some(Ok(OutputEvent::Completed { status, exit_code, duration, timed_out, .. })) => {
-                        break End { status, exit_code, duration, timed_out };
-                    }
-                    Some(Ok(OutputEvent::Failed { error, .. })) => {
-                        let why = error.unwrap_or_else(|| "no reason given".into());
-                        return Err(text_error(format!("The service could not run the command: {why}")));
-                    }
-                    // A service without `completed_after_cancel` ends the stream here.
-                    Some(Ok(OutputEvent::Canceled)) => canceled_at = Some(started.elapsed()),
-                    Some(Ok(other)) => notes.extend(other.limit_advice()),
-                    Some(Err(Error::Timeout { after })) => {
-                        break End { status: RunStatus::Failed, exit_code: None, duration: after, timed_out: true };
-                    }
-                    Some(Err(e)) => return Err(self.error(&e)),
-                    None => match canceled_at {
-                        Some(duration) => {
-                            break End { status: RunStatus::Canceled, exit_code: None, duration, timed_out: false };
-                        }
-                        None => return Err(text_error("The run ended without reporting how.")),
-                    },
-                },
-                () = cancel.requested() => cancel.send(&controller).await,
-                () = cancel.expired() => {
-                    return Err(text_error("Canceled; the run did not report its end in time."));
-                }
-                () = progress.tick() => progress.flush().await,
-            }
-        };
-        let out = capture.finish();
+        let latest = progress.latest();
+        let run = run.collect_bounded(capture, move |_, data| latest.note(data));
+        let end = self.drive(run, &controller, &ctx, &mut progress).await?;
+        let notes = end.notes();
+        if end.not_run.is_some() {
+            return Err(text_error(notes.concat()));
+        }
+        let out = end.output;
         if let Some(e) = &out.spill_error {
             tracing::warn!("full output not saved: {e}");
         }
@@ -155,23 +112,10 @@ impl Executor {
             output_file: out.file.map(|f| f.display().to_string()),
             truncated: out.truncated,
         };
-        if end.timed_out {
-            notes.push(format!(
-                "The command timed out after {:.0}s; its process group was killed.",
-                end.duration.as_secs_f64()
-            ));
+        if notes.is_empty() {
+            Ok(Json(output))
+        } else {
+            Err(structured_error(&output, notes))
         }
-        let success = end.status.success() && end.exit_code == Some(0);
-        if success && notes.is_empty() {
-            return Ok(Json(output));
-        }
-        if !success && notes.is_empty() {
-            notes.push(match (&end.status, end.exit_code) {
-                (RunStatus::Canceled, _) => "The command was canceled.".to_owned(),
-                (_, Some(code)) => format!("The command failed with exit code {code}."),
-                (_, None) => format!("The command ended as {}.", output.status),
-            });
-        }
-        Err(structured_error(&output, notes))
     }
 }

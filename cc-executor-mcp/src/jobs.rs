@@ -1,8 +1,8 @@
 //! The job tools: commands and Claude runs in the background, polled across calls.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use cc_executor_client::claude::{parse_line, result_from_output};
+use cc_executor_client::claude::parse_line;
 use cc_executor_client::jobs::{JobId, JobOptions, JobStatus};
 use cc_executor_client::{Command, Error};
 use rmcp::handler::server::wrapper::{Json, Parameters};
@@ -353,7 +353,7 @@ impl Executor {
             ),
             None => {}
         }
-        let end = s.ended_at.unwrap_or_else(SystemTime::now);
+        let runtime_secs = s.runtime().as_secs_f64();
         JobInfo {
             id: s.id.0,
             kind: s.label.unwrap_or_else(|| COMMAND.into()),
@@ -362,7 +362,7 @@ impl Executor {
             exit_code: s.exit_code,
             pid: s.pid,
             pgid: s.pgid,
-            runtime_secs: (end.duration_since(s.started_at).unwrap_or_default()).as_secs_f64(),
+            runtime_secs,
             output_bytes: s.output_bytes,
             dropped_bytes: s.dropped_bytes,
             output_file: s.output_file.map(|f| f.display().to_string()),
@@ -372,14 +372,9 @@ impl Executor {
         }
     }
 
-    /// The final result of a finished Claude job, from its output held in memory, or from its
-    /// output file when the start of the output was dropped.
+    /// The final result of a finished Claude job and why it failed, if it did.
     fn claude_result(&self, s: &JobStatus) -> Option<(ClaudeOutput, Option<String>)> {
-        let page = self.settings.jobs.tail(s.id, usize::MAX).ok()?;
-        let result = result_from_output(&page.data).or_else(|| {
-            let tail = read_tail(s.output_file.as_ref().filter(|_| page.dropped > 0)?).ok()?;
-            result_from_output(&tail)
-        })?;
+        let result = self.settings.jobs.claude_result(s.id).ok()??;
         let failure = result.failure();
         let file = s.output_file.as_ref().map(|f| f.display().to_string());
         Some((self.claude_output(result, |_| file), failure))
@@ -407,21 +402,4 @@ impl Executor {
             progress.note(&line);
         }
     }
-}
-
-/// The `result` line ends a Claude run's output, so the end of the file is enough: read at most
-/// the last 16 MiB (whole lines only) rather than a file of any size.
-fn read_tail(path: &std::path::Path) -> std::io::Result<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    const MAX: u64 = 16 << 20;
-    let mut file = std::fs::File::open(path)?;
-    let start = file.metadata()?.len().saturating_sub(MAX);
-    file.seek(SeekFrom::Start(start))?;
-    let mut bytes = Vec::new();
-    file.take(MAX).read_to_end(&mut bytes)?;
-    let text = String::from_utf8_lossy(&bytes);
-    Ok(match (start, text.find('\n')) {
-        (0, _) | (_, None) => text.into_owned(),
-        (_, Some(i)) => text[i + 1..].to_owned(),
-    })
 }

@@ -136,7 +136,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     {
         tracing::warn!("some runs did not end in time");
     }
-    stop_jobs(&jobs).await;
+    if !jobs.stop_all(SHUTDOWN_GRACE).await {
+        tracing::warn!("some jobs did not end in time");
+    }
     if let Some(server) = embedded {
         stop(server).await;
     }
@@ -185,23 +187,6 @@ impl<R: AsyncRead + Unpin> AsyncRead for EofSignal<R> {
             self.eof.cancel();
         }
         poll
-    }
-}
-
-/// Cancel every running job and wait until each has ended (its group has exited).
-async fn stop_jobs(jobs: &Jobs) {
-    let running: Vec<_> = (jobs.list().into_iter())
-        .filter(|s| !s.state.is_finished())
-        .map(|s| s.id)
-        .collect();
-    let all = async {
-        jobs.cancel_all().await;
-        for id in running {
-            let _ = jobs.wait(id, SHUTDOWN_GRACE).await;
-        }
-    };
-    if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
-        tracing::warn!("some jobs did not end in time");
     }
 }
 

@@ -1,18 +1,22 @@
 //! The MCP server: shared settings, the tool handler, and what every tool call shares
 //! (cancellation, error results).
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cc_executor_client::jobs::Jobs;
-use cc_executor_client::{capture, Client, Controller, Error};
+use cc_executor_client::{Client, Controller, Error};
 use rmcp::model::{CallToolResult, ContentBlock};
-use rmcp::{tool_handler, ServerHandler};
+use rmcp::service::RequestContext;
+use rmcp::{tool_handler, RoleServer, ServerHandler};
 use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::progress::Progress;
 
 /// How long a canceled run may take to report its end before the call gives up on it.
 pub const CANCEL_WAIT: Duration = Duration::from_secs(20);
@@ -69,29 +73,32 @@ impl Executor {
     /// A tool error for a client error, with a hint when the service cannot be reached.
     pub(crate) fn error(&self, e: &Error) -> CallToolResult {
         text_error(match e {
-            Error::RateLimited(r) => r.advice(),
-            Error::TokenLimitExceeded(t) => t.advice(),
             Error::UnknownJob { .. } => format!("{e} with `job_list`."),
-            Error::Timeout { after } => format!(
-                "The run did not finish within {}s; its process group was killed.",
-                after.as_secs()
-            ),
-            // The message names the URL and says what to check.
-            Error::Connect { .. } | Error::ConnectTimeout { .. } | Error::Unauthorized => {
-                format!("{e}.")
-            }
-            Error::ClaudeFailed { exit_code, stderr } => format!(
-                "Claude ended without a result (exit code {}).{} Its last stderr lines:\n{}",
-                exit_code.map_or("unknown".into(), |c| c.to_string()),
-                if *exit_code == Some(127) {
-                    " Is `claude` installed and on the service's PATH?"
-                } else {
-                    ""
-                },
-                capture::bound(stderr, 4000).0,
-            ),
-            _ => e.to_string(),
+            _ => e.advice(),
         })
+    }
+
+    /// Drive `run` to its end while sending progress; a cancel from the host or shutdown cancels
+    /// the run through `controller`, and gives up if it does not end within [`CANCEL_WAIT`].
+    pub(crate) async fn drive<T>(
+        &self,
+        run: impl Future<Output = Result<T, Error>>,
+        controller: &Controller,
+        ctx: &RequestContext<RoleServer>,
+        progress: &mut Progress,
+    ) -> Result<T, CallToolResult> {
+        let mut cancel = self.cancel(ctx.ct.clone());
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                result = &mut run => return result.map_err(|e| self.error(&e)),
+                () = cancel.requested() => cancel.send(controller).await,
+                () = cancel.expired() => {
+                    return Err(text_error("Canceled; the run did not report its end in time."));
+                }
+                () = progress.tick() => progress.flush().await,
+            }
+        }
     }
 
     pub(crate) fn cancel(&self, ctx_ct: CancellationToken) -> Cancel {
