@@ -89,14 +89,7 @@ async fn pause_resume_and_cancel_from_another_task_while_reading() {
 async fn cancel_kills_the_whole_group_including_grandchildren() {
     let server = start().await;
     let client = Client::new(server.url()).unwrap();
-    let mut run = bounded("execute", client.execute("sh -c 'sleep 300 & sleep 300'"))
-        .await
-        .unwrap();
-    let pgid = run.pgid().expect("the service reports the pgid");
-    next_matching(&mut run, "started", |e| {
-        matches!(e, OutputEvent::Started { .. })
-    })
-    .await;
+    let (run, pgid) = start_run(&client, "sh -c 'sleep 300 & sleep 300'").await;
     // Both sleeps (and their shells) exist before the cancel.
     bounded("grandchildren started", async {
         while processes_in_group(pgid).len() < 2 {
@@ -152,14 +145,7 @@ async fn a_timed_out_run_is_an_error_and_leaves_no_process() {
 async fn dropping_an_execution_kills_its_group() {
     let server = start().await;
     let client = Client::new(server.url()).unwrap();
-    let mut run = bounded("execute", client.execute("sh -c 'sleep 300 & sleep 300'"))
-        .await
-        .unwrap();
-    let pgid = run.pgid().expect("pgid");
-    next_matching(&mut run, "started", |e| {
-        matches!(e, OutputEvent::Started { .. })
-    })
-    .await;
+    let (run, pgid) = start_run(&client, "sh -c 'sleep 300 & sleep 300'").await;
     assert!(!processes_in_group(pgid).is_empty());
     let ctl = run.controller();
     drop(run);

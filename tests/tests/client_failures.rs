@@ -210,14 +210,7 @@ async fn a_frozen_service_ends_the_stream_with_heartbeat_timeout() {
         .heartbeat_timeout(Duration::from_secs(2))
         .build()
         .unwrap();
-    let mut run = bounded("execute", client.execute("sleep 300"))
-        .await
-        .unwrap();
-    let pgid = run.pgid().expect("pgid");
-    next_matching(&mut run, "started", |e| {
-        matches!(e, OutputEvent::Started { .. })
-    })
-    .await;
+    let (mut run, pgid) = start_run(&client, "sleep 300").await;
     kill(service.pid(), Signal::SIGSTOP).unwrap();
     let end = bounded("the heartbeat notices", run.next()).await;
     match end {

@@ -79,3 +79,14 @@ pub async fn next_matching(
     })
     .await
 }
+
+/// Start `line` through `client` and read up to its `Started` event; returns the run and its pgid.
+pub async fn start_run(client: &cc_executor_client::Client, line: &str) -> (Execution, u32) {
+    let mut run = bounded("execute", client.execute(line)).await.unwrap();
+    let pgid = run.pgid().expect("the service reports the pgid");
+    next_matching(&mut run, "started", |e| {
+        matches!(e, OutputEvent::Started { .. })
+    })
+    .await;
+    (run, pgid)
+}
