@@ -390,6 +390,11 @@ pub(crate) fn map_notification(n: ServerNotification) -> Mapped {
             params,
         },
         N::Unknown { method, params } => OutputEvent::Other { method, params },
+        // A method a newer protocol crate types but this mapping does not know yet.
+        other => OutputEvent::Other {
+            method: other.method().to_owned(),
+            params: Value::Null,
+        },
     })
 }
 

@@ -68,7 +68,6 @@ pub mod error;
 pub mod event;
 mod execution;
 pub mod jobs;
-pub mod protocol;
 mod session;
 mod transport;
 
@@ -81,6 +80,8 @@ pub use event::{
 pub use execution::{Controller, Execution, Outcome};
 pub use session::Session;
 
+/// The wire format, re-exported from [`cc_executor_protocol`].
+pub use cc_executor_protocol as protocol;
 /// The TLS library used for `wss://`, for [`ClientBuilder::tls_config`].
 pub use rustls;
 

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
-use cc_executor_client::protocol::{code, Response as RpcResponse, PROTOCOL_VERSION};
+use cc_executor_protocol::{code, Response as RpcResponse, PROTOCOL_VERSION};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use subtle::ConstantTimeEq;

@@ -12,9 +12,9 @@
 
 use std::borrow::Cow;
 
-use cc_executor_client::protocol::{OutputParams, OutputStream};
+use cc_executor_protocol::{OutputParams, OutputStream};
 
-pub(crate) use cc_executor_client::protocol::CHUNK_CHARS;
+pub(crate) use cc_executor_protocol::CHUNK_CHARS;
 
 /// Lines up to this many chunks are buffered whole before being sent.
 pub(crate) const MAX_BUFFERED_CHUNKS: usize = 8;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cc_executor_client::protocol::{
+use cc_executor_protocol::{
     method, status, CompletedParams, EarlyCompletionParams, Notification, OutputStream,
     RateLimitParams, TokenLimitParams,
 };

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{Message, WebSocket};
-use cc_executor_client::protocol::{
+use cc_executor_protocol::{
     capability, code, method, status, ConnectedParams, ControlParams, ControlResult, ControlType,
     ExecuteParams, ExecuteResult, Id, Notification, PingParams, ProcessStatusParams, Request,
     Response, JSONRPC_VERSION, PROTOCOL_VERSION,
@@ -478,7 +478,7 @@ fn status_params(st: &str, pid: u32, pgid: u32) -> ProcessStatusParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cc_executor_client::protocol::ServerFrame;
+    use cc_executor_protocol::ServerFrame;
 
     #[test]
     fn result_frames_keep_key_order_and_decode_as_responses() {

@@ -1,14 +1,15 @@
 //! The wire format: serde types for every JSON-RPC 2.0 frame of the executor protocol.
 //!
 //! These types mirror the frames byte-for-byte in shape (field names, field order, `null` where
-//! the reference service sends `null`). They are kept apart from the public API types in
-//! [`crate::event`]; [`crate::event`] is the one place that maps them to [`crate::OutputEvent`].
+//! the reference service sends `null`). They are shared by the client (`cc-executor-client`, which
+//! re-exports this crate as `cc_executor_client::protocol` and maps frames to its own public event
+//! types) and the service (`cc-executor-server`).
 //!
 //! Decoding is forward compatible: unknown fields are ignored and unknown notification methods
 //! decode as [`ServerNotification::Unknown`].
 //!
 //! ```
-//! use cc_executor_client::protocol::{ServerFrame, ServerNotification};
+//! use cc_executor_protocol::{ServerFrame, ServerNotification};
 //!
 //! let text = r#"{"jsonrpc":"2.0","method":"process.output","params":{"type":"stdout","data":"hi\n","truncated":false,"chunk_index":null,"total_chunks":null}}"#;
 //! match ServerFrame::decode(text).unwrap() {
