@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -200,12 +200,33 @@ pub(crate) struct Spawned {
     pub stderr: ChildStderr,
 }
 
-/// Start `sh -c command` in `cwd`, in its own process group.
-pub(crate) fn spawn(command: &str, cwd: &Path, registry: &Registry) -> io::Result<Spawned> {
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(command)
-        .current_dir(cwd)
+/// What a run executes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Program {
+    /// `<shell> -c <command>`: the default, without an allowlist.
+    Shell { shell: PathBuf, command: String },
+    /// An argv executed directly, with no shell (allowlist mode): `argv[0]` is the resolved path.
+    Argv(Vec<String>),
+}
+
+/// Start `program` in `cwd`, in its own process group.
+pub(crate) fn spawn(program: &Program, cwd: &Path, registry: &Registry) -> io::Result<Spawned> {
+    let mut cmd = match program {
+        Program::Shell { shell, command } => {
+            let mut cmd = Command::new(shell);
+            cmd.arg("-c").arg(command);
+            cmd
+        }
+        Program::Argv(argv) => {
+            let (first, rest) = argv
+                .split_first()
+                .ok_or_else(|| io::Error::other("empty argv"))?;
+            let mut cmd = Command::new(first);
+            cmd.args(rest);
+            cmd
+        }
+    };
+    cmd.current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

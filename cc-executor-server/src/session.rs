@@ -356,7 +356,11 @@ impl Session {
             let msg = format!("Working directory not found: {}", cwd.display());
             return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
         }
-        let spawned = match process::spawn(&p.command, &cwd, &self.state.registry) {
+        let program = process::Program::Shell {
+            shell: PathBuf::from("sh"),
+            command: p.command.clone(),
+        };
+        let spawned = match process::spawn(&program, &cwd, &self.state.registry) {
             Ok(s) => s,
             Err(e) => {
                 let msg = format!("Failed to start command: {e}");
