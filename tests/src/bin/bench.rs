@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use cc_executor_client::protocol::{method, Notification, OutputParams, OutputStream};
+use cc_executor_client::protocol::{OutputParams, OutputStream};
 use cc_executor_client::{Client, Command, OutputEvent};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
@@ -384,22 +384,15 @@ async fn transport_limit(n: u64, data_len: usize) -> Result<f64, Box<dyn std::er
         tcp.set_nodelay(true)?;
         let mut ws = tokio_tungstenite::accept_async(tcp).await?;
         let data = format!("{}\n", "x".repeat(data_len.saturating_sub(1)));
-        let mut buf = Vec::with_capacity(data_len + 128);
+        let params = OutputParams {
+            stream: OutputStream::Stdout,
+            data: std::borrow::Cow::Borrowed(&data),
+            truncated: false,
+            chunk_index: None,
+            total_chunks: None,
+        };
         for i in 0..n {
-            buf.clear();
-            Notification::new(
-                method::PROCESS_OUTPUT,
-                OutputParams {
-                    stream: OutputStream::Stdout,
-                    data: std::borrow::Cow::Borrowed(&data),
-                    truncated: false,
-                    chunk_index: None,
-                    total_chunks: None,
-                },
-            )
-            .encode_into(&mut buf);
-            let text = String::from_utf8(buf.clone()).expect("json is utf-8");
-            ws.feed(Message::text(text)).await?;
+            ws.feed(Message::text(params.encode_frame())).await?;
             if i % 64 == 63 {
                 ws.flush().await?;
             }

@@ -1,0 +1,317 @@
+//! The hand-written fast path for `process.output`, one frame per output line and so the hot path
+//! of both sides: the service encodes it with [`OutputParams::encode_frame`], the client decodes
+//! it in one pass (falling back to the general decoder for any other layout).
+
+use std::borrow::Cow;
+
+use crate::params::{OutputParams, OutputStream};
+
+/// `process.output` exactly as services write it (compact, members in the usual order, no
+/// other member), decoded in one pass with one allocation; `None` for anything else, which the
+/// general path then decodes (or rejects).
+///
+/// This is the client's hot path. It accepts only frames that are valid JSON of that shape, and
+/// gives what the general path would (the tests compare the two).
+#[doc(hidden)]
+pub fn decode_output_fast(text: &str) -> Option<OutputParams<'static>> {
+    const PREFIX: &str = r#"{"jsonrpc":"2.0","method":"process.output","params":{"type":""#;
+    let rest = text.strip_prefix(PREFIX)?;
+    let (stream, rest) = match rest.strip_prefix(r#"stdout","data":""#) {
+        Some(r) => (OutputStream::Stdout, r),
+        None => (
+            OutputStream::Stderr,
+            rest.strip_prefix(r#"stderr","data":""#)?,
+        ),
+    };
+    let (data, rest) = unescape_json_string(rest)?;
+    let rest = rest.strip_prefix(r#","truncated":"#)?;
+    let (truncated, rest) = match rest.strip_prefix("true") {
+        Some(r) => (true, r),
+        None => (false, rest.strip_prefix("false")?),
+    };
+    let (chunk_index, rest) = opt_u32(rest.strip_prefix(r#","chunk_index":"#)?)?;
+    let (total_chunks, rest) = opt_u32(rest.strip_prefix(r#","total_chunks":"#)?)?;
+    (rest == "}}").then_some(OutputParams {
+        stream,
+        data: Cow::Owned(data),
+        truncated,
+        chunk_index,
+        total_chunks,
+    })
+}
+
+/// The string that starts `s` (just after its opening quote), unescaped, and what follows its
+/// closing quote. `None` on `\u` escapes (left to serde_json) and on anything invalid.
+fn unescape_json_string(s: &str) -> Option<(String, &str)> {
+    let bytes = s.as_bytes();
+    let mut out = String::with_capacity(bytes.len());
+    // Start of the run of bytes not yet copied.
+    let mut start = 0;
+    let mut i = 0;
+    loop {
+        // Skip 8 bytes at a time while none is special.
+        if let Some(word) = bytes.get(i..i + 8) {
+            let w = u64::from_le_bytes(word.try_into().ok()?);
+            if !word_has_special(w) {
+                i += 8;
+                continue;
+            }
+        }
+        // Special bytes are ASCII, so these slice bounds are character boundaries.
+        match *bytes.get(i)? {
+            b'"' => {
+                out.push_str(&s[start..i]);
+                return Some((out, &s[i + 1..]));
+            }
+            b'\\' => {
+                out.push_str(&s[start..i]);
+                out.push(match *bytes.get(i + 1)? {
+                    b'"' => '"',
+                    b'\\' => '\\',
+                    b'/' => '/',
+                    b'n' => '\n',
+                    b't' => '\t',
+                    b'r' => '\r',
+                    b'b' => '\u{8}',
+                    b'f' => '\u{c}',
+                    _ => return None,
+                });
+                i += 2;
+                start = i;
+            }
+            // A raw control character is not valid JSON.
+            0..=0x1f => return None,
+            _ => i += 1,
+        }
+    }
+}
+
+impl OutputParams<'_> {
+    /// Encode as a whole `process.output` frame: byte for byte what serde_json writes for
+    /// `Notification::new(method::PROCESS_OUTPUT, self)`, written by hand because it is a
+    /// service's hot path (one frame per output line).
+    pub fn encode_frame(&self) -> String {
+        let mut out = String::with_capacity(self.data.len() + 160);
+        out.push_str(r#"{"jsonrpc":"2.0","method":"process.output","params":{"type":""#);
+        out.push_str(self.stream.as_str());
+        out.push_str(r#"","data":""#);
+        escape_json_into(&mut out, &self.data);
+        out.push_str(if self.truncated {
+            r#"","truncated":true,"chunk_index":"#
+        } else {
+            r#"","truncated":false,"chunk_index":"#
+        });
+        push_opt_u32(&mut out, self.chunk_index);
+        out.push_str(r#","total_chunks":"#);
+        push_opt_u32(&mut out, self.total_chunks);
+        out.push_str("}}");
+        out
+    }
+}
+
+fn push_opt_u32(out: &mut String, v: Option<u32>) {
+    match v {
+        Some(n) => {
+            let _ = std::fmt::Write::write_fmt(out, format_args!("{n}"));
+        }
+        None => out.push_str("null"),
+    }
+}
+
+/// Append `s` as the inside of a JSON string, escaped as serde_json escapes it: `\"`, `\\`,
+/// `\b \f \n \r \t`, other control characters as `\u00xx`; everything else verbatim.
+fn escape_json_into(out: &mut String, s: &str) {
+    let bytes = s.as_bytes();
+    // Start of the run of bytes not yet copied.
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip 8 bytes at a time while none needs escaping.
+        if let Some(word) = bytes.get(i..i + 8) {
+            let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            if !word_has_special(w) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        // Escaped bytes are ASCII, so these slice bounds are character boundaries.
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xf)] as char);
+        } else {
+            out.push_str(esc);
+        }
+        i += 1;
+        start = i;
+    }
+    out.push_str(&s[start..]);
+}
+
+/// Whether any byte of `w` is a control character, `"` or `\\` (exact as a yes/no answer).
+#[inline]
+fn word_has_special(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let quote = has_zero(w ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero(w ^ (ONES * u64::from(b'\\')));
+    (below_space | quote | backslash) != 0
+}
+
+/// `null` or a JSON integer that fits a `u32` at the start of `s`, and the rest.
+fn opt_u32(s: &str) -> Option<(Option<u32>, &str)> {
+    if let Some(rest) = s.strip_prefix("null") {
+        return Some((None, rest));
+    }
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    // No leading zeros in JSON; anything unusual goes to the general path.
+    if digits == 0 || (digits > 1 && s.starts_with('0')) {
+        return None;
+    }
+    let n = s[..digits].parse().ok()?;
+    Some((Some(n), &s[digits..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{method, Notification, ServerFrame, ServerNotification};
+
+    fn output_frame(stream: &str, data_json: &str, tail: &str) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","method":"process.output","params":{{"type":"{stream}","data":{data_json},{tail}}}}}"#
+        )
+    }
+
+    #[test]
+    fn output_fast_path_matches_the_general_path() {
+        let mut datas: Vec<String> = [
+            "",
+            "plain\n",
+            "tab\tq\"\u{1}\u{1f}\\ / é€𝄞\r\u{8}\u{c}\u{7f}",
+            "\u{2028}\u{ffff}",
+        ]
+        .iter()
+        .map(|d| serde_json::to_string(d).unwrap())
+        .collect();
+        datas.push("x".repeat(1000));
+        datas.push(serde_json::to_string(&"y".repeat(1000)).unwrap());
+        // Escapes serde_json does not write but a service may.
+        datas.extend([r#""a\/b""#, r#""\u00e9\ud834\udd1e""#, r#""\u0041""#].map(String::from));
+        let tails = [
+            r#""truncated":false,"chunk_index":null,"total_chunks":null"#,
+            r#""truncated":true,"chunk_index":0,"total_chunks":2"#,
+            r#""truncated":false,"chunk_index":4294967295,"total_chunks":10"#,
+            // Unusual but valid, and invalid: both must agree with the general path.
+            r#""truncated":false,"chunk_index":4294967296,"total_chunks":null"#,
+            r#""truncated":false,"chunk_index":01,"total_chunks":null"#,
+            r#""truncated":false,"chunk_index":1.0,"total_chunks":null"#,
+            r#""truncated":false,"chunk_index":-1,"total_chunks":null"#,
+            r#""truncated":false,"chunk_index":null,"total_chunks":null,"x":[1]"#,
+            r#""truncated":false,"chunk_index":null"#,
+            r#""truncated":null,"chunk_index":null,"total_chunks":null"#,
+            r#""chunk_index":null,"total_chunks":null,"truncated":true"#,
+        ];
+        let mut fast_hits = 0;
+        for stream in ["stdout", "stderr", "video"] {
+            for data in &datas {
+                for tail in tails {
+                    let f = output_frame(stream, data, tail);
+                    let general = ServerFrame::decode_general(&f).map_err(|e| e.to_string());
+                    let got = ServerFrame::decode(&f).map_err(|e| e.to_string());
+                    if let Some(fast) = decode_output_fast(&f) {
+                        fast_hits += 1;
+                        let fast =
+                            ServerFrame::Notification(ServerNotification::ProcessOutput(fast));
+                        assert_eq!(Ok(fast), general, "{f}");
+                    }
+                    assert_eq!(got, general, "{f}");
+                }
+            }
+        }
+        assert!(
+            fast_hits >= 2 * 5 * 3,
+            "the fast path is taken ({fast_hits})"
+        );
+        for bad in [
+            output_frame("stdout", "\"a\u{1}\"", tails[0]),
+            output_frame("stdout", "\"a\\x\"", tails[0]),
+            output_frame("stdout", "\"a", tails[0]),
+            output_frame("stdout", "\"a\"", tails[0]) + "}",
+            output_frame("stdout", "\"a\"", tails[0]).replace("}}", "}"),
+        ] {
+            assert!(ServerFrame::decode(&bad).is_err(), "{bad}");
+        }
+        // Other layouts of a valid frame still decode.
+        for ok in [
+            r#"{"jsonrpc":"2.0","method":"process.output","params":{"type":"stdout","data":"y"},"id":null}"#,
+            r#"{"method":"process.output","jsonrpc":"2.0","params":{"type":"stdout","data":"z"}}"#,
+            r#"{"jsonrpc":"2.0","method":"process.output","params":{"type":"stdout","data":"w","truncated":false,"chunk_index":null,"total_chunks":null} }"#,
+        ] {
+            assert!(ServerFrame::decode(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn hand_encoded_output_frames_match_serde_json() {
+        let mut samples: Vec<String> = vec![
+            String::new(),
+            "plain line\n".into(),
+            "\"quoted\" \\ back\\slash\n".into(),
+            "héllo wörld €𝄞 \u{7f}\u{80}\u{ffff}\n".into(),
+            "x".repeat(1000) + "\n",
+        ];
+        // Every ASCII character, at every offset within a word.
+        for c in 0u8..=0x7f {
+            for pad in 0..9 {
+                samples.push(format!(
+                    "{}{}{}",
+                    "a".repeat(pad),
+                    c as char,
+                    "b".repeat(9 - pad)
+                ));
+            }
+        }
+        let shapes = [
+            (OutputStream::Stdout, false, None, None),
+            (OutputStream::Stderr, true, Some(0), Some(3)),
+            (OutputStream::Stdout, false, Some(2), Some(3)),
+            (OutputStream::Stderr, true, Some(u32::MAX), None),
+        ];
+        for data in &samples {
+            for (stream, truncated, chunk_index, total_chunks) in shapes {
+                let p = OutputParams {
+                    stream,
+                    data: Cow::Borrowed(data),
+                    truncated,
+                    chunk_index,
+                    total_chunks,
+                };
+                assert_eq!(
+                    p.encode_frame(),
+                    Notification::new(method::PROCESS_OUTPUT, &p).encode(),
+                    "{data:?}"
+                );
+            }
+        }
+    }
+}
