@@ -17,7 +17,7 @@ use axum::extract::ws::{Message, WebSocket};
 use cc_executor_protocol::{
     capability, code, method, status, ConnectedParams, ControlParams, ControlResult, ControlType,
     ExecuteParams, ExecuteResult, Id, Notification, PingParams, ProcessStatusParams, Request,
-    Response, JSONRPC_VERSION, PROTOCOL_VERSION,
+    Response, PROTOCOL_VERSION,
 };
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -54,18 +54,6 @@ enum End {
     ClientGone,
     /// We close, with this code and reason.
     Close(u16, &'static str),
-}
-
-/// A success response with a typed result.
-///
-/// Same wire shape as [`Response`]; [`Response::result`] is a `serde_json::Value`, whose map
-/// would sort the keys (`pgid, pid, status`) instead of keeping the reference order.
-#[derive(Serialize)]
-struct ResultFrame<'a, T: Serialize> {
-    jsonrpc: &'static str,
-    result: T,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a Id>,
 }
 
 /// Result of `hook_status`: this service runs no hooks.
@@ -249,13 +237,9 @@ impl Session {
     }
 
     async fn reply<T: Serialize>(&self, id: Option<&Id>, result: T) {
-        let frame = ResultFrame {
-            jsonrpc: JSONRPC_VERSION,
-            result,
-            id,
-        };
-        match serde_json::to_string(&frame) {
-            Ok(f) => self.send(f).await,
+        // `serde_json` keeps the members in the struct's order (`preserve_order`).
+        match serde_json::to_value(result) {
+            Ok(v) => self.send(Response::ok(id.cloned(), v).encode()).await,
             Err(e) => tracing::error!("could not encode a result: {e}"),
         }
     }
@@ -492,33 +476,21 @@ mod tests {
             pgid: Some(7),
         };
         let id = Id::Number(1);
-        let text = serde_json::to_string(&ResultFrame {
-            jsonrpc: JSONRPC_VERSION,
-            result: &r,
-            id: Some(&id),
-        })
-        .unwrap();
+        let result = serde_json::to_value(&r).unwrap();
+        let text = Response::ok(Some(id.clone()), result.clone()).encode();
         assert_eq!(
             text,
             r#"{"jsonrpc":"2.0","result":{"status":"started","pid":7,"pgid":7},"id":1}"#
         );
         match ServerFrame::decode(&text).unwrap() {
-            ServerFrame::Response(resp) => {
-                assert_eq!(
-                    resp,
-                    Response::ok(Some(id), serde_json::to_value(&r).unwrap())
-                )
-            }
+            ServerFrame::Response(resp) => assert_eq!(resp, Response::ok(Some(id), result)),
             other => panic!("{other:?}"),
         }
-        let no_id = serde_json::to_string(&ResultFrame {
-            jsonrpc: JSONRPC_VERSION,
-            result: ControlResult {
-                status: "paused".into(),
-            },
-            id: None,
+        let paused = serde_json::to_value(ControlResult {
+            status: "paused".into(),
         })
         .unwrap();
+        let no_id = Response::ok(None, paused).encode();
         assert_eq!(no_id, r#"{"jsonrpc":"2.0","result":{"status":"paused"}}"#);
     }
 }
