@@ -2,14 +2,12 @@
 //! service: jobs that outlive the call that started them, paged output, bounded waits with
 //! progress, pause / resume / cancel of the whole group, unknown ids, Claude jobs, and shutdown.
 
-mod mcp_support;
-
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::*;
 use cc_executor_server::Server;
-use mcp_support::*;
 use serde_json::{json, Value};
 use tests::procs::{processes_in_group, wait_group_gone};
 
@@ -351,7 +349,7 @@ fn stand_in_path() -> OsString {
 fn write_stand_in() -> OsString {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mcp-jobs-stand-in");
     std::fs::create_dir_all(&dir).unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/claude");
+    let fixtures = tests::fixtures_dir().join("claude");
     let script = format!(
         "#!/bin/sh\nfor prompt; do :; done\ncase \"$prompt\" in *usage*) s=usage_limit ;; *crash*) echo boom >&2; exit 3 ;; *) s=success ;; esac\n\
          while IFS= read -r line; do printf '%s\\n' \"$line\"; sleep 0.3; done < '{}'/$s.jsonl\n",

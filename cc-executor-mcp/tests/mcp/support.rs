@@ -42,7 +42,7 @@ pub type Mcp = RunningService<RoleClient, Recorder>;
 
 /// Start `cc-executor-mcp` with `args` and extra environment, and initialize the MCP session.
 pub async fn start(args: &[&str], envs: &[(&str, OsString)]) -> Mcp {
-    let mut cmd = tokio::process::Command::new(tests::bins::bin_path("cc-executor-mcp"));
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_cc-executor-mcp"));
     cmd.args(args)
         .env_remove("CC_EXECUTOR_WEBSOCKET_URL")
         .env_remove("CC_EXECUTOR_TOKEN");

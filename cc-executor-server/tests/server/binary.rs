@@ -7,7 +7,6 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::json;
-use tests::bins::bin_path;
 use tests::procs::{processes_in_group, wait_group_gone};
 use tests::ws::{Client, WAIT};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -15,7 +14,7 @@ use tokio::process::Command;
 
 #[tokio::test]
 async fn sigterm_shuts_down_and_kills_the_groups() {
-    let mut server = Command::new(bin_path("cc-executor-server"))
+    let mut server = Command::new(env!("CARGO_BIN_EXE_cc-executor-server"))
         .args(["--listen", "127.0.0.1:0", "--kill-grace", "0.5"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -58,7 +57,7 @@ async fn sigterm_shuts_down_and_kills_the_groups() {
 
 #[tokio::test]
 async fn help_and_bad_arguments() {
-    let out = Command::new(bin_path("cc-executor-server"))
+    let out = Command::new(env!("CARGO_BIN_EXE_cc-executor-server"))
         .arg("--help")
         .output()
         .await
@@ -76,7 +75,7 @@ async fn help_and_bad_arguments() {
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
-    let out = Command::new(bin_path("cc-executor-server"))
+    let out = Command::new(env!("CARGO_BIN_EXE_cc-executor-server"))
         .args(["--listen", "127.0.0.1:0", "--heartbeat-interval", "0"])
         .output()
         .await

@@ -5,19 +5,16 @@
 //! The killed / frozen service tests run the `cc-executor-server` binary as a child process; they
 //! rely on `cargo test --workspace` having built it (or `cargo build -p cc-executor-server`).
 
-mod client_support;
-
-use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::*;
 use cc_executor_client::{Client, Error, OutputEvent};
 use cc_executor_server::Server;
-use client_support::*;
 use futures_util::StreamExt;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use tests::procs::wait_group_gone;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tests::service::ServiceProcess;
 
 #[tokio::test]
 async fn a_missing_or_wrong_token_is_unauthorized() {
@@ -111,57 +108,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// The service binary as a child process on a free loopback port.
-struct ServiceProcess {
-    child: tokio::process::Child,
-    url: String,
-    /// Kept open so that the service never writes to a closed pipe.
-    _stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-}
-
-impl ServiceProcess {
-    async fn start() -> ServiceProcess {
-        let bin = tests::bins::bin_path("cc-executor-server");
-        let mut child = tokio::process::Command::new(bin)
-            .args(["--listen", "127.0.0.1:0"])
-            .env_remove("CC_EXECUTOR_TOKEN")
-            .env_remove("CC_EXECUTOR_ALLOWED_COMMANDS")
-            .env_remove("CC_EXECUTOR_MAX_SESSIONS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start cc-executor-server");
-        // Once listening, the service prints its WebSocket URL as one line on stdout.
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let url = bounded("the service binary prints its URL", lines.next_line())
-            .await
-            .unwrap()
-            .expect("a URL line");
-        assert!(url.starts_with("ws://"), "{url:?}");
-        ServiceProcess {
-            child,
-            url,
-            _stdout: lines,
-        }
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id().expect("running") as i32)
-    }
-}
-
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        if let Some(id) = self.child.id() {
-            let _ = kill(Pid::from_raw(id as i32), Signal::SIGCONT);
-            let _ = kill(Pid::from_raw(id as i32), Signal::SIGKILL);
-        }
-    }
 }
 
 /// Kill a group the (dead) service can no longer kill.

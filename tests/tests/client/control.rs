@@ -1,12 +1,10 @@
 //! Steering runs through the client against the real service: pause, resume and cancel from
 //! another task, timeouts, and dropping an `Execution`. Process groups are checked in /proc.
 
-mod client_support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use cc_executor_client::{Client, Command, Error, OutputEvent, RunStatus};
-use client_support::*;
 use futures_util::StreamExt;
 use tests::procs::{processes_in_group, wait_group_gone};
 use tokio::sync::mpsc;
