@@ -7,7 +7,7 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::json;
-use tests::procs::{processes_in_group, wait_group_gone};
+use tests::procs::{wait_group_gone, wait_group_members};
 use tests::ws::{Client, WAIT};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -38,11 +38,9 @@ async fn sigterm_shuts_down_and_kills_the_groups() {
         .await;
     let result = c.frame().await;
     let pgid = result["result"]["pgid"].as_u64().expect("pgid") as u32;
-    let t = tokio::time::Instant::now();
-    while processes_in_group(pgid).len() < 2 {
-        assert!(t.elapsed() < WAIT, "the command never started its children");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_group_members(pgid, 2, WAIT)
+        .await
+        .expect("the command started its children");
 
     kill(Pid::from_raw(server.id().unwrap() as i32), Signal::SIGTERM).unwrap();
     let status = tokio::time::timeout(WAIT, server.wait())
