@@ -2,8 +2,8 @@
 //!
 //! `CARGO_BIN_EXE_*` only covers the test's own package, so we look next to the test executable
 //! (`target/<profile>/deps/..`). `cargo test --workspace` builds the binaries of packages that have
-//! integration tests of their own (each binary crate has a `tests/cli.rs` for that) before it
-//! runs the tests.
+//! integration tests of their own (`cc-executor-server` and `cc-executor-mcp` both have) before
+//! it runs the tests.
 
 use std::path::PathBuf;
 

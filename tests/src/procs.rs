@@ -1,52 +1,228 @@
-//! Process inspection through `/proc`, for tests that prove no process is left behind.
+//! Process inspection through `/proc`: the one place the tests parse it, to prove that no process
+//! of a group survived, that a group is stopped, or how much memory a process holds.
 
 use std::time::{Duration, Instant};
 
-/// Pids of live (not zombie) processes whose process group is `pgid`.
-pub fn processes_in_group(pgid: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // Fields after the parenthesised command name: state ppid pgrp ...
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().unwrap_or("");
-        let _ppid = fields.next();
-        let pgrp = fields.next().and_then(|s| s.parse::<u32>().ok());
-        if pgrp == Some(pgid) && state != "Z" && state != "X" {
-            found.push(pid);
-        }
-    }
-    found
+/// How often the waits below look again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// What the tests read from `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// `R`, `S`, `D`, `T` (stopped), `t` (traced), `Z` (zombie), …
+    pub state: char,
+    /// The process group.
+    pub pgrp: u32,
 }
 
-/// Wait (polling /proc, up to `bound`) until no live process remains in group `pgid`.
+impl Stat {
+    /// Whether the process has exited (a zombie not yet reaped, or dead).
+    pub fn is_dead(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+
+    /// Whether the process is stopped (by SIGSTOP or a tracer).
+    pub fn is_stopped(&self) -> bool {
+        matches!(self.state, 'T' | 't')
+    }
+}
+
+/// Parse a `stat` file: the fields after the parenthesised command name (which may itself hold
+/// spaces and parentheses) are `state ppid pgrp …`.
+fn parse_stat(text: &str) -> Option<Stat> {
+    let mut fields = text[text.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some(Stat { state, pgrp })
+}
+
+/// `/proc/<pid>/stat`, `None` once the process is gone.
+pub fn stat(pid: u32) -> Option<Stat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Every pid in `/proc`.
+pub fn pids() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The command line of `pid`, arguments separated by spaces (`None` once it is gone).
+pub fn cmdline(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<_> = raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(String::from_utf8_lossy)
+        .collect();
+    Some(args.join(" "))
+}
+
+/// Live (not zombie) processes whose command line satisfies `pred`, with their stat.
+pub fn live_processes_where(pred: impl Fn(&str) -> bool) -> Vec<(u32, Stat)> {
+    pids()
+        .into_iter()
+        .filter_map(|pid| {
+            let st = stat(pid).filter(|s| !s.is_dead())?;
+            pred(&cmdline(pid)?).then_some((pid, st))
+        })
+        .collect()
+}
+
+/// Pids of live (not zombie) processes whose process group is `pgid`.
+pub fn processes_in_group(pgid: u32) -> Vec<u32> {
+    pids()
+        .into_iter()
+        .filter(|&pid| stat(pid).is_some_and(|s| s.pgrp == pgid && !s.is_dead()))
+        .collect()
+}
+
+/// The states of the live processes of group `pgid`.
+pub fn group_states(pgid: u32) -> Vec<char> {
+    processes_in_group(pgid)
+        .into_iter()
+        .filter_map(|pid| stat(pid).map(|s| s.state))
+        .collect()
+}
+
+/// Whether every thread of process `pid` is stopped (a SIGSTOP takes effect on each thread when
+/// it next runs, so `kill` returns before threads on another CPU have stopped).
+pub fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|text| parse_stat(&text))
+            .is_some_and(|s| s.is_stopped())
+    })
+}
+
+/// A `kB` field (`VmRSS`, `VmHWM`, …) of `/proc/<pid>/status`, or of this process for `None`.
+pub fn status_kib(pid: Option<u32>, field: &str) -> Option<u64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/status"),
+        None => "/proc/self/status".to_owned(),
+    };
+    let status = std::fs::read_to_string(path).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Bytes `pid` has written so far (`wchar` of `/proc/<pid>/io`), `None` once it is gone.
+pub fn bytes_written(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Poll `check` until it gives a value or `bound` passes; `Err` holds the last `progress`
+/// report, for the failure message.
+async fn poll<T, P>(bound: Duration, mut check: impl FnMut() -> Result<T, P>) -> Result<T, P> {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(v) => return Ok(v),
+            Err(p) if start.elapsed() > bound => return Err(p),
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+/// Wait (up to `bound`) until no live process remains in group `pgid`.
 ///
 /// Returns the survivors if some are still there when `bound` expires.
 pub async fn wait_group_gone(pgid: u32, bound: Duration) -> Result<(), Vec<u32>> {
-    let start = Instant::now();
-    loop {
+    poll(bound, || {
         let left = processes_in_group(pgid);
         if left.is_empty() {
-            return Ok(());
+            Ok(())
+        } else {
+            Err(left)
         }
-        if start.elapsed() > bound {
-            return Err(left);
+    })
+    .await
+}
+
+/// Wait (up to `bound`) until group `pgid` has live processes and is stopped (`stopped`), or
+/// none of them is (`!stopped`). `Err` holds the states seen last.
+///
+/// Stopped means every process is stopped, except that a shell which had just `vfork`ed waits for
+/// its stopped child in `D` (uninterruptible) state: that counts, as it cannot run either.
+pub async fn wait_group_stopped(
+    pgid: u32,
+    stopped: bool,
+    bound: Duration,
+) -> Result<(), Vec<char>> {
+    let is_stopped = |s: char| matches!(s, 'T' | 't');
+    poll(bound, || {
+        let states = group_states(pgid);
+        let done = if stopped {
+            states.iter().any(|&s| is_stopped(s))
+                && states.iter().all(|&s| is_stopped(s) || s == 'D')
+        } else {
+            !states.is_empty() && !states.iter().any(|&s| is_stopped(s))
+        };
+        if done {
+            Ok(())
+        } else {
+            Err(states)
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    })
+    .await
+}
+
+/// Wait (up to `bound`) until group `pgid` has at least `n` live processes.
+pub async fn wait_group_members(pgid: u32, n: usize, bound: Duration) -> Result<(), Vec<u32>> {
+    poll(bound, || {
+        let members = processes_in_group(pgid);
+        if members.len() >= n {
+            Ok(())
+        } else {
+            Err(members)
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod parse {
+    use super::*;
+
+    #[test]
+    fn a_command_name_with_spaces_and_parentheses() {
+        let st = parse_stat("42 (a) (b c)) T 1 42 42 0 -1").unwrap();
+        assert_eq!(
+            st,
+            Stat {
+                state: 'T',
+                pgrp: 42
+            }
+        );
+        assert!(st.is_stopped() && !st.is_dead());
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_has_a_resident_size() {
+        assert!(status_kib(None, "VmRSS").is_some_and(|kib| kib > 0));
+        assert_eq!(status_kib(None, "NoSuchField"), None);
+        let me = std::process::id();
+        assert!(stat(me).is_some_and(|s| !s.is_dead()));
+        assert!(cmdline(me).is_some_and(|c| !c.is_empty()));
     }
 }

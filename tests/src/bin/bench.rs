@@ -225,12 +225,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     if let Some(pid) = service.pid {
-        report.add(
-            "service_peak_rss_mb",
-            peak_rss_mb(&format!("/proc/{pid}/status")),
-        );
+        report.add("service_peak_rss_mb", peak_rss_mb(Some(pid)));
     }
-    report.add("client_peak_rss_mb", peak_rss_mb("/proc/self/status"));
+    report.add("client_peak_rss_mb", peak_rss_mb(None));
 
     if want("concurrent") {
         let (ok, failed, wall) = concurrent(&client, sizes.concurrent).await;
@@ -423,18 +420,9 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// VmHWM (peak resident set) in MB from a `/proc/<pid>/status` file.
-fn peak_rss_mb(status_path: &str) -> f64 {
-    std::fs::read_to_string(status_path)
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
+/// Peak resident set (`VmHWM`) in MB of process `pid`, or of this process for `None`.
+fn peak_rss_mb(pid: Option<u32>) -> f64 {
+    tests::procs::status_kib(pid, "VmHWM").map_or(f64::NAN, |kib| kib as f64 / 1024.0)
 }
 
 /// 1,000 concurrent sessions need more than the usual 1,024 descriptors.

@@ -2,16 +2,14 @@
 //! service: jobs that outlive the call that started them, paged output, bounded waits with
 //! progress, pause / resume / cancel of the whole group, unknown ids, Claude jobs, and shutdown.
 
-mod mcp_support;
-
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::*;
 use cc_executor_server::Server;
-use mcp_support::*;
 use serde_json::{json, Value};
-use tests::procs::{processes_in_group, wait_group_gone};
+use tests::procs::{wait_group_gone, wait_group_stopped};
 
 const GONE: Duration = Duration::from_secs(30);
 
@@ -29,29 +27,11 @@ async fn job(mcp: &Mcp, tool: &'static str, args: Value) -> Value {
     structured(&r).clone()
 }
 
-/// The states (`R`, `S`, `T`, …) of the live processes of group `pgid`.
-fn states(pgid: u32) -> Vec<char> {
-    processes_in_group(pgid)
-        .into_iter()
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            stat[stat.rfind(')')? + 1..].trim_start().chars().next()
-        })
-        .collect()
-}
-
 /// Wait until every process of group `pgid` is stopped (`stopped`) or none is.
 async fn wait_stopped(pgid: u32, stopped: bool) {
-    bounded("the group's stop state", async {
-        loop {
-            let s = states(pgid);
-            if !s.is_empty() && s.iter().all(|c| (*c == 'T') == stopped) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
+    if let Err(states) = wait_group_stopped(pgid, stopped, WAIT).await {
+        panic!("group {pgid} never got all {stopped:?} for stopped: states {states:?}");
+    }
 }
 
 #[tokio::test]
@@ -287,10 +267,16 @@ async fn unknown_ids_and_bad_starts_are_clear_tool_errors() {
         assert_eq!(r.is_error, Some(true), "{args} accepted: {r:?}");
         assert!(text(&r).contains(expect), "{args}: {}", text(&r));
     }
-    match call(&mcp, "job_status", json!({"id": "one"})).await {
-        Err(e) => assert!(!e.to_string().is_empty()),
-        Ok(r) => assert_eq!(r.is_error, Some(true), "string id accepted: {r:?}"),
-    }
+    // An id of the wrong type does not reach the tool: a tool error names the bad value.
+    let r = call(&mcp, "job_status", json!({"id": "one"}))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true), "string id accepted: {r:?}");
+    assert!(
+        text(&r).contains("invalid type: string \"one\""),
+        "{}",
+        text(&r)
+    );
     // Nothing was started.
     let list = job(&mcp, "job_list", json!({})).await;
     assert_eq!(list["jobs"], json!([]));
@@ -351,7 +337,7 @@ fn stand_in_path() -> OsString {
 fn write_stand_in() -> OsString {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mcp-jobs-stand-in");
     std::fs::create_dir_all(&dir).unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/claude");
+    let fixtures = tests::fixtures_dir().join("claude");
     let script = format!(
         "#!/bin/sh\nfor prompt; do :; done\ncase \"$prompt\" in *usage*) s=usage_limit ;; *crash*) echo boom >&2; exit 3 ;; *) s=success ;; esac\n\
          while IFS= read -r line; do printf '%s\\n' \"$line\"; sleep 0.3; done < '{}'/$s.jsonl\n",

@@ -1,11 +1,9 @@
 //! `cc-executor-mcp` over stdio with its embedded service: tools, `execute`, output bounding,
 //! progress, cancellation and shutdown.
 
-mod mcp_support;
-
 use std::time::Duration;
 
-use mcp_support::*;
+use crate::support::*;
 use rmcp::model::{CallToolRequestParams, ClientRequest, Request};
 use rmcp::service::PeerRequestOptions;
 use serde_json::json;

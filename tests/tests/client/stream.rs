@@ -1,15 +1,13 @@
 //! The client's event stream against the real service: every event kind, output reassembly,
 //! invalid UTF-8, collected outcomes and sessions.
 
-mod client_support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use cc_executor_client::protocol::capability;
 use cc_executor_client::{
     Chunk, Client, Command, Error, OutputEvent, OutputStream, RateLimitKind, RunStatus,
 };
-use client_support::*;
 use futures_util::StreamExt;
 
 #[tokio::test]

@@ -7,15 +7,14 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::json;
-use tests::bins::bin_path;
-use tests::procs::{processes_in_group, wait_group_gone};
+use tests::procs::{wait_group_gone, wait_group_members};
 use tests::ws::{Client, WAIT};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 #[tokio::test]
 async fn sigterm_shuts_down_and_kills_the_groups() {
-    let mut server = Command::new(bin_path("cc-executor-server"))
+    let mut server = Command::new(env!("CARGO_BIN_EXE_cc-executor-server"))
         .args(["--listen", "127.0.0.1:0", "--kill-grace", "0.5"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -39,11 +38,9 @@ async fn sigterm_shuts_down_and_kills_the_groups() {
         .await;
     let result = c.frame().await;
     let pgid = result["result"]["pgid"].as_u64().expect("pgid") as u32;
-    let t = tokio::time::Instant::now();
-    while processes_in_group(pgid).len() < 2 {
-        assert!(t.elapsed() < WAIT, "the command never started its children");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_group_members(pgid, 2, WAIT)
+        .await
+        .expect("the command started its children");
 
     kill(Pid::from_raw(server.id().unwrap() as i32), Signal::SIGTERM).unwrap();
     let status = tokio::time::timeout(WAIT, server.wait())
@@ -58,7 +55,7 @@ async fn sigterm_shuts_down_and_kills_the_groups() {
 
 #[tokio::test]
 async fn help_and_bad_arguments() {
-    let out = Command::new(bin_path("cc-executor-server"))
+    let out = Command::new(env!("CARGO_BIN_EXE_cc-executor-server"))
         .arg("--help")
         .output()
         .await
@@ -76,7 +73,7 @@ async fn help_and_bad_arguments() {
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
-    let out = Command::new(bin_path("cc-executor-server"))
+    let out = Command::new(env!("CARGO_BIN_EXE_cc-executor-server"))
         .args(["--listen", "127.0.0.1:0", "--heartbeat-interval", "0"])
         .output()
         .await

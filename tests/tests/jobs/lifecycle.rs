@@ -5,7 +5,7 @@ use std::time::Duration;
 use cc_executor_client::jobs::{JobOptions, JobState, Jobs, JobsConfig};
 use cc_executor_client::{Client, Error};
 use cc_executor_server::{Server, ServerHandle};
-use tests::procs::wait_group_gone;
+use tests::procs::{wait_group_gone, wait_group_stopped};
 
 const BOUND: Duration = Duration::from_secs(30);
 const TICKER: &str = "i=0; while true; do i=$((i+1)); echo line$i; sleep 0.1; done";
@@ -44,22 +44,34 @@ async fn ticker_pages_pause_resume_cancel() {
 
     jobs.pause(id).await.expect("pause");
     assert_eq!(jobs.status(id).unwrap().state, JobState::Paused);
-    // Let anything already in flight land, then check that nothing more comes while paused.
-    let settled = jobs
-        .wait_for_output(id, u64::MAX, 1, Duration::from_millis(300))
-        .await;
-    assert!(settled.is_ok());
-    let before = jobs.status(id).unwrap().output_bytes;
-    let during = jobs
-        .wait_for_output(id, before, 100, Duration::from_millis(800))
-        .await
-        .unwrap();
-    assert_eq!(during.total, before, "output arrived while paused");
+    // Paused means every process of the group is stopped, so none can print: checked in the
+    // kernel's view rather than by watching the output for a while (lines already in flight may
+    // still land). Without pause this wait fails at its bound.
+    if let Err(states) = wait_group_stopped(pgid, true, BOUND).await {
+        panic!("the job's group did not stop: states {states:?}");
+    }
 
     jobs.resume(id).await.expect("resume");
     assert_eq!(jobs.status(id).unwrap().state, JobState::Running);
-    let after = jobs.wait_for_output(id, before, 100, BOUND).await.unwrap();
-    assert!(after.total > before, "no output after resume");
+    if let Err(states) = wait_group_stopped(pgid, false, BOUND).await {
+        panic!("the job's group did not continue: states {states:?}");
+    }
+    // The ticker continues where it stopped: a line beyond those held at resume comes, and the
+    // lines run on without a gap or a repeat.
+    let mut all = jobs.output(id, 0, usize::MAX).unwrap();
+    let next = format!("line{}\n", all.data.lines().count() + 1);
+    while !all.data.contains(&next) {
+        jobs.wait_for_output(id, all.total, 1, BOUND).await.unwrap();
+        let now = jobs.output(id, 0, usize::MAX).unwrap();
+        assert!(
+            now.total > all.total,
+            "no output after resume within {BOUND:?}"
+        );
+        all = now;
+    }
+    let lines: Vec<&str> = all.data.lines().collect();
+    let want: Vec<String> = (1..=lines.len()).map(|i| format!("line{i}")).collect();
+    assert_eq!(lines, want, "the output did not run on across the pause");
 
     jobs.cancel(id).await.expect("cancel");
     let status = jobs.wait(id, BOUND).await.unwrap();

@@ -21,9 +21,7 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(20);
 const NASTY_PROMPT: &str = "it's \"x\" $(touch pwned) `touch pwned` ; rm -rf ~/.cc-executor-no-such-dir \n second line $HOME * -- -p";
 
 fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/claude")
-        .join(name)
+    tests::fixtures_dir().join("claude").join(name)
 }
 
 /// A stand-in for `claude` in its own directory: records argv (NUL-separated) and `env`, then

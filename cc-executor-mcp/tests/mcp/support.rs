@@ -11,6 +11,7 @@ use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, RoleClient, ServiceError, ServiceExt};
 use serde_json::Value;
+use tests::procs;
 
 /// Generous bound for anything a test waits on (CI is a loaded 2-core machine).
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -42,7 +43,7 @@ pub type Mcp = RunningService<RoleClient, Recorder>;
 
 /// Start `cc-executor-mcp` with `args` and extra environment, and initialize the MCP session.
 pub async fn start(args: &[&str], envs: &[(&str, OsString)]) -> Mcp {
-    let mut cmd = tokio::process::Command::new(tests::bins::bin_path("cc-executor-mcp"));
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_cc-executor-mcp"));
     cmd.args(args)
         .env_remove("CC_EXECUTOR_WEBSOCKET_URL")
         .env_remove("CC_EXECUTOR_TOKEN");
@@ -91,22 +92,9 @@ pub fn text(result: &CallToolResult) -> String {
 
 /// The process group of a live process whose command line contains `marker`.
 pub fn group_with_marker(marker: &str) -> Option<u32> {
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        if !String::from_utf8_lossy(&cmdline).contains(marker) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let rest = &stat[stat.rfind(')')? + 1..];
-        return rest.split_whitespace().nth(2)?.parse().ok();
-    }
-    None
+    procs::live_processes_where(|cmdline| cmdline.contains(marker))
+        .first()
+        .map(|(_, stat)| stat.pgrp)
 }
 
 /// Wait until a group holding `marker` runs at least `n` processes; returns its pgid.
@@ -114,7 +102,7 @@ pub async fn wait_group(marker: &str, n: usize) -> u32 {
     bounded("the command's process group", async {
         loop {
             if let Some(pgid) = group_with_marker(marker) {
-                if tests::procs::processes_in_group(pgid).len() >= n {
+                if procs::processes_in_group(pgid).len() >= n {
                     return pgid;
                 }
             }

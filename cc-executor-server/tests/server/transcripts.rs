@@ -9,7 +9,6 @@
 //! which is the event the reference waited for.
 
 use std::collections::{HashSet, VecDeque};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use cc_executor_server::{Server, ServerBuilder};
@@ -25,8 +24,8 @@ enum Step {
 }
 
 fn transcript(name: &str) -> Vec<Step> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/transcripts")
+    let path = tests::fixtures_dir()
+        .join("transcripts")
         .join(format!("{name}.jsonl"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     let mut steps = Vec::new();

@@ -1,14 +1,12 @@
 //! Steering runs through the client against the real service: pause, resume and cancel from
 //! another task, timeouts, and dropping an `Execution`. Process groups are checked in /proc.
 
-mod client_support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use cc_executor_client::{Client, Command, Error, OutputEvent, RunStatus};
-use client_support::*;
 use futures_util::StreamExt;
-use tests::procs::{processes_in_group, wait_group_gone};
+use tests::procs::{processes_in_group, wait_group_gone, wait_group_members};
 use tokio::sync::mpsc;
 
 const TICKER: &str = "i=0; while [ $i -lt 600 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done";
@@ -91,13 +89,9 @@ async fn cancel_kills_the_whole_group_including_grandchildren() {
     let client = Client::new(server.url()).unwrap();
     let (run, pgid) = start_run(&client, "sh -c 'sleep 300 & sleep 300'").await;
     // Both sleeps (and their shells) exist before the cancel.
-    bounded("grandchildren started", async {
-        while processes_in_group(pgid).len() < 2 {
-            tokio::task::yield_now().await;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    wait_group_members(pgid, 2, BOUND)
+        .await
+        .expect("grandchildren started");
     bounded("cancel", run.controller().cancel()).await.unwrap();
     let rest = collect(run).await;
     assert!(rest.iter().all(Result::is_ok), "{rest:?}");

@@ -2,8 +2,6 @@
 //! into the typed `protocol` types, and encoding it again gives a frame of the same shape (same
 //! keys in the same order, same JSON kinds, same values).
 
-use std::path::Path;
-
 use cc_executor_client::protocol::{
     ControlParams, ExecuteParams, Request, ServerFrame, ServerNotification,
 };
@@ -11,7 +9,7 @@ use serde_json::Value;
 
 /// Every `(file, dir, frame)` of the transcripts; raw (non-JSON) frames as strings.
 fn frames() -> Vec<(String, String, Value)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/transcripts");
+    let dir = tests::fixtures_dir().join("transcripts");
     let mut out = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

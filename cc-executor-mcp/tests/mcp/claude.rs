@@ -2,25 +2,24 @@
 //! arguments and prints recorded stream-json samples; both with the embedded service and with a
 //! separately started `cc-executor-server` given by `--url`.
 //!
-//! The stand-in must be found by the service: this file puts its directory first on the PATH of
-//! the whole test process (inherited by the MCP binary and used by the in-process service).
+//! The stand-in must be found by the service: its directory comes first on the `PATH` given to
+//! the process running the service (the MCP binary, or the separate service).
 
-mod mcp_support;
-
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use cc_executor_server::{Server, ServerHandle};
-use mcp_support::*;
+use crate::support::*;
 use serde_json::{json, Value};
+use tests::service::ServiceProcess;
 
-/// The directory holding the stand-in `claude`, first on PATH once `init` ran.
-fn init() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
+/// The directory holding the stand-in `claude`, and `PATH` with that directory first.
+fn stand_in() -> &'static (PathBuf, OsString) {
+    static DIR: OnceLock<(PathBuf, OsString)> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mcp-claude-stand-in");
         std::fs::create_dir_all(&dir).unwrap();
-        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/claude");
+        let fixtures = tests::fixtures_dir().join("claude");
         let script = STAND_IN
             .replace("@FIXTURES@", fixtures.to_str().unwrap())
             .replace("@LOG@", dir.join("argv.log").to_str().unwrap());
@@ -32,9 +31,7 @@ fn init() -> &'static Path {
         let path = std::env::var_os("PATH").unwrap_or_default();
         let mut paths = vec![dir.clone()];
         paths.extend(std::env::split_paths(&path));
-        // Set once, before any test of this binary spawns a process or starts a service.
-        std::env::set_var("PATH", std::env::join_paths(paths).unwrap());
-        dir
+        (dir, std::env::join_paths(paths).unwrap())
     })
 }
 
@@ -61,7 +58,7 @@ esac
 
 /// The arguments the stand-in got for the run whose prompt holds `marker`.
 fn argv_of(marker: &str) -> String {
-    let log = std::fs::read_to_string(init().join("argv.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(stand_in().0.join("argv.log")).unwrap_or_default();
     log.lines()
         .find(|l| l.contains(marker))
         .unwrap_or_else(|| panic!("the stand-in claude never ran for {marker}"))
@@ -69,14 +66,14 @@ fn argv_of(marker: &str) -> String {
 }
 
 /// An MCP server with its embedded service, or one using a service started here.
-async fn mcp(external: bool) -> (Mcp, Option<ServerHandle>) {
-    init();
+async fn mcp(external: bool) -> (Mcp, Option<ServiceProcess>) {
+    let path = &stand_in().1;
     if !external {
-        return (start(&[], &[]).await, None);
+        return (start(&[], &[("PATH", path.clone())]).await, None);
     }
-    let server = Server::builder().bind("127.0.0.1:0").await.unwrap();
-    let url = server.url();
-    (start(&["--url", &url], &[]).await, Some(server))
+    let service = ServiceProcess::start_with(&[], &[("PATH", path)]).await;
+    let url = service.url.clone();
+    (start(&["--url", &url], &[]).await, Some(service))
 }
 
 async fn success_returns_the_final_result(external: bool) {

@@ -1,0 +1,10 @@
+//! The `cc-executor-mcp` program driven over stdio by rmcp's client, as an MCP host would:
+//! `execute`, `execute_claude`, jobs and the command line.
+//!
+//! One module per topic; [`support`] holds the helpers they share.
+
+mod claude;
+mod cli;
+mod execute;
+mod jobs;
+mod support;

@@ -1,0 +1,3 @@
+//! Background jobs (`cc_executor_client::jobs`) against the real service over real sockets.
+
+mod lifecycle;
