@@ -37,7 +37,8 @@
 //!   waited two intervals for room in the session's queue.
 #![warn(missing_docs)]
 
-mod allow;
+#[doc(hidden)]
+pub mod allow;
 mod config;
 mod detect;
 mod http;

@@ -320,13 +320,16 @@ impl Session {
                 .await;
         }
         let config = &self.state.config;
-        if let Some(allow) = &config.allowlist {
-            if let Err(refusal) = allow.check(&p.command) {
+        // With an allowlist the line is split and run as an argv, never by a shell.
+        let argv = match config.allowlist.as_ref().map(|a| a.argv(&p.command)) {
+            Some(Err(refusal)) => {
                 return self
                     .reply_error(id, code::COMMAND_NOT_ALLOWED, refusal.to_string())
                     .await;
             }
-        }
+            Some(Ok(argv)) => Some(argv),
+            None => None,
+        };
         let base = config
             .working_dir
             .clone()
@@ -340,9 +343,12 @@ impl Session {
             let msg = format!("Working directory not found: {}", cwd.display());
             return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
         }
-        let program = process::Program::Shell {
-            shell: PathBuf::from("sh"),
-            command: p.command.clone(),
+        let program = match argv {
+            Some(argv) => process::Program::Argv(argv),
+            None => process::Program::Shell {
+                shell: PathBuf::from("sh"),
+                command: p.command.clone(),
+            },
         };
         let spawned = match process::spawn(&program, &cwd, &self.state.registry) {
             Ok(s) => s,
