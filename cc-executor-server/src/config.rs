@@ -51,13 +51,15 @@ impl ServerBuilder {
         self
     }
 
-    /// Only run commands whose program is one of these names.
+    /// Only run commands whose program is one of these names (compared by basename).
     ///
-    /// With an allowlist, commands that chain or substitute other commands (`;`, `&&`, `|`,
-    /// `$(..)`, backticks, newlines outside quotes) are refused as well, and so are assignments
-    /// in front of the program to `PATH` or to variables that load other code (`LD_PRELOAD` and
-    /// co.). This is a guard rail against mistakes, not a sandbox: an allowed program can still
-    /// do anything it can do.
+    /// With an allowlist a command line never reaches a shell: it is split into words (single
+    /// quotes, double quotes without expansions, backslash escapes), the program is looked up on
+    /// the service's `PATH`, and the argv is executed directly. Anything that would need a shell
+    /// (`$`, backticks, globs, `~`, braces, operators, redirections, assignments before the
+    /// program, newlines, control characters, non-ASCII whitespace) is refused with -32001 and a
+    /// message naming it. This is a guard rail against mistakes, not a sandbox: an allowed
+    /// program can still do anything it can do.
     pub fn allowed_commands<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,

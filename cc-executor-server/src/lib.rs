@@ -35,6 +35,9 @@
 //!   the session is closed with code 1008 "heartbeat timeout".
 //!   A client that sends requests but reads nothing is disconnected once its answers have
 //!   waited two intervals for room in the session's queue.
+//! - With an allowlist ([`ServerBuilder::allowed_commands`]) a command line never reaches a
+//!   shell: it is split into words with a strict grammar and its argv is executed directly;
+//!   anything that would need a shell is refused.
 #![warn(missing_docs)]
 
 #[doc(hidden)]

@@ -26,8 +26,8 @@ pub enum NestedEnv {
     #[default]
     Unset,
     /// `NAME= … claude …`: the variables are set to the empty string, which Claude Code treats like
-    /// unset ones. The line's program stays `claude`, which suits a service whose allowlist holds
-    /// only `claude`.
+    /// unset ones. A service with a command allowlist refuses assignments before the program:
+    /// there, allow `env` or use [`NestedEnv::Keep`].
     Empty,
     /// Leave the environment as the service has it.
     Keep,
@@ -82,7 +82,7 @@ pub fn shell_quote(s: &str) -> Cow<'_, str> {
 /// - `env -u …` removes the variables that mark a nested Claude Code instance ([`NESTED_ENV_VARS`]),
 ///   so the run is a fresh instance even when the service itself was started from Claude Code.
 ///   Other `CLAUDE_CODE_*` variables are configuration and stay. A service with a command
-///   allowlist sees `env` as the program: allow it, or use [`NestedEnv::Empty`].
+///   allowlist sees `env` as the program: allow it, or use [`NestedEnv::Keep`].
 /// - `--verbose` is required by `--output-format stream-json` together with `-p`.
 /// - The prompt is the CLI's positional argument and comes last, after `--`: options such as
 ///   `--allowedTools` and `--mcp-config` take several values and would otherwise swallow it, and a

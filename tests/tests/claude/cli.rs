@@ -400,8 +400,10 @@ async fn a_missing_program_is_claude_failed() {
     }
 }
 
+/// A service allowing only `claude` runs it without a shell: the prompt reaches it verbatim;
+/// `env -u …` (the program is `env`) and `NAME= claude` (an assignment) are refused.
 #[tokio::test]
-async fn a_service_allowing_only_claude_needs_the_empty_nested_env_mode() {
+async fn a_service_allowing_only_claude_runs_it_without_a_shell() {
     let server = tokio::time::timeout(
         WAIT,
         Server::builder()
@@ -413,25 +415,22 @@ async fn a_service_allowing_only_claude_needs_the_empty_nested_env_mode() {
     .expect("bind");
     let client = Client::new(server.url()).unwrap();
     let stand_in = StandIn::printing("success.jsonl");
-    let cmd = stand_in.command("it's; $(touch pwned) | `touch pwned`");
+    let prompt = "it's; $(touch pwned) | `touch pwned` * ~";
+    let cmd = stand_in.command(prompt);
 
-    // `env -u …`: the program is `env`, which this service refuses.
-    let refused = run(&client, cmd.clone()).await;
-    assert!(
-        matches!(refused, Err(Error::CommandNotAllowed { .. })),
-        "{refused:?}"
-    );
+    for refused in [cmd.clone(), cmd.clone().nested_env(NestedEnv::Empty)] {
+        let refused = run(&client, refused).await;
+        assert!(
+            matches!(refused, Err(Error::CommandNotAllowed { .. })),
+            "{refused:?}"
+        );
+    }
 
-    let result = run(&client, cmd.nested_env(NestedEnv::Empty))
+    let result = run(&client, cmd.nested_env(NestedEnv::Keep))
         .await
         .expect("accepted and run");
     assert_eq!(result.num_turns, 2);
-    let env = stand_in.env();
-    assert!(env.lines().any(|l| l == "CLAUDECODE="), "{env}");
-    assert_eq!(
-        stand_in.argv().last().map(String::as_str),
-        Some("it's; $(touch pwned) | `touch pwned`")
-    );
+    assert_eq!(stand_in.argv().last().map(String::as_str), Some(prompt));
     assert!(!stand_in.dir.path().join("pwned").exists());
 }
 
