@@ -27,7 +27,8 @@ struct Args {
     #[arg(long, env = "CC_EXECUTOR_HEARTBEAT_INTERVAL", default_value_t = 30.0)]
     heartbeat_interval: f64,
 
-    /// Only run these programs (comma-separated or repeated). Without it, any command runs.
+    /// Only run these programs (comma-separated or repeated), split into an argv and run without
+    /// a shell; lines that need a shell are refused. Without it, any command runs with `sh -c`.
     #[arg(
         long = "allow",
         env = "CC_EXECUTOR_ALLOWED_COMMANDS",
