@@ -52,6 +52,9 @@ pub mod method {
 pub mod code {
     /// Parse error (standard JSON-RPC; the reference service uses [`INTERNAL_ERROR`] instead).
     pub const PARSE_ERROR: i64 = -32700;
+    /// Invalid request (standard JSON-RPC); the Rust service answers it for an `id` that is
+    /// neither an integer nor a string of at most 256 bytes.
+    pub const INVALID_REQUEST: i64 = -32600;
     /// Unknown method.
     pub const METHOD_NOT_FOUND: i64 = -32601;
     /// "A process is already running" (this protocol's use of the invalid-params code).

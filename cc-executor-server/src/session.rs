@@ -20,14 +20,14 @@ use cc_executor_protocol::{
     Response, PROTOCOL_VERSION,
 };
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::{mpsc, Semaphore, TryAcquireError};
 
 use crate::http::{SessionGuard, State};
 use crate::process;
 use crate::run::{self, RunContext, RunHandle};
-use crate::writer::{self, CtrlItem, OutItem, CTRL_CAPACITY, OUT_CAPACITY};
+use crate::writer::{self, CtrlItem, OutItem, CTRL_BYTES, FRAME_OVERHEAD, OUT_CAPACITY};
 
 /// How long a closing session waits for its queue and its writer.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -37,6 +37,12 @@ const CLOSE_REPLY_WAIT: Duration = Duration::from_millis(500);
 /// Longest error message sent back; messages can quote client input (a method name, a path),
 /// which must not make every queued reply as big as the largest request.
 const MAX_ERROR_MESSAGE: usize = 1024;
+/// Longest string `id` accepted (bytes): replies echo the id, so its size bounds theirs.
+const MAX_ID_BYTES: usize = 256;
+/// The answer to a request whose `id` cannot be echoed.
+const INVALID_ID: &str = "Invalid request: id must be an integer or a string of at most 256 bytes";
+/// Close reason of a session whose client stopped reading while its reply queue was full.
+const NOT_READING: &str = "reply queue full: the client is not reading its replies";
 
 /// Capabilities advertised in `connected`.
 const CAPABILITIES: [&str; 6] = [
@@ -69,10 +75,12 @@ struct HookStatus {
 struct Session {
     id: Arc<str>,
     state: Arc<State>,
-    ctrl: mpsc::Sender<CtrlItem>,
+    ctrl: mpsc::UnboundedSender<CtrlItem>,
+    /// Bytes `ctrl` may still take (see [`CTRL_BYTES`]).
+    budget: Arc<Semaphore>,
     out: mpsc::Sender<OutItem>,
-    /// A frame could not be queued for two heartbeat intervals (the client reads nothing), or
-    /// the service is stopping while the queue is full: the session must end.
+    /// A frame found no room in the queue for two heartbeat intervals (the client reads
+    /// nothing), or the service is stopping while the queue is full: the session must end.
     stalled: AtomicBool,
 }
 
@@ -80,13 +88,14 @@ struct Session {
 pub(crate) async fn serve(socket: WebSocket, state: Arc<State>, guard: SessionGuard) {
     let _guard = guard;
     let (sink, mut stream) = socket.split();
-    let (ctrl_tx, ctrl_rx) = mpsc::channel(CTRL_CAPACITY);
+    let (ctrl_tx, ctrl_rx) = mpsc::unbounded_channel();
     let (out_tx, out_rx) = mpsc::channel(OUT_CAPACITY);
     let mut writer = tokio::spawn(writer::run(sink, ctrl_rx, out_rx));
     let session = Session {
         id: uuid::Uuid::new_v4().to_string().into(),
         state: state.clone(),
         ctrl: ctrl_tx,
+        budget: Arc::new(Semaphore::new(CTRL_BYTES)),
         out: out_tx,
         stalled: AtomicBool::new(false),
     };
@@ -131,7 +140,7 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<State>, guard: SessionGu
                 last_seen = Instant::now();
                 session.handle(&mut run, text.as_str()).await;
                 if session.stalled() {
-                    break End::ClientGone;
+                    break End::Close(1008, NOT_READING);
                 }
             }
             _ = heartbeat.tick() => {
@@ -143,7 +152,7 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<State>, guard: SessionGu
                     .map_or(0.0, |d| d.as_secs_f64());
                 session.notify(method::PING, PingParams { timestamp }).await;
                 if session.stalled() {
-                    break End::ClientGone;
+                    break End::Close(1008, NOT_READING);
                 }
             }
             _ = run_finished(&mut run) => run = None,
@@ -156,15 +165,15 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<State>, guard: SessionGu
         r.abort(state.config.kill_grace + Duration::from_secs(3))
             .await;
     }
-    // The queue can only be full if the client stopped reading: then do not wait for it.
+    // The close goes after the frames already queued; a client that does not read them is not
+    // waited for beyond `CLOSE_WAIT`.
     match end {
         End::ClientGone => {
-            let _ = tokio::time::timeout(CLOSE_WAIT, session.ctrl.send(CtrlItem::End)).await;
+            let _ = session.ctrl.send(CtrlItem::End);
         }
         End::Close(code, reason) => {
             tracing::debug!(session = %session.id, code, reason, "closing session");
-            let close = CtrlItem::Close(code, reason.to_owned());
-            let _ = tokio::time::timeout(CLOSE_WAIT, session.ctrl.send(close)).await;
+            let _ = session.ctrl.send(CtrlItem::Close(code, reason.to_owned()));
             // Let the client answer our close before the connection is dropped.
             let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, async {
                 while let Some(Ok(m)) = stream.next().await {
@@ -201,31 +210,44 @@ async fn run_finished(run: &mut Option<RunHandle>) {
 }
 
 impl Session {
-    /// Queue a frame for the writer.
+    /// Queue a frame for the writer, once the queue has room for its bytes.
     ///
     /// A full queue means the client is not reading (the writer waits on the socket). Waiting
     /// on it without a bound would stall the frame loop, and with it the heartbeat and the
     /// shutdown signal, for as long as the client keeps the connection open: give up after two
-    /// heartbeat intervals, or at once when the service stops, and mark the session stalled.
+    /// heartbeat intervals, or at once when the service stops, and mark the session stalled
+    /// (it is then closed with 1008).
     async fn send(&self, frame: String) {
         if self.stalled() {
             return;
         }
-        let item = match self.ctrl.try_send(CtrlItem::Frame(frame)) {
-            // Closed only when the writer is gone, i.e. the connection is closing anyway.
-            Ok(()) | Err(TrySendError::Closed(_)) => return,
-            Err(TrySendError::Full(item)) => item,
-        };
-        let mut shutdown = self.state.shutdown.subscribe();
-        let bound = self.state.config.heartbeat_interval * 2;
-        tokio::select! {
-            _ = self.ctrl.send(item) => {}
-            _ = tokio::time::sleep(bound) => {
-                tracing::debug!(session = %self.id, "client not reading; ending the session");
-                self.stalled.store(true, Ordering::Relaxed);
+        // A frame larger than the whole budget takes all of it (it waits for an empty queue).
+        let cost = (frame.len() + FRAME_OVERHEAD).min(CTRL_BYTES) as u32;
+        let permit = match self.budget.clone().try_acquire_many_owned(cost) {
+            Ok(p) => p,
+            Err(TryAcquireError::Closed) => return,
+            Err(TryAcquireError::NoPermits) => {
+                let mut shutdown = self.state.shutdown.subscribe();
+                let bound = self.state.config.heartbeat_interval * 2;
+                tokio::select! {
+                    p = self.budget.clone().acquire_many_owned(cost) => match p {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                    _ = tokio::time::sleep(bound) => {
+                        tracing::debug!(session = %self.id, "client not reading; ending the session");
+                        self.stalled.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    _ = stopping(&mut shutdown) => {
+                        self.stalled.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                }
             }
-            _ = stopping(&mut shutdown) => self.stalled.store(true, Ordering::Relaxed),
-        }
+        };
+        // Fails only when the writer is gone, i.e. the connection is closing anyway.
+        let _ = self.ctrl.send(CtrlItem::Frame(frame, permit));
     }
 
     fn stalled(&self) -> bool {
@@ -259,14 +281,16 @@ impl Session {
                     .await
             }
         };
-        let salvaged_id = value.get("id").and_then(|v| Id::deserialize(v).ok());
+        let Ok(id) = checked_id(value.get("id")) else {
+            return self
+                .reply_error(None, code::INVALID_REQUEST, INVALID_ID)
+                .await;
+        };
         let req: Request = match serde_json::from_value(value) {
             Ok(r) => r,
             Err(e) => {
                 let msg = format!("Invalid request: {e}");
-                return self
-                    .reply_error(salvaged_id, code::INTERNAL_ERROR, msg)
-                    .await;
+                return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
             }
         };
         match req.method.as_str() {
@@ -443,6 +467,17 @@ impl Session {
         .await;
         self.notify(notification, status_params(st, pid, pgid))
             .await;
+    }
+}
+
+/// The request's id, if it is one the service echoes: an integer, or a string of at most
+/// [`MAX_ID_BYTES`]. Absent and `null` are no id (a notification).
+fn checked_id(id: Option<&Value>) -> Result<Option<Id>, ()> {
+    match id {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.len() <= MAX_ID_BYTES => Ok(Some(Id::Str(s.clone()))),
+        Some(Value::Number(n)) => n.as_i64().map(|n| Some(Id::Number(n))).ok_or(()),
+        Some(_) => Err(()),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The one task per session that owns the WebSocket sink.
 //!
 //! Two bounded queues feed it. `ctrl` carries what the session loop sends (responses, status
-//! notifications, pings, close); `out` carries what a run produces (output, detector
+//! notifications, pings, close), bounded in bytes: each frame holds permits of the session's
+//! budget ([`CTRL_BYTES`]) until it is in the sink. `out` carries what a run produces (output, detector
 //! notifications, `process.completed`). `ctrl` is served first, so replies to a client stay
 //! prompt while output is streaming; `out` keeps output, detector notifications and
 //! `process.completed` in their order. Frames are fed without flushing, and the sink is flushed
@@ -17,10 +18,14 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::SinkExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
-/// Capacity of the `ctrl` queue (frames).
-pub(crate) const CTRL_CAPACITY: usize = 64;
+/// Bytes of frames the `ctrl` queue holds at most (each frame counted with
+/// [`FRAME_OVERHEAD`]): what a client that sends requests and reads nothing can make the service
+/// hold for it.
+pub(crate) const CTRL_BYTES: usize = 1024 * 1024;
+/// Bytes a queued frame is counted for on top of its text, so that many tiny frames count too.
+pub(crate) const FRAME_OVERHEAD: usize = 64;
 /// Capacity of the `out` queue (batches of at most about [`BATCH_BYTES`]).
 pub(crate) const OUT_CAPACITY: usize = 8;
 /// Readers cut their frames into batches of about this many bytes.
@@ -29,8 +34,8 @@ pub(crate) const BATCH_BYTES: usize = 64 * 1024;
 /// From the session loop.
 #[derive(Debug)]
 pub(crate) enum CtrlItem {
-    /// One encoded frame.
-    Frame(String),
+    /// One encoded frame, and its share of the queue's byte budget.
+    Frame(String, OwnedSemaphorePermit),
     /// Send a close frame and stop.
     Close(u16, String),
     /// Finish the close handshake the client started (or just stop) and return.
@@ -56,7 +61,7 @@ enum Next {
 /// Run until the session ends or the connection fails.
 pub(crate) async fn run(
     mut sink: SplitSink<WebSocket, Message>,
-    mut ctrl: mpsc::Receiver<CtrlItem>,
+    mut ctrl: mpsc::UnboundedReceiver<CtrlItem>,
     mut out: mpsc::Receiver<OutItem>,
 ) {
     let mut dirty = false;
@@ -79,7 +84,11 @@ pub(crate) async fn run(
             }
         };
         let fed = match next {
-            Next::Ctrl(Some(CtrlItem::Frame(f))) => sink.feed(Message::Text(f.into())).await,
+            Next::Ctrl(Some(CtrlItem::Frame(f, budget))) => {
+                let r = sink.feed(Message::Text(f.into())).await;
+                drop(budget);
+                r
+            }
             Next::Ctrl(Some(CtrlItem::Close(code, reason))) => {
                 let frame = CloseFrame {
                     code,
