@@ -46,9 +46,13 @@ struct Args {
     /// Default timeout of a run, in seconds.
     #[arg(long, env = "CC_EXECUTOR_DEFAULT_TIMEOUT", default_value_t = 600)]
     default_timeout: u64,
-    /// Bearer token for the service.
+    /// Bearer token for the service. Prefer --token-file: every local user can read a command
+    /// line.
     #[arg(long, env = "CC_EXECUTOR_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Read the bearer token for the service from this file (one trailing newline is ignored).
+    #[arg(long, env = "CC_EXECUTOR_TOKEN_FILE", conflicts_with = "token")]
+    token_file: Option<PathBuf>,
     /// Most characters of output a tool returns (bytes of UTF-8 text); longer output is cut to its
     /// head and tail, and saved whole to a file.
     #[arg(long, env = "CC_EXECUTOR_MAX_OUTPUT_CHARS", default_value_t = 20_000)]
@@ -91,13 +95,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.default_timeout == 0 {
         return Err("--default-timeout must be at least 1 second".into());
     }
+    let token = match &args.token_file {
+        Some(path) => Some(cc_executor_server::read_token_file(path)?),
+        None => args.token,
+    };
     let (embedded, url, token) = match args.url {
-        Some(url) => (None, url, args.token),
+        Some(url) => (None, url, token),
         None => {
             // A token of its own keeps other local users off the embedded service.
-            let token = args
-                .token
-                .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+            let token = token.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
             let server = Server::builder()
                 .token(token.clone())
                 .bind("127.0.0.1:0")

@@ -23,6 +23,9 @@ pub struct ServerBuilder {
     pub(crate) working_dir: Option<PathBuf>,
     pub(crate) token: Option<String>,
     pub(crate) kill_grace: Duration,
+    pub(crate) allowed_origins: Vec<String>,
+    pub(crate) allowed_hosts: Vec<String>,
+    pub(crate) handshake_timeout: Duration,
 }
 
 impl Default for ServerBuilder {
@@ -34,6 +37,9 @@ impl Default for ServerBuilder {
             working_dir: None,
             token: None,
             kill_grace: Duration::from_secs(2),
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -87,6 +93,35 @@ impl ServerBuilder {
         self
     }
 
+    /// Accept WebSocket upgrades from web pages of this origin (e.g. `http://localhost:3000`);
+    /// may be called several times.
+    ///
+    /// An upgrade that carries an `Origin` header (every browser sends one) is refused with 403
+    /// unless its origin is listed: without this, any page the user visits could run commands.
+    /// Clients that are not browsers send no `Origin` and are not affected.
+    pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
+        self.allowed_origins.push(origin.into());
+        self
+    }
+
+    /// Accept this `Host` header (a name, or `name:port` for that port only) on a service
+    /// listening on a loopback address; may be called several times.
+    ///
+    /// Such a service refuses with 403 a WebSocket upgrade whose `Host` is not a loopback
+    /// address or `localhost` (any port), so that a DNS-rebinding page cannot reach it by a
+    /// name of its own. List here the names a trusted proxy forwards.
+    pub fn allow_host(mut self, host: impl Into<String>) -> Self {
+        self.allowed_hosts.push(host.into());
+        self
+    }
+
+    /// Time a connection has to complete its WebSocket upgrade before it is closed
+    /// (default 10 s). Plain HTTP requests (`/health`) on that connection are served until then.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
     /// Bind `addr` and start serving.
     ///
     /// Also raises the soft limit of open files to the hard limit, so that many concurrent
@@ -107,6 +142,11 @@ impl ServerBuilder {
             working_dir: self.working_dir,
             token: self.token,
             kill_grace: self.kill_grace.min(MAX_INTERVAL),
+            allowed_origins: self.allowed_origins,
+            allowed_hosts: self.allowed_hosts,
+            handshake_timeout: self
+                .handshake_timeout
+                .clamp(Duration::from_millis(1), MAX_INTERVAL),
         }
     }
 }
@@ -120,4 +160,7 @@ pub(crate) struct Config {
     pub working_dir: Option<PathBuf>,
     pub token: Option<String>,
     pub kill_grace: Duration,
+    pub allowed_origins: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    pub handshake_timeout: Duration,
 }

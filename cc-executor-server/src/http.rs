@@ -9,7 +9,6 @@ use axum::extract::State as AxumState;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use cc_executor_protocol::{code, Response as RpcResponse, PROTOCOL_VERSION};
 use futures_util::{SinkExt, StreamExt};
@@ -19,8 +18,9 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::{watch, Notify};
 
 use crate::config::Config;
+use crate::guard::Guard;
 use crate::process::{self, Registry};
-use crate::{session, ServerHandle};
+use crate::{listen, session, ServerHandle};
 
 /// Largest message accepted from a client.
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024 * 1024;
@@ -31,6 +31,7 @@ pub(crate) struct State {
     pub config: Config,
     pub registry: Registry,
     pub shutdown: watch::Sender<bool>,
+    guard: Guard,
     active: AtomicUsize,
     idle: Notify,
     started: Instant,
@@ -91,7 +92,9 @@ pub(crate) async fn serve(
     let listener = TcpListener::bind(addr).await?;
     let local_addr = listener.local_addr()?;
     let (shutdown, _) = watch::channel(false);
+    let guard = Guard::new(&config.allowed_origins, &config.allowed_hosts, local_addr);
     let state = Arc::new(State {
+        guard,
         config,
         registry: Registry::default(),
         shutdown,
@@ -104,20 +107,9 @@ pub(crate) async fn serve(
         .route("/ws/mcp", get(upgrade))
         .route("/health", get(health))
         .with_state(state.clone());
-    let mut stop = state.shutdown.subscribe();
-    // Frames are small and latency matters (a reply must not wait for a delayed ACK).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("could not set TCP_NODELAY: {e}");
-        }
-    });
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let stop = state.shutdown.subscribe();
+    let handshake_timeout = state.config.handshake_timeout;
+    let task = tokio::spawn(listen::serve(listener, app, handshake_timeout, stop));
     tracing::info!("listening on ws://{local_addr}/ws");
     Ok(ServerHandle::new(local_addr, state, task))
 }
@@ -172,6 +164,10 @@ async fn upgrade(
 ) -> Response {
     if *state.shutdown.borrow() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    if let Err(refusal) = state.guard.check(&headers) {
+        tracing::info!("refused a WebSocket upgrade: {refusal}");
+        return (StatusCode::FORBIDDEN, format!("{refusal}\n")).into_response();
     }
     if !authorized(&state.config, &headers) {
         return (

@@ -44,11 +44,14 @@
 pub mod allow;
 mod config;
 mod detect;
+mod guard;
 mod http;
+mod listen;
 mod output;
 mod process;
 mod run;
 mod session;
+mod token;
 mod writer;
 
 use std::fmt;
@@ -59,6 +62,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 pub use config::ServerBuilder;
+pub use token::{read_token_file, TokenFileError};
 
 /// Entry point: `Server::builder()`.
 #[derive(Debug)]

@@ -40,9 +40,37 @@ struct Args {
     #[arg(long, env = "CC_EXECUTOR_WORKING_DIR")]
     working_dir: Option<PathBuf>,
 
-    /// Require `Authorization: Bearer <TOKEN>` on WebSocket upgrades.
+    /// Require `Authorization: Bearer <TOKEN>` on WebSocket upgrades. Prefer --token-file:
+    /// every local user can read a command line.
     #[arg(long, env = "CC_EXECUTOR_TOKEN", hide_env_values = true)]
     token: Option<String>,
+
+    /// Read the required bearer token from this file (one trailing newline is ignored).
+    #[arg(long, env = "CC_EXECUTOR_TOKEN_FILE", conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+
+    /// Accept WebSocket connections from web pages of this origin, e.g. http://localhost:3000
+    /// (comma-separated or repeated). Upgrades with any other Origin header are refused.
+    #[arg(
+        long = "allow-origin",
+        env = "CC_EXECUTOR_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    allowed_origins: Vec<String>,
+
+    /// Also accept this Host header (name, or name:port) when listening on loopback, where
+    /// only loopback addresses and localhost are accepted otherwise (comma-separated or
+    /// repeated).
+    #[arg(
+        long = "allow-host",
+        env = "CC_EXECUTOR_ALLOW_HOSTS",
+        value_delimiter = ','
+    )]
+    allowed_hosts: Vec<String>,
+
+    /// Seconds a connection has to complete its WebSocket upgrade before it is closed.
+    #[arg(long, env = "CC_EXECUTOR_HANDSHAKE_TIMEOUT", default_value_t = 10.0)]
+    handshake_timeout: f64,
 
     /// Seconds between SIGTERM and SIGKILL when a process group is stopped.
     #[arg(long, env = "CC_EXECUTOR_KILL_GRACE", default_value_t = 2.0)]
@@ -67,12 +95,13 @@ async fn main() -> ExitCode {
         )
         .init();
 
-    let (heartbeat, grace) = match (
+    let (heartbeat, grace, handshake) = match (
         seconds("heartbeat-interval", args.heartbeat_interval),
         seconds("kill-grace", args.kill_grace),
+        seconds("handshake-timeout", args.handshake_timeout),
     ) {
-        (Ok(h), Ok(g)) => (h, g),
-        (Err(e), _) | (_, Err(e)) => {
+        (Ok(h), Ok(g), Ok(t)) => (h, g, t),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
@@ -80,13 +109,21 @@ async fn main() -> ExitCode {
     let mut builder = cc_executor_server::Server::builder()
         .max_sessions(args.max_sessions)
         .heartbeat_interval(heartbeat)
-        .kill_grace(grace);
-    let allowed: Vec<String> = args
-        .allowed_commands
-        .into_iter()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
+        .kill_grace(grace)
+        .handshake_timeout(handshake);
+    for origin in listed(args.allowed_origins) {
+        if origin != "null" && !origin.contains("://") {
+            eprintln!(
+                "error: --allow-origin takes an origin like http://localhost:3000, got {origin:?}"
+            );
+            return ExitCode::from(2);
+        }
+        builder = builder.allow_origin(origin);
+    }
+    for host in listed(args.allowed_hosts) {
+        builder = builder.allow_host(host);
+    }
+    let allowed = listed(args.allowed_commands);
     if !allowed.is_empty() {
         builder = builder.allowed_commands(allowed);
     }
@@ -95,6 +132,15 @@ async fn main() -> ExitCode {
     }
     if let Some(token) = args.token.filter(|t| !t.is_empty()) {
         builder = builder.token(token);
+    }
+    if let Some(path) = args.token_file {
+        match cc_executor_server::read_token_file(&path) {
+            Ok(token) => builder = builder.token(token),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
 
     let server = match builder.bind(args.listen.as_str()).await {
@@ -111,6 +157,15 @@ async fn main() -> ExitCode {
     server.shutdown().await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// The non-empty items of a list option, trimmed.
+fn listed(items: Vec<String>) -> Vec<String> {
+    items
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Ctrl-C or SIGTERM.
