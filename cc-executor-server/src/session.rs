@@ -16,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::extract::ws::{Message, WebSocket};
 use cc_executor_protocol::{
     capability, code, method, status, ConnectedParams, ControlParams, ControlResult, ControlType,
-    ExecuteParams, ExecuteResult, Id, Notification, PingParams, ProcessStatusParams, Request,
-    Response, PROTOCOL_VERSION,
+    ErrorObject, ExecuteParams, ExecuteResult, Id, Notification, PingParams, ProcessStatusParams,
+    Request, Response, JSONRPC_VERSION, PROTOCOL_VERSION,
 };
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -60,6 +60,14 @@ enum End {
     ClientGone,
     /// We close, with this code and reason.
     Close(u16, &'static str),
+}
+
+/// An error answering a request whose id cannot be echoed: JSON-RPC gives it `"id": null`.
+#[derive(Serialize)]
+struct NullIdError {
+    jsonrpc: &'static str,
+    error: ErrorObject,
+    id: (),
 }
 
 /// Result of `hook_status`: this service runs no hooks.
@@ -165,8 +173,17 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<State>, guard: SessionGu
         r.abort(state.config.kill_grace + Duration::from_secs(3))
             .await;
     }
-    // The close goes after the frames already queued; a client that does not read them is not
-    // waited for beyond `CLOSE_WAIT`.
+    // The close goes after the frames already queued. A client that stopped reading gets two
+    // heartbeat intervals (unless the service stops) to read them and answer the close; any
+    // other client is not waited for beyond `CLOSE_REPLY_WAIT` and `CLOSE_WAIT`.
+    let (reply_wait, drain) = match end {
+        End::Close(_, NOT_READING) => {
+            let bound = state.config.heartbeat_interval * 2;
+            (bound, bound)
+        }
+        _ => (CLOSE_REPLY_WAIT, CLOSE_WAIT),
+    };
+    let mut shutdown = state.shutdown.subscribe();
     match end {
         End::ClientGone => {
             let _ = session.ctrl.send(CtrlItem::End);
@@ -174,20 +191,32 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<State>, guard: SessionGu
         End::Close(code, reason) => {
             tracing::debug!(session = %session.id, code, reason, "closing session");
             let _ = session.ctrl.send(CtrlItem::Close(code, reason.to_owned()));
-            // Let the client answer our close before the connection is dropped.
-            let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, async {
+            // Let the client answer our close before the connection is dropped: dropping it
+            // with the client's frames unread resets it, and the client could lose the last
+            // frames we sent, the close among them.
+            let answered = async {
                 while let Some(Ok(m)) = stream.next().await {
                     if matches!(m, Message::Close(_)) {
                         break;
                     }
                 }
-            })
-            .await;
+            };
+            tokio::select! {
+                _ = tokio::time::timeout(reply_wait, answered) => {}
+                _ = stopping(&mut shutdown), if reply_wait > CLOSE_REPLY_WAIT => {}
+            }
         }
     }
     drop(session);
-    if tokio::time::timeout(CLOSE_WAIT, &mut writer).await.is_err() {
-        writer.abort();
+    tokio::select! {
+        done = tokio::time::timeout(drain, &mut writer) => if done.is_err() {
+            writer.abort();
+        },
+        _ = stopping(&mut shutdown), if drain > CLOSE_WAIT => {
+            if tokio::time::timeout(CLOSE_WAIT, &mut writer).await.is_err() {
+                writer.abort();
+            }
+        }
     }
     tracing::debug!("session closed");
 }
@@ -282,9 +311,19 @@ impl Session {
             }
         };
         let Ok(id) = checked_id(value.get("id")) else {
-            return self
-                .reply_error(None, code::INVALID_REQUEST, INVALID_ID)
-                .await;
+            let frame = NullIdError {
+                jsonrpc: JSONRPC_VERSION,
+                error: ErrorObject {
+                    code: code::INVALID_REQUEST,
+                    message: INVALID_ID.to_owned(),
+                    data: Value::Null,
+                },
+                id: (),
+            };
+            return match serde_json::to_string(&frame) {
+                Ok(f) => self.send(f).await,
+                Err(e) => tracing::error!("could not encode an error: {e}"),
+            };
         };
         let req: Request = match serde_json::from_value(value) {
             Ok(r) => r,
