@@ -284,3 +284,56 @@ async fn closing_stdin_kills_running_commands_and_exits() {
     let result = bounded("the abandoned call", call).await.unwrap();
     assert!(result.is_err(), "a call outlived the session: {result:?}");
 }
+
+/// `--token-file` gives the token sent to a `--url` service; the token stays off the command
+/// line, and an unreadable file stops the server at start-up with a clear error.
+#[tokio::test]
+async fn the_token_for_a_service_can_come_from_a_file() {
+    let service = cc_executor_server::Server::builder()
+        .token("mcp-s3cret")
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let url = service.url();
+    let dir = tempfile::tempdir().unwrap();
+    let right = dir.path().join("right");
+    std::fs::write(&right, "mcp-s3cret\n").unwrap();
+    let mcp = start(
+        &["--url", &url, "--token-file", right.to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let r = call(&mcp, "execute", json!({"command": "echo through"}))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    assert_eq!(structured(&r)["stdout"], "through\n");
+    mcp.cancel().await.unwrap();
+
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not-it").unwrap();
+    let mcp = start(
+        &["--url", &url, "--token-file", wrong.to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let r = call(&mcp, "execute", json!({"command": "echo through"}))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true), "{r:?}");
+    assert!(text(&r).contains("401"), "{}", text(&r));
+    mcp.cancel().await.unwrap();
+
+    let missing = dir.path().join("missing");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cc-executor-mcp"))
+        .args(["--url", &url, "--token-file", missing.to_str().unwrap()])
+        .env_remove("CC_EXECUTOR_TOKEN")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot read the token file"), "{stderr}");
+    service.shutdown().await;
+}

@@ -46,7 +46,8 @@ pub async fn start(args: &[&str], envs: &[(&str, OsString)]) -> Mcp {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_cc-executor-mcp"));
     cmd.args(args)
         .env_remove("CC_EXECUTOR_WEBSOCKET_URL")
-        .env_remove("CC_EXECUTOR_TOKEN");
+        .env_remove("CC_EXECUTOR_TOKEN")
+        .env_remove("CC_EXECUTOR_TOKEN_FILE");
     for (k, v) in envs {
         cmd.env(k, v);
     }

@@ -70,6 +70,13 @@ async fn help_and_bad_arguments() {
         "--working-dir",
         "--token",
         "CC_EXECUTOR_TOKEN",
+        "--token-file",
+        "CC_EXECUTOR_TOKEN_FILE",
+        "--allow-origin",
+        "CC_EXECUTOR_ALLOW_ORIGINS",
+        "--allow-host",
+        "CC_EXECUTOR_ALLOW_HOSTS",
+        "--handshake-timeout",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }

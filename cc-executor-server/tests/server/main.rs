@@ -1,5 +1,7 @@
 //! The executor service over real WebSockets: process control, the wire protocol, the allowlist,
-//! the reference transcripts, backpressure, and the `cc-executor-server` program itself.
+//! the reference transcripts, backpressure, the `cc-executor-server` program itself, and trust at
+//! the network edge (the browser and rebinding guard, bounded replies, the handshake deadline,
+//! `--token-file`).
 //!
 //! One module per topic. Helpers shared with the workspace's other tests (raw WebSocket client,
 //! `/proc` inspection, fixtures) come from the `tests` crate.
@@ -7,7 +9,11 @@
 mod allowlist;
 mod backpressure;
 mod binary;
+mod browser;
 mod cli;
+mod guard;
+mod limits;
 mod process;
 mod protocol;
+mod token_file;
 mod transcripts;
