@@ -82,6 +82,8 @@ impl ServerBuilder {
     }
 
     /// Require `Authorization: Bearer <token>` at the upgrade (401 otherwise).
+    ///
+    /// [`crate::read_token_file`] reads one from a file.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
         self

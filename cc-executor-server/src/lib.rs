@@ -33,11 +33,17 @@
 //!   lines and fire on any matching line, including JSON lines that merely quote a phrase.
 //! - Heartbeat: any frame from the client counts as a sign of life; after two silent intervals
 //!   the session is closed with code 1008 "heartbeat timeout".
-//!   A client that sends requests but reads nothing is disconnected once its answers have
-//!   waited two intervals for room in the session's queue.
+//!   A client that sends requests but reads nothing is closed with 1008 once its answers
+//!   have waited two intervals for room in the session's reply queue (1 MiB).
 //! - With an allowlist ([`ServerBuilder::allowed_commands`]) a command line never reaches a
 //!   shell: it is split into words with a strict grammar and its argv is executed directly;
 //!   anything that would need a shell is refused.
+//! - Upgrades from web pages (with an `Origin` header) are refused unless the origin is listed
+//!   ([`ServerBuilder::allow_origin`]); on a loopback address, so is a `Host` that is not
+//!   loopback or `localhost` ([`ServerBuilder::allow_host`]). A connection that has not
+//!   upgraded within the handshake timeout (10 s) is closed.
+//! - Replies never echo more than 1 KiB of a request: an `id` that is not an integer or a
+//!   string of at most 256 bytes is answered with -32600 and `"id": null`.
 #![warn(missing_docs)]
 
 #[doc(hidden)]
@@ -70,7 +76,8 @@ pub struct Server;
 
 impl Server {
     /// A builder with the defaults: 2048 sessions, a 30 s heartbeat, no allowlist, the
-    /// service's working directory, no token, a 2 s kill grace.
+    /// service's working directory, no token, a 2 s kill grace, no web origins or extra hosts
+    /// accepted, a 10 s handshake timeout.
     pub fn builder() -> ServerBuilder {
         ServerBuilder::default()
     }
