@@ -83,18 +83,23 @@ impl OutputCapture {
         }
     }
 
-    /// Also write the whole combined output to `path` (its parent directories are created).
-    pub fn spill_to(mut self, path: impl AsRef<Path>) -> std::io::Result<Self> {
+    /// Also write the whole combined output to `path`, a private file (mode `0600`, never through a
+    /// symbolic link; missing parent folders are created `0700`).
+    pub fn spill_to(self, path: impl AsRef<Path>) -> std::io::Result<Self> {
         let path = path.as_ref();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = BufWriter::with_capacity(64 * 1024, File::create(path)?);
+        let file = crate::output_dir::open_private(path)?;
+        Ok(self.spill_into(path.to_owned(), file))
+    }
+
+    /// Also write the whole combined output to `file`, open at `path` (e.g. an
+    /// [`OutputFile`](crate::output_dir::OutputFile) from
+    /// [`OutputFiles::create`](crate::output_dir::OutputFiles::create)).
+    pub fn spill_into(mut self, path: PathBuf, file: File) -> Self {
         self.spill = Some(Spill {
-            path: path.to_owned(),
-            file,
+            path,
+            file: BufWriter::with_capacity(64 * 1024, file),
         });
-        Ok(self)
+        self
     }
 
     /// Add output of `stream`.

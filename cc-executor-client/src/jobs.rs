@@ -33,6 +33,7 @@ use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::event::{OutputEvent, RunStatus};
 use crate::execution::Controller;
+use crate::output_dir::{OutputFiles, OutputKind};
 
 /// Identifies a job within one [`Jobs`] registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -109,6 +110,8 @@ pub struct JobStatus {
     pub dropped_bytes: u64,
     /// File receiving the full output, when asked for.
     pub output_file: Option<PathBuf>,
+    /// Why the full output is not (or no longer) being saved to a file, when a file was wanted.
+    pub output_error: Option<String>,
     /// Why it failed, or the limit it hit, when known.
     pub error: Option<String>,
     /// The latest non-output events seen (limits, early completion, warnings), at most
@@ -157,6 +160,10 @@ pub struct JobsConfig {
     pub keep_finished: Duration,
     /// How many finished jobs are kept at most (the oldest finished are evicted first).
     pub max_finished: usize,
+    /// Save each job's full output to a private file of this policy (unless the job names its own
+    /// [`JobOptions::output_file`]); the file is released, and so deleted unless the policy keeps
+    /// job outputs, when the job is evicted or forgotten.
+    pub output_files: Option<OutputFiles>,
 }
 
 impl Default for JobsConfig {
@@ -165,6 +172,7 @@ impl Default for JobsConfig {
             buffer_bytes: 1 << 20,
             keep_finished: Duration::from_secs(3600),
             max_finished: 100,
+            output_files: None,
         }
     }
 }
@@ -187,13 +195,20 @@ impl JobsConfig {
         self.max_finished = n;
         self
     }
+
+    /// Set [`JobsConfig::output_files`].
+    pub fn output_files(mut self, files: OutputFiles) -> Self {
+        self.output_files = Some(files);
+        self
+    }
 }
 
 /// Options of one job.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct JobOptions {
-    /// Append the full output to this file (created or truncated).
+    /// Append the full output to this file (created or truncated, private: mode `0600`, never
+    /// through a symbolic link).
     pub output_file: Option<PathBuf>,
     /// A label of the caller's choosing (e.g. what kind of job it is), kept in its status.
     pub label: Option<String>,
@@ -248,6 +263,8 @@ struct JobData {
     /// service reports (it may see the exit before it records the cancel).
     cancel_sent: bool,
     file: Option<std::fs::File>,
+    /// The file came from [`JobsConfig::output_files`]: release it when the job goes.
+    owned_file: bool,
 }
 
 impl Jobs {
@@ -280,11 +297,28 @@ impl Jobs {
     /// Start `cmd` as a job with options.
     pub async fn start_with(&self, cmd: impl Into<Command>, options: JobOptions) -> Result<JobId> {
         let cmd = cmd.into();
-        let file = match &options.output_file {
-            Some(path) => Some(std::fs::File::create(path)?),
-            None => None,
+        let policy = &self.inner.config.output_files;
+        let explicit = options.output_file.is_some();
+        let (mut output_file, mut file, mut output_error) = (options.output_file, None, None);
+        match (&output_file, policy) {
+            (Some(path), _) => file = Some(crate::output_dir::open_private(path)?),
+            // A refused folder must not stop the job: it runs, and its status says why there is no file.
+            (None, Some(files)) => match files.create(OutputKind::Job) {
+                Ok(out) => (output_file, file) = (Some(out.path), Some(out.file)),
+                Err(e) => output_error = Some(e.to_string()),
+            },
+            (None, None) => {}
+        }
+        let owned_file = !explicit && output_file.is_some();
+        let mut execution = match self.inner.client.execute(cmd.clone()).await {
+            Ok(execution) => execution,
+            Err(e) => {
+                if let (true, Some(files), Some(path)) = (owned_file, policy, &output_file) {
+                    files.release(path);
+                }
+                return Err(e);
+            }
         };
-        let mut execution = self.inner.client.execute(cmd.clone()).await?;
         // The job task owns the execution; nobody reads it on the caller's side.
         execution.detach();
         let (changed, _) = watch::channel(0);
@@ -304,7 +338,8 @@ impl Jobs {
                     ended_at: None,
                     output_bytes: 0,
                     dropped_bytes: 0,
-                    output_file: options.output_file,
+                    output_file,
+                    output_error,
                     error: None,
                     events: Vec::new(),
                     dropped_events: 0,
@@ -313,6 +348,7 @@ impl Jobs {
                 finished_at: None,
                 cancel_sent: false,
                 file,
+                owned_file,
             }),
         });
         let id = {
@@ -449,6 +485,7 @@ impl Jobs {
             let _ = job.controller.cancel().await;
         }
         lock(&self.inner.state).jobs.remove(&id);
+        self.release_file(&job);
         let status = lock(&job.data).status.clone();
         Ok(status)
     }
@@ -481,24 +518,48 @@ impl Jobs {
     /// Evict finished jobs past `keep_finished`, then the oldest finished past `max_finished`.
     fn evict(&self) {
         let cfg = &self.inner.config;
-        let mut reg = lock(&self.inner.state);
-        let now = Instant::now();
-        let mut finished: Vec<(Instant, JobId)> = Vec::new();
-        reg.jobs.retain(|id, job| {
-            let data = lock(&job.data);
-            match data.finished_at {
-                Some(at) if now.duration_since(at) >= cfg.keep_finished => false,
-                Some(at) => {
-                    finished.push((at, *id));
-                    true
+        let mut gone = Vec::new();
+        {
+            let mut reg = lock(&self.inner.state);
+            let now = Instant::now();
+            let mut finished: Vec<(Instant, JobId)> = Vec::new();
+            reg.jobs.retain(|id, job| {
+                let data = lock(&job.data);
+                match data.finished_at {
+                    Some(at) if now.duration_since(at) >= cfg.keep_finished => {
+                        gone.push(job.clone());
+                        false
+                    }
+                    Some(at) => {
+                        finished.push((at, *id));
+                        true
+                    }
+                    None => true,
                 }
-                None => true,
+            });
+            if finished.len() > cfg.max_finished {
+                finished.sort();
+                for (_, id) in &finished[..finished.len() - cfg.max_finished] {
+                    gone.extend(reg.jobs.remove(id));
+                }
             }
-        });
-        if finished.len() > cfg.max_finished {
-            finished.sort();
-            for (_, id) in &finished[..finished.len() - cfg.max_finished] {
-                reg.jobs.remove(id);
+        }
+        for job in &gone {
+            self.release_file(job);
+        }
+    }
+
+    /// The job left the registry: close its file and release it to the output policy (which
+    /// deletes it unless job outputs are kept).
+    fn release_file(&self, job: &Job) {
+        let Some(files) = &self.inner.config.output_files else {
+            return;
+        };
+        let mut data = lock(&job.data);
+        if std::mem::take(&mut data.owned_file) {
+            data.file = None;
+            if let Some(path) = &data.status.output_file {
+                files.release(path);
             }
         }
     }
@@ -595,6 +656,7 @@ impl JobData {
         if let Some(file) = &mut self.file {
             if let Err(e) = file.write_all(bytes) {
                 tracing::warn!("job {}: writing output file failed: {e}", self.status.id);
+                self.status.output_error = Some(format!("writing the output file failed: {e}"));
                 self.file = None;
             }
         }
@@ -755,6 +817,7 @@ mod tests {
                 output_bytes: 0,
                 dropped_bytes: 0,
                 output_file: None,
+                output_error: None,
                 error: None,
                 events: vec![],
                 dropped_events: 0,
@@ -763,6 +826,7 @@ mod tests {
             finished_at: None,
             cancel_sent: false,
             file: None,
+            owned_file: false,
         }
     }
 

@@ -48,6 +48,8 @@
 //!   [`Client::run_claude`].
 //! - [`jobs`]: background runs to come back to (status, paged output, wait, cancel).
 //! - [`capture`]: bounded head-and-tail capture of a run's output with the whole output in a file.
+//! - [`output_dir`]: where whole outputs are saved (a private folder, private files) and for how
+//!   long.
 //! - [`protocol`]: the wire format, for services and tools that speak it.
 //!
 //! Errors are one [`Error`] enum with distinct variants for what a caller acts on: a refused
@@ -68,6 +70,7 @@ pub mod error;
 pub mod event;
 mod execution;
 pub mod jobs;
+pub mod output_dir;
 mod session;
 mod transport;
 
