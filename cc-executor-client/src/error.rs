@@ -32,7 +32,7 @@ pub enum Error {
         source: BoxError,
     },
     /// The TLS setup or handshake failed.
-    #[error("TLS failure talking to {url}: {source}; check the URL scheme, the service's certificate and the trusted roots")]
+    #[error("could not open a secure (TLS) connection to {url}: {}; check the URL scheme, the service's certificate and the roots this client trusts", tls_reason(.source))]
     Tls {
         /// The service URL.
         url: String,
@@ -277,6 +277,85 @@ fn claude_detail(exit_code: Option<i32>, stderr: &str) -> String {
     }
 }
 
+/// Why a TLS handshake failed, in words: the certificate problems a person meets (a self-signed
+/// or private-CA certificate, an expired one, a host-name mismatch, a plain `ws://` service behind
+/// a `wss://` URL) are named; anything else is the TLS library's own message.
+fn tls_reason(source: &BoxError) -> String {
+    use rustls::{CertificateError as C, Error as R};
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+    let mut rustls_error = None;
+    while let Some(e) = cause {
+        // tokio-rustls reports handshake failures as I/O errors wrapping the rustls error.
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<R>());
+        rustls_error = e.downcast_ref::<R>().or(inner);
+        if rustls_error.is_some() {
+            break;
+        }
+        cause = e.source();
+    }
+    let plain = match rustls_error {
+        Some(R::InvalidCertificate(c)) => match c {
+            C::UnknownIssuer => {
+                "the service's certificate is not signed by an authority this client trusts (is it \
+                 self-signed, or from a private CA?)"
+            }
+            C::Expired | C::ExpiredContext { .. } => "the service's certificate has expired",
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "the service's certificate is not valid yet (check the clocks)"
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "the service's certificate is not valid for this host name"
+            }
+            C::Revoked => "the service's certificate has been revoked",
+            _ => "the service's certificate was rejected",
+        },
+        Some(R::InvalidMessage(_)) => {
+            "the service did not answer in TLS (is it a plain ws:// service?)"
+        }
+        _ => return source.to_string(),
+    };
+    plain.to_owned()
+}
+
+/// An error for people: its message, then each underlying cause on a line of its own
+/// (`  caused by: …`), leaving out a cause the line above already says. For programs that end
+/// on an error: `eprintln!("error: {}", Report(&err))`.
+///
+/// ```
+/// use cc_executor_client::error::Report;
+/// use cc_executor_client::rustls::{CertificateError, Error as TlsError};
+///
+/// let cert = TlsError::InvalidCertificate(CertificateError::UnknownIssuer);
+/// let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, cert);
+/// let err = cc_executor_client::Error::Tls { url: "wss://h/ws".into(), source: inner.into() };
+/// let text = Report(&err).to_string();
+/// assert!(text.starts_with("could not open a secure (TLS) connection to wss://h/ws: the service's \
+///                           certificate is not signed by an authority this client trusts"));
+/// assert!(text.ends_with("\n  caused by: invalid peer certificate: UnknownIssuer"));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut said = self.0.to_string();
+        f.write_str(&said)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            let text = e.to_string();
+            if !text.is_empty() && !said.contains(&text) {
+                write!(f, "\n  caused by: {text}")?;
+            }
+            said = text;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -381,6 +460,36 @@ mod tests {
             assert!(text.contains("; "), "no advice in {text:?}");
             assert!(!text.ends_with('.') && !text.contains('\n'), "{text:?}");
         }
+    }
+
+    #[test]
+    fn tls_failures_are_named_and_reports_list_each_cause_once() {
+        let cert = |e: rustls::CertificateError| -> BoxError {
+            Box::new(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::InvalidCertificate(e),
+            ))
+        };
+        let tls = |source| Error::Tls {
+            url: "wss://h:1/ws".into(),
+            source,
+        };
+        let e = tls(cert(rustls::CertificateError::UnknownIssuer));
+        assert_eq!(
+            Report(&e).to_string(),
+            "could not open a secure (TLS) connection to wss://h:1/ws: the service's certificate \
+             is not signed by an authority this client trusts (is it self-signed, or from a \
+             private CA?); check the URL scheme, the service's certificate and the roots this \
+             client trusts\n  caused by: invalid peer certificate: UnknownIssuer"
+        );
+        let e = tls(cert(rustls::CertificateError::NotValidForName));
+        assert!(e.to_string().contains("not valid for this host name"), "{e}");
+        // A cause already in the message is not repeated.
+        let e = Error::Connect {
+            url: "ws://h:1/ws".into(),
+            source: "connection refused".into(),
+        };
+        assert_eq!(Report(&e).to_string(), e.to_string());
     }
 
     #[test]
