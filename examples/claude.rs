@@ -7,6 +7,7 @@
 //! Uses the service at `CC_EXECUTOR_WEBSOCKET_URL` when set; otherwise starts an embedded service on
 //! a loopback port. Needs a logged-in `claude` on the service's `PATH`.
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use cc_executor_client::claude::ClaudeCommand;
@@ -15,7 +16,14 @@ use cc_executor_client::{Client, Error};
 mod service;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => service::fail(&*e),
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let prompt = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
     if prompt.is_empty() {
         eprintln!("usage: claude <prompt>");

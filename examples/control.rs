@@ -6,6 +6,7 @@
 //!
 //! Without `CC_EXECUTOR_WEBSOCKET_URL` the example starts an embedded service on a loopback port.
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use cc_executor_client::{Client, OutputEvent};
@@ -14,7 +15,14 @@ use futures_util::StreamExt;
 mod service;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => service::fail(&*e),
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let (url, _service) = service::url().await?;
 
     let client = Client::new(&url)?;

@@ -8,13 +8,24 @@
 //!
 //! Without `CC_EXECUTOR_WEBSOCKET_URL` the example starts an embedded service on a loopback port.
 
+use std::process::ExitCode;
+
 use cc_executor_client::{Client, OutputEvent, OutputStream};
 use futures_util::StreamExt;
 
 mod service;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    match run().await {
+        // Exit as the command did, so the example composes in scripts.
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => service::fail(&*e),
+    }
+}
+
+/// Run the command line; its exit code.
+async fn run() -> Result<i32, Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let line = if args.is_empty() {
         "cargo --version; echo to-stderr >&2".to_owned()
@@ -50,6 +61,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => eprintln!("[{other:?}]"),
         }
     }
-    // Exit as the command did, so the example composes in scripts.
-    std::process::exit(code)
+    Ok(code)
 }

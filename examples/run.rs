@@ -7,6 +7,7 @@
 //!
 //! Without `CC_EXECUTOR_WEBSOCKET_URL` the example starts an embedded service on a loopback port.
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use cc_executor_client::{Client, Command, Error};
@@ -14,7 +15,14 @@ use cc_executor_client::{Client, Command, Error};
 mod service;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => service::fail(&*e),
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let line = if args.is_empty() {
         "echo hello; echo warning >&2; uname -s".to_owned()

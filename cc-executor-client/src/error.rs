@@ -483,7 +483,10 @@ mod tests {
              client trusts\n  caused by: invalid peer certificate: UnknownIssuer"
         );
         let e = tls(cert(rustls::CertificateError::NotValidForName));
-        assert!(e.to_string().contains("not valid for this host name"), "{e}");
+        assert!(
+            e.to_string().contains("not valid for this host name"),
+            "{e}"
+        );
         // A cause already in the message is not repeated.
         let e = Error::Connect {
             url: "ws://h:1/ws".into(),

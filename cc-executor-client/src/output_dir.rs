@@ -324,10 +324,12 @@ pub fn default_dir() -> PathBuf {
 /// the group or other users.
 pub fn check_dir(dir: &Path) -> Result<(), OutputDirError> {
     let path = || dir.to_owned();
-    let meta = dir.symlink_metadata().map_err(|source| OutputDirError::Io {
-        path: path(),
-        source,
-    })?;
+    let meta = dir
+        .symlink_metadata()
+        .map_err(|source| OutputDirError::Io {
+            path: path(),
+            source,
+        })?;
     if meta.file_type().is_symlink() {
         return Err(OutputDirError::Symlink { path: path() });
     }
@@ -356,7 +358,10 @@ pub fn check_dir(dir: &Path) -> Result<(), OutputDirError> {
 /// of the caller's choosing; [`OutputFiles::create`] makes new files in a checked folder.
 pub fn open_private(path: &Path) -> io::Result<File> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
     }
     let file = OpenOptions::new()
         .write(true)
@@ -428,7 +433,10 @@ mod tests {
             }
         }
         let text = check_dir(tmp.path()).unwrap_err().to_string();
-        assert!(text.contains("mode 777") && text.contains("chmod 700"), "{text}");
+        assert!(
+            text.contains("mode 777") && text.contains("chmod 700"),
+            "{text}"
+        );
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
     }
 
@@ -552,7 +560,13 @@ mod tests {
             Some(OutputKind::Answer)
         );
         assert_eq!(OutputKind::of_name("job-1-2-3.log"), Some(OutputKind::Job));
-        for other in ["job-.log", "job-x.log", "output-1.txt", "build.log", "job-1.log.bak"] {
+        for other in [
+            "job-.log",
+            "job-x.log",
+            "output-1.txt",
+            "build.log",
+            "job-1.log.bak",
+        ] {
             assert_eq!(OutputKind::of_name(other), None, "{other}");
         }
     }

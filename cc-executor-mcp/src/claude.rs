@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use cc_executor_client::capture;
 use cc_executor_client::claude::{ClaudeCommand, ClaudeResult};
+use cc_executor_client::output_dir::OutputKind;
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
@@ -12,14 +13,16 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::progress::Progress;
-use crate::server::{structured_error, text_error, Executor};
+use crate::server::{structured_error, text_error, unsaved, Executor};
 
 /// Input of `execute_claude` (and the `claude` of `job_start`).
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ClaudeParams {
     /// The prompt for the fresh Claude instance (passed verbatim as one argument).
     pub prompt: String,
     /// Seconds before the instance is killed (default: the server's default timeout).
+    #[serde(alias = "timeout")]
     pub timeout_secs: Option<u64>,
     /// Model alias or name, e.g. `sonnet` or `opus`.
     pub model: Option<String>,
@@ -83,6 +86,8 @@ pub struct ClaudeOutput {
     pub subtype: String,
     /// File holding the whole answer, present only when `result` was cut.
     pub output_file: Option<String>,
+    /// Why a cut answer was not saved to a file, when it was not.
+    pub output_error: Option<String>,
 }
 
 /// Token counts.
@@ -154,7 +159,7 @@ impl Executor {
     pub(crate) fn claude_output(
         &self,
         r: ClaudeResult,
-        whole: impl FnOnce(&ClaudeResult) -> Option<String>,
+        whole: impl FnOnce(&ClaudeResult) -> Result<Option<String>, String>,
     ) -> ClaudeOutput {
         let (result, cut) = match &r.result {
             Some(t) => {
@@ -163,9 +168,15 @@ impl Executor {
             }
             None => (None, false),
         };
+        let (output_file, output_error) = match cut.then(|| whole(&r)) {
+            Some(Ok(file)) => (file, None),
+            Some(Err(why)) => (None, Some(why)),
+            None => (None, None),
+        };
         ClaudeOutput {
             result,
-            output_file: if cut { whole(&r) } else { None },
+            output_file,
+            output_error,
             session_id: r.session_id,
             num_turns: r.num_turns,
             total_cost_usd: r.total_cost_usd,
@@ -180,17 +191,16 @@ impl Executor {
         }
     }
 
-    /// Write a long answer whole to a file; `None` (logged) when that fails.
-    fn save_whole(&self, r: &ClaudeResult) -> Option<String> {
-        let dir = &self.settings.output_dir;
-        let path = dir.join(format!("{}.txt", uuid::Uuid::new_v4()));
-        let written = std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(&path, r.result.as_deref().unwrap_or_default()));
-        match written {
-            Ok(()) => Some(path.display().to_string()),
+    /// Write a long answer whole to a file; why not, as a sentence, when that fails.
+    fn save_whole(&self, r: &ClaudeResult) -> Result<Option<String>, String> {
+        use std::io::Write;
+        let mut out = (self.settings.outputs.create(OutputKind::Answer)).map_err(unsaved)?;
+        let text = r.result.as_deref().unwrap_or_default();
+        match out.file.write_all(text.as_bytes()) {
+            Ok(()) => Ok(Some(out.path.display().to_string())),
             Err(e) => {
-                tracing::warn!("cannot write {}: {e}", path.display());
-                None
+                let _ = std::fs::remove_file(&out.path);
+                Err(unsaved(format!("writing {}: {e}", out.path.display())))
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The `execute` tool: run a shell command and return its bounded output.
 
 use cc_executor_client::capture::OutputCapture;
+use cc_executor_client::output_dir::OutputKind;
 use cc_executor_client::Command;
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::CallToolResult;
@@ -10,14 +11,16 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::progress::Progress;
-use crate::server::{structured_error, text_error, Executor};
+use crate::server::{structured_error, text_error, unsaved, Executor};
 
 /// Input of `execute`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ExecuteParams {
     /// Shell command line, run with `sh -c` in its own process group.
     pub command: String,
     /// Seconds before the whole process group is killed (default: the server's default timeout).
+    #[serde(alias = "timeout")]
     pub timeout_secs: Option<u64>,
     /// Working directory of the command (default: the service's working directory).
     pub cwd: Option<String>,
@@ -40,6 +43,8 @@ pub struct ExecuteOutput {
     pub stderr: String,
     /// File holding the whole combined output, present only when stdout or stderr was cut.
     pub output_file: Option<String>,
+    /// Why the whole output of a cut result was not saved to a file, when it was not.
+    pub output_error: Option<String>,
     /// Whether stdout or stderr was cut.
     pub truncated: bool,
 }
@@ -83,13 +88,13 @@ impl Executor {
         let s = &self.settings;
         let run = s.client.execute(cmd).await.map_err(|e| self.error(&e))?;
         let controller = run.controller();
-        let spill = s.output_dir.join(format!("{}.log", uuid::Uuid::new_v4()));
-        let capture = OutputCapture::new(s.max_output)
-            .spill_to(&spill)
-            .unwrap_or_else(|e| {
-                tracing::warn!("cannot write {}: {e}", spill.display());
-                OutputCapture::new(s.max_output)
-            });
+        let (capture, refused) = match s.outputs.create(OutputKind::Output) {
+            Ok(f) => (
+                OutputCapture::new(s.max_output).spill_into(f.path, f.file),
+                None,
+            ),
+            Err(e) => (OutputCapture::new(s.max_output), Some(e.to_string())),
+        };
         let mut progress = Progress::new(&ctx);
         let latest = progress.latest();
         let run = run.collect_bounded(capture, move |_, data| latest.note(data));
@@ -102,6 +107,10 @@ impl Executor {
         if let Some(e) = &out.spill_error {
             tracing::warn!("full output not saved: {e}");
         }
+        let output_error = match (out.truncated, &out.file) {
+            (true, None) => refused.or(out.spill_error).map(unsaved),
+            _ => None,
+        };
         let output = ExecuteOutput {
             exit_code: end.exit_code,
             status: end.status.as_str().to_owned(),
@@ -110,6 +119,7 @@ impl Executor {
             stdout: out.stdout,
             stderr: out.stderr,
             output_file: out.file.map(|f| f.display().to_string()),
+            output_error,
             truncated: out.truncated,
         };
         if notes.is_empty() {

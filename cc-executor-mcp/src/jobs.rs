@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::claude::{ClaudeOutput, ClaudeParams};
 use crate::progress::Progress;
-use crate::server::{text_error, Executor, CANCEL_WAIT};
+use crate::server::{text_error, unsaved, Executor, CANCEL_WAIT};
 
 const DEFAULT_WAIT_SECS: u64 = 30;
 const MAX_WAIT_SECS: u64 = 600;
@@ -24,6 +24,7 @@ const CLAUDE: &str = "claude";
 
 /// Input of `job_start`: exactly one of `command` and `claude`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct JobStartParams {
     /// Shell command line to run in the background (sh -c, in its own process group).
     pub command: Option<String>,
@@ -31,6 +32,7 @@ pub struct JobStartParams {
     /// take precedence over the ones beside it.
     pub claude: Option<ClaudeParams>,
     /// Seconds before the job's process group is killed (default: the server's default timeout).
+    #[serde(alias = "timeout")]
     pub timeout_secs: Option<u64>,
     /// Working directory of the job (default: the service's working directory).
     pub cwd: Option<String>,
@@ -38,6 +40,7 @@ pub struct JobStartParams {
 
 /// A job to act on.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct JobIdParams {
     /// The job id: the integer `id` that `job_start` returned.
     pub id: u64,
@@ -45,6 +48,7 @@ pub struct JobIdParams {
 
 /// Input of `job_output`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct JobOutputParams {
     /// The job id: the integer `id` that `job_start` returned.
     pub id: u64,
@@ -59,12 +63,19 @@ pub struct JobOutputParams {
 
 /// Input of `job_wait`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct JobWaitParams {
     /// The job id: the integer `id` that `job_start` returned.
     pub id: u64,
     /// Most seconds to wait (default 30, at most 600; 0 returns at once).
+    #[serde(alias = "timeout")]
     pub timeout_secs: Option<u64>,
 }
+
+/// Input of `job_list`: none.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobListParams {}
 
 /// The state of a background job.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -91,6 +102,8 @@ pub struct JobInfo {
     pub dropped_bytes: u64,
     /// File receiving the job's whole output.
     pub output_file: Option<String>,
+    /// Why the job's whole output is not (or no longer) saved to a file, when it is not.
+    pub output_error: Option<String>,
     /// Why it failed, or the limit it hit, when known.
     pub error: Option<String>,
     /// Limits hit (with when they reset) and why a Claude job failed, as sentences.
@@ -166,11 +179,8 @@ impl Executor {
                 ))
             }
         };
-        let dir = &self.settings.output_dir;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| text_error(format!("Cannot create {}: {e}", dir.display())))?;
-        let file = dir.join(format!("job-{}.log", uuid::Uuid::new_v4()));
-        let options = JobOptions::default().output_file(file).label(kind);
+        // The registry saves the output under the server's output policy.
+        let options = JobOptions::default().label(kind);
         let id = (self.settings.jobs.start_with(cmd, options).await).map_err(|e| self.error(&e))?;
         self.info(id).map(Json)
     }
@@ -304,7 +314,10 @@ impl Executor {
         description = "List the background jobs held: running ones and recently finished ones, \
                        oldest first."
     )]
-    async fn job_list(&self) -> Json<JobList> {
+    async fn job_list(
+        &self,
+        Parameters(JobListParams {}): Parameters<JobListParams>,
+    ) -> Json<JobList> {
         let jobs = self.settings.jobs.list();
         let jobs = jobs.into_iter().map(|s| self.job_info(s, false)).collect();
         Json(JobList { jobs })
@@ -366,6 +379,7 @@ impl Executor {
             output_bytes: s.output_bytes,
             dropped_bytes: s.dropped_bytes,
             output_file: s.output_file.map(|f| f.display().to_string()),
+            output_error: s.output_error.map(unsaved),
             error: s.error,
             notes,
             claude: result.map(|(out, _)| out),
@@ -377,7 +391,7 @@ impl Executor {
         let result = self.settings.jobs.claude_result(s.id).ok()??;
         let failure = result.failure();
         let file = s.output_file.as_ref().map(|f| f.display().to_string());
-        Some((self.claude_output(result, |_| file), failure))
+        Some((self.claude_output(result, |_| Ok(file)), failure))
     }
 
     /// Note the job's latest output line (for a Claude job, what it is doing) when there is new

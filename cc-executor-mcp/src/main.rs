@@ -21,7 +21,9 @@ use std::process::ExitCode;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use cc_executor_client::error::Report;
 use cc_executor_client::jobs::{Jobs, JobsConfig};
+use cc_executor_client::output_dir::{self, OutputFiles, SWEEP_INTERVAL};
 use cc_executor_client::Client;
 use cc_executor_server::{Server, ServerHandle};
 use clap::Parser;
@@ -57,10 +59,23 @@ struct Args {
     /// head and tail, and saved whole to a file.
     #[arg(long, env = "CC_EXECUTOR_MAX_OUTPUT_CHARS", default_value_t = 20_000)]
     max_output_chars: usize,
-    /// Directory for the full outputs of cut results and of background jobs [default:
-    /// `cc-executor` in the system temp dir].
+    /// Folder for the whole outputs of cut results and of background jobs. It is created private
+    /// (0700) and refused unless it is a directory of this user that no one else can open; files
+    /// in it are 0600 [default: `$XDG_RUNTIME_DIR/cc-executor`, else `cc-executor-<uid>` in the
+    /// system temp dir].
     #[arg(long, env = "CC_EXECUTOR_OUTPUT_DIR")]
     output_dir: Option<PathBuf>,
+    /// Keep a background job's output file when the job is evicted (an hour after it ends, or
+    /// past the 100 finished jobs kept); by default the file is deleted then.
+    #[arg(long, env = "CC_EXECUTOR_KEEP_OUTPUTS")]
+    keep_outputs: bool,
+    /// Hours a cut result's whole-output file is kept; older ones are removed at start and every
+    /// hour.
+    #[arg(long, env = "CC_EXECUTOR_OUTPUT_RETENTION", default_value_t = 24)]
+    output_retention: u64,
+    /// Most finished background jobs kept; the oldest are evicted past it.
+    #[arg(long, hide = true, default_value_t = 100)]
+    max_finished_jobs: usize,
     /// Bytes of each background job's latest output held in memory for `job_output` (the whole
     /// output is in its file).
     #[arg(long, env = "CC_EXECUTOR_JOB_BUFFER_BYTES", default_value_t = 1 << 20)]
@@ -83,7 +98,7 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("cc-executor-mcp: {e}");
+            eprintln!("error: {}", Report(&*e));
             ExitCode::FAILURE
         }
     };
@@ -99,6 +114,17 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => Some(cc_executor_server::read_token_file(path)?),
         None => args.token,
     };
+    if args.output_retention == 0 {
+        return Err("--output-retention must be at least 1 hour".into());
+    }
+    let outputs = OutputFiles::new(args.output_dir.unwrap_or_else(output_dir::default_dir))
+        .keep_job_outputs(args.keep_outputs)
+        .retention(Duration::from_secs(
+            args.output_retention.saturating_mul(3600),
+        ));
+    // Old outputs go before the first call; a refused folder is said once here, then in each
+    // result that lacks its file.
+    sweep(&outputs);
     let (embedded, url, token) = match args.url {
         Some(url) => (None, url, token),
         None => {
@@ -119,21 +145,24 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let client = builder.build()?;
-    let config = JobsConfig::default().buffer_bytes(args.job_buffer_bytes);
+    let config = JobsConfig::default()
+        .buffer_bytes(args.job_buffer_bytes)
+        .max_finished(args.max_finished_jobs)
+        .output_files(outputs.clone());
     let jobs = Jobs::with_config(client.clone(), config);
+    let sweeper = tokio::spawn(sweep_every_hour(outputs.clone(), jobs.clone()));
     let executor = Executor::new(Settings {
         client,
         default_timeout: Duration::from_secs(args.default_timeout),
         max_output: args.max_output_chars,
-        output_dir: args
-            .output_dir
-            .unwrap_or_else(|| std::env::temp_dir().join("cc-executor")),
+        outputs,
         jobs: jobs.clone(),
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
     });
     tracing::info!("serving MCP on stdio, executor service {url}");
     let served = serve(executor, shutdown.clone()).await;
+    sweeper.abort();
     shutdown.cancel();
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
@@ -149,6 +178,29 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         stop(server).await;
     }
     served
+}
+
+/// Remove outputs past their retention; say why when the folder is refused.
+fn sweep(outputs: &OutputFiles) {
+    match outputs.sweep() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            "removed {n} old output files from {}",
+            outputs.dir().display()
+        ),
+        Err(e) => tracing::warn!("{e}; whole outputs will not be saved to files"),
+    }
+}
+
+/// Every hour: evict finished jobs past their time (deleting their files), then sweep.
+async fn sweep_every_hour(outputs: OutputFiles, jobs: Jobs) {
+    let mut every =
+        tokio::time::interval_at(tokio::time::Instant::now() + SWEEP_INTERVAL, SWEEP_INTERVAL);
+    loop {
+        every.tick().await;
+        jobs.list();
+        sweep(&outputs);
+    }
 }
 
 /// Serve MCP until the host closes stdin or a termination signal arrives.

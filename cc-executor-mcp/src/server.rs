@@ -2,11 +2,11 @@
 //! (cancellation, error results).
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cc_executor_client::jobs::Jobs;
+use cc_executor_client::output_dir::OutputFiles;
 use cc_executor_client::{Client, Controller, Error};
 use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::service::RequestContext;
@@ -26,7 +26,8 @@ pub struct Settings {
     pub client: Client,
     pub default_timeout: Duration,
     pub max_output: usize,
-    pub output_dir: PathBuf,
+    /// Where whole outputs are saved, and for how long.
+    pub outputs: OutputFiles,
     /// Background jobs; every running one is canceled at shutdown.
     pub jobs: Jobs,
     /// Fired when the host goes away: every running call cancels its run.
@@ -158,6 +159,11 @@ impl Cancel {
             None => std::future::pending().await,
         }
     }
+}
+
+/// Why a whole output is not in a file, as a sentence.
+pub fn unsaved(why: impl std::fmt::Display) -> String {
+    format!("The whole output was not saved to a file: {why}.")
 }
 
 pub fn text_error(text: impl Into<String>) -> CallToolResult {

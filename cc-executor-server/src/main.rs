@@ -137,7 +137,7 @@ async fn main() -> ExitCode {
         match cc_executor_server::read_token_file(&path) {
             Ok(token) => builder = builder.token(token),
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", report(&e));
                 return ExitCode::from(2);
             }
         }
@@ -146,7 +146,7 @@ async fn main() -> ExitCode {
     let server = match builder.bind(args.listen.as_str()).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", args.listen);
+            eprintln!("error: cannot listen on {}: {}", args.listen, report(&e));
             return ExitCode::FAILURE;
         }
     };
@@ -166,6 +166,24 @@ fn listed(items: Vec<String>) -> Vec<String> {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// An error for people: its message, then each cause the message does not already say on a
+/// line of its own.
+fn report(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut said = text.clone();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let line = c.to_string();
+        if !said.contains(&line) {
+            text.push_str("\n  caused by: ");
+            text.push_str(&line);
+        }
+        said = line;
+        cause = c.source();
+    }
+    text
 }
 
 /// Ctrl-C or SIGTERM.
