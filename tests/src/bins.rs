@@ -25,3 +25,23 @@ pub fn bin_path(name: &str) -> PathBuf {
     );
     path
 }
+
+/// Path of the example `name` of the `examples` package, built by `cargo test --workspace`.
+///
+/// Panics with a clear message when it has not been built.
+pub fn example_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps");
+    let path = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is not built; run the tests with `cargo test --workspace` (or `cargo build -p examples --examples` first)",
+        path.display()
+    );
+    path
+}

@@ -175,7 +175,7 @@ async fn a_service_that_is_down_is_a_tool_error() {
 
 #[tokio::test]
 async fn long_output_is_bounded_and_saved_whole() {
-    let out_dir = tempfile::tempdir().unwrap();
+    let out_dir = private_dir();
     let mcp = start(
         &[
             "--output-dir",
@@ -336,4 +336,297 @@ async fn the_token_for_a_service_can_come_from_a_file() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot read the token file"), "{stderr}");
     service.shutdown().await;
+}
+
+// Output files: a private folder and private files, refused folders, symlinks, retention.
+
+/// The permission bits of `path` (not following a symlink).
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Arguments that cut `execute`'s output early, so it is saved to a file, with outputs in `dir`.
+fn cutting(dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.to_str().unwrap().to_owned();
+    ["--output-dir", &dir, "--max-output-chars", "200"]
+        .map(String::from)
+        .to_vec()
+}
+
+async fn start_with(args: &[String], envs: &[(&str, std::ffi::OsString)]) -> Mcp {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    start(&args, envs).await
+}
+
+/// `execute` a command with long output; its structured result (a success).
+async fn execute_long(mcp: &Mcp) -> serde_json::Value {
+    let r = call(mcp, "execute", json!({"command": "seq 1 5000"}))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    let s = structured(&r).clone();
+    assert_eq!(s["truncated"], true, "{s}");
+    s
+}
+
+#[tokio::test]
+async fn output_files_and_their_folder_are_private() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("outputs");
+    let mcp = start_with(&cutting(&dir), &[]).await;
+    let s = execute_long(&mcp).await;
+    let file = std::path::PathBuf::from(s["output_file"].as_str().expect("output_file"));
+    assert_eq!(file.parent(), Some(dir.as_path()));
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&file), 0o600);
+    let expected: String = (1..=5000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), expected);
+
+    let r = call(&mcp, "job_start", json!({"command": "echo job"}))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    let job_file = std::path::PathBuf::from(structured(&r)["output_file"].as_str().unwrap());
+    assert_eq!(job_file.parent(), Some(dir.as_path()));
+    assert_eq!(mode(&job_file), 0o600);
+    mcp.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_default_folder_is_private_in_the_runtime_dir() {
+    let runtime = tempfile::tempdir().unwrap();
+    let mcp = start(
+        &["--max-output-chars", "200"],
+        &[("XDG_RUNTIME_DIR", runtime.path().into())],
+    )
+    .await;
+    let s = execute_long(&mcp).await;
+    let file = std::path::PathBuf::from(s["output_file"].as_str().expect("output_file"));
+    let dir = runtime.path().join("cc-executor");
+    assert_eq!(file.parent(), Some(dir.as_path()));
+    assert_eq!((mode(&dir), mode(&file)), (0o700, 0o600));
+    mcp.cancel().await.unwrap();
+}
+
+/// `execute` and `job_start` still answer with `dir` refused, and say why there is no file.
+async fn refused(dir: &std::path::Path, why: &str) {
+    let mcp = start_with(&cutting(dir), &[]).await;
+    let s = execute_long(&mcp).await;
+    assert!(s["output_file"].is_null(), "{s}");
+    let error = s["output_error"].as_str().expect("output_error");
+    assert!(error.contains("refusing the output folder"), "{error}");
+    assert!(error.contains(why), "{error}");
+    assert!(s["stdout"].as_str().unwrap().starts_with("1\n2\n"));
+
+    let r = call(&mcp, "job_start", json!({"command": "echo job"}))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    let job = structured(&r);
+    assert!(job["output_file"].is_null(), "{job}");
+    assert!(job["output_error"].as_str().unwrap().contains(why), "{job}");
+    mcp.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_folder_open_to_others_is_refused_and_the_tools_still_answer() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("open");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+    refused(&dir, "mode 750").await;
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "wrote into it");
+}
+
+#[tokio::test]
+async fn a_folder_of_another_user_is_refused() {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").unwrap().uid() != 0 {
+        eprintln!("skipped: only root can give a folder to another user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("foreign");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    refused(&dir, "belongs to uid 65534").await;
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "wrote into it");
+}
+
+#[tokio::test]
+async fn a_symlinked_folder_is_not_followed() {
+    let root = tempfile::tempdir().unwrap();
+    // A private folder of this very user: the link alone is the problem.
+    let target = private_dir();
+    let link = root.path().join("link");
+    std::os::unix::fs::symlink(target.path(), &link).unwrap();
+    refused(&link, "symbolic link").await;
+    assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 0);
+}
+
+/// The pid of the live `cc-executor-mcp` whose command line holds `marker`.
+fn mcp_pid(marker: &str) -> u32 {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("cc-executor-mcp") && c.contains(marker)
+            })
+        })
+        .expect("the MCP server's process")
+}
+
+#[tokio::test]
+async fn a_symlink_planted_at_the_next_file_is_not_followed() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join(marker("planted"));
+    let mcp = start_with(&cutting(&dir), &[]).await;
+    // Outputs are named `output-<unix secs>-<pid>-<n>.log`: plant the first name for each second
+    // the call may start in, all pointing at a file another user would want written.
+    let bait = root.path().join("bait");
+    std::fs::write(&bait, "untouched").unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    let pid = mcp_pid(dir.file_name().unwrap().to_str().unwrap());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for secs in now - 2..now + WAIT.as_secs() {
+        let name = format!("output-{secs}-{pid}-1.log");
+        std::os::unix::fs::symlink(&bait, dir.join(name)).unwrap();
+    }
+    let s = execute_long(&mcp).await;
+    let file = std::path::PathBuf::from(s["output_file"].as_str().expect("output_file"));
+    assert!(!std::fs::symlink_metadata(&file).unwrap().is_symlink());
+    assert!(
+        file.to_str().unwrap().ends_with("-2.log"),
+        "{}",
+        file.display()
+    );
+    assert_eq!(std::fs::read_to_string(&bait).unwrap(), "untouched");
+    mcp.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn old_cut_outputs_are_removed_at_start() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("outputs");
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&dir)
+        .unwrap();
+    let day_ago = std::time::SystemTime::now() - Duration::from_secs(25 * 3600);
+    let plant = |name: &str, old: bool| {
+        let path = dir.join(name);
+        let file = std::fs::File::create(&path).unwrap();
+        if old {
+            file.set_modified(day_ago).unwrap();
+        }
+        path
+    };
+    let old = plant("output-1-2-3.log", true);
+    let old_answer = plant("answer-1-2-3.txt", true);
+    let fresh = plant("output-4-5-6.log", false);
+    let not_ours = plant("notes.log", true);
+    let mcp = start_with(&cutting(&dir), &[]).await;
+    assert!(!old.exists() && !old_answer.exists(), "old outputs kept");
+    assert!(fresh.exists() && not_ours.exists());
+    mcp.cancel().await.unwrap();
+
+    // A shorter retention removes younger files too.
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&fresh)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    let mut args = cutting(&dir);
+    args.extend(["--output-retention".into(), "1".into()]);
+    let mcp = start_with(&args, &[]).await;
+    assert!(!fresh.exists() && not_ours.exists());
+    mcp.cancel().await.unwrap();
+}
+
+// The seed's argument names, and misspelt ones.
+
+#[tokio::test]
+async fn timeout_is_accepted_as_timeout_secs() {
+    let mcp = start(&[], &[]).await;
+    // Accepted, not advertised.
+    let tools = bounded("tools/list", mcp.list_all_tools()).await.unwrap();
+    for tool in &tools {
+        let props = tool.input_schema["properties"].as_object();
+        assert!(props.is_none_or(|p| !p.contains_key("timeout")), "{tool:?}");
+    }
+    let r = call(&mcp, "execute", json!({"command": "sleep 3", "timeout": 1}))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true), "{r:?}");
+    assert_eq!(structured(&r)["timed_out"], true, "{}", text(&r));
+
+    let r = call(
+        &mcp,
+        "job_start",
+        json!({"command": "sleep 3", "timeout": 1}),
+    )
+    .await
+    .unwrap();
+    let id = structured(&r)["id"].clone();
+    let r = call(&mcp, "job_wait", json!({"id": id, "timeout": 60}))
+        .await
+        .unwrap();
+    assert_eq!(structured(&r)["state"], "timed_out", "{}", text(&r));
+    mcp.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unknown_argument_is_a_tool_error_naming_it() {
+    let mcp = start(&[], &[]).await;
+    let flag = std::env::temp_dir().join(marker("unknown-arg"));
+    let command = format!("touch {}", flag.display());
+    let r = call(&mcp, "execute", json!({"command": command, "timout": 5}))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true), "{r:?}");
+    let t = text(&r);
+    for name in ["timout", "command", "timeout_secs", "cwd"] {
+        assert!(t.contains(&format!("`{name}`")), "{name} not in {t}");
+    }
+    assert!(!flag.exists(), "the command ran");
+
+    for (tool, args, unknown) in [
+        ("job_start", json!({"command": "true", "cmd": "x"}), "cmd"),
+        (
+            "job_start",
+            json!({"claude": {"prompt": "hi", "allowed_tool": ["Read"]}}),
+            "allowed_tool",
+        ),
+        (
+            "execute_claude",
+            json!({"prompt": "hi", "turns": 3}),
+            "turns",
+        ),
+        ("job_status", json!({"id": 1, "verbose": true}), "verbose"),
+        ("job_list", json!({"all": true}), "all"),
+    ] {
+        let r = call(&mcp, tool, args).await.unwrap();
+        assert_eq!(r.is_error, Some(true), "{tool}: {r:?}");
+        assert!(
+            text(&r).contains(&format!("`{unknown}`")),
+            "{tool}: {}",
+            text(&r)
+        );
+    }
+    mcp.cancel().await.unwrap();
 }

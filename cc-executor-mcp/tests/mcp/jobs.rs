@@ -69,7 +69,7 @@ async fn job_tools_are_listed_with_schemas() {
 
 #[tokio::test]
 async fn a_job_outlives_its_call_and_its_output_reads_in_pages() {
-    let out_dir = tempfile::tempdir().unwrap();
+    let out_dir = private_dir();
     let mcp = start(&["--output-dir", out_dir.path().to_str().unwrap()], &[]).await;
     let s = start_job(
         &mcp,
@@ -417,4 +417,45 @@ async fn a_claude_result_past_the_memory_window_is_read_from_the_file() {
     assert!(w["dropped_bytes"].as_u64().unwrap() > 0, "{w}");
     assert_eq!(w["claude"]["result"], "The script prints 4.", "{w}");
     mcp.cancel().await.unwrap();
+}
+
+/// Start a job and wait for it to end; its status.
+async fn run_job(mcp: &Mcp, command: &str) -> Value {
+    let s = start_job(mcp, json!({"command": command})).await;
+    let w = job(mcp, "job_wait", json!({"id": s["id"], "timeout_secs": 60})).await;
+    assert_eq!(w["state"], "completed", "{w}");
+    w
+}
+
+#[tokio::test]
+async fn an_evicted_jobs_file_is_deleted_unless_outputs_are_kept() {
+    for keep in [false, true] {
+        let out_dir = private_dir();
+        let mut args = vec![
+            "--output-dir",
+            out_dir.path().to_str().unwrap(),
+            "--max-finished-jobs",
+            "1",
+        ];
+        if keep {
+            args.push("--keep-outputs");
+        }
+        let mcp = start(&args, &[]).await;
+        let first = run_job(&mcp, "echo first").await;
+        let first_file = PathBuf::from(first["output_file"].as_str().unwrap());
+        assert_eq!(std::fs::read_to_string(&first_file).unwrap(), "first\n");
+        let second = run_job(&mcp, "echo second").await;
+        // Two finished jobs, one kept: the first is evicted.
+        let list = job(&mcp, "job_list", json!({})).await;
+        let ids: Vec<&Value> = list["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| &j["id"])
+            .collect();
+        assert_eq!(ids, [&second["id"]], "{list}");
+        assert_eq!(first_file.exists(), keep, "keep: {keep}");
+        assert!(Path::new(second["output_file"].as_str().unwrap()).exists());
+        mcp.cancel().await.unwrap();
+    }
 }

@@ -121,3 +121,11 @@ pub fn marker(name: &str) -> String {
         .as_nanos();
     format!("mcp-test-{name}-{}-{nanos}", std::process::id())
 }
+
+/// A temporary folder only this user can open, as an output folder must be.
+pub fn private_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}

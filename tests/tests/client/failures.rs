@@ -282,3 +282,63 @@ async fn two_hundred_concurrent_executions_from_one_client_all_complete() {
     })
     .await;
 }
+
+/// A TLS listener on a loopback port with a fresh self-signed certificate (for 127.0.0.1): it
+/// answers handshakes, which a client that trusts the usual roots refuses, and nothing else.
+fn untrusted_tls_listener() -> std::net::SocketAddr {
+    use std::sync::Arc;
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(mut tcp) = tcp else { return };
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(30)));
+            let mut conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            // Runs until the client aborts the handshake.
+            while conn.complete_io(&mut tcp).is_ok() && conn.is_handshaking() {}
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_execute_example_reports_an_untrusted_certificate_in_words() {
+    let addr = untrusted_tls_listener();
+    let run = tokio::process::Command::new(tests::bins::example_path("execute"))
+        .env("CC_EXECUTOR_WEBSOCKET_URL", format!("wss://{addr}/ws"))
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = bounded("the execute example", run).await.unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "exit 0: {printed}");
+    for debug in ["Custom {", "kind:", "Tls {", "source:"] {
+        assert!(
+            !printed.contains(debug),
+            "Debug text {debug:?} in {printed}"
+        );
+    }
+    let expected = format!(
+        "error: could not open a secure (TLS) connection to wss://{addr}/ws: the service's \
+         certificate is not signed by an authority this client trusts"
+    );
+    assert!(printed.starts_with(&expected), "{printed}");
+    assert!(
+        printed.contains("\n  caused by: invalid peer certificate: UnknownIssuer"),
+        "{printed}"
+    );
+}
