@@ -228,3 +228,39 @@ async fn max_turns_is_an_error_with_the_structured_result_and_resume_is_passed()
     );
     mcp.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_cut_answer_is_saved_whole_to_a_private_file() {
+    init();
+    let root = private_dir();
+    let dir = root.path().join("outputs");
+    let args = [
+        "--output-dir",
+        dir.to_str().unwrap(),
+        "--max-output-chars",
+        "10",
+    ];
+    let mcp = start(&args, &[]).await;
+    // `timeout` is the seed's name for `timeout_secs`.
+    let prompt = format!("what does main.py print? {}", marker("answer"));
+    let r = call(
+        &mcp,
+        "execute_claude",
+        json!({"prompt": prompt, "timeout": 120}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    let s = structured(&r);
+    assert_ne!(s["result"], "The script prints 4.", "not cut: {s}");
+    let file = PathBuf::from(s["output_file"].as_str().expect("output_file"));
+    assert_eq!(file.parent(), Some(dir.as_path()));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "The script prints 4."
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode(&dir), mode(&file)), (0o700, 0o600));
+    mcp.cancel().await.unwrap();
+}
