@@ -61,8 +61,8 @@ struct Args {
     max_output_chars: usize,
     /// Folder for the whole outputs of cut results and of background jobs. It is created private
     /// (0700) and refused unless it is a directory of this user that no one else can open; files
-    /// in it are 0600 [default: `$XDG_RUNTIME_DIR/cc-executor`, else `cc-executor-<uid>` in the
-    /// system temp dir].
+    /// in it are 0600. Default: `$XDG_RUNTIME_DIR/cc-executor`, else `cc-executor-<uid>` in the
+    /// system temp dir.
     #[arg(long, env = "CC_EXECUTOR_OUTPUT_DIR")]
     output_dir: Option<PathBuf>,
     /// Keep a background job's output file when the job is evicted (an hour after it ends, or
