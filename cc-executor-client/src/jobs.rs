@@ -302,7 +302,8 @@ impl Jobs {
         let (mut output_file, mut file, mut output_error) = (options.output_file, None, None);
         match (&output_file, policy) {
             (Some(path), _) => file = Some(crate::output_dir::open_private(path)?),
-            // A refused folder must not stop the job: it runs, and its status says why there is no file.
+            // A refused folder must not stop the job: it runs, and its status says why there is
+            // no file.
             (None, Some(files)) => match files.create(OutputKind::Job) {
                 Ok(out) => (output_file, file) = (Some(out.path), Some(out.file)),
                 Err(e) => output_error = Some(e.to_string()),

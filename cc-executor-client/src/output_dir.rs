@@ -5,11 +5,11 @@
 //!
 //! - **A private folder.** By default `$XDG_RUNTIME_DIR/cc-executor` when `XDG_RUNTIME_DIR` is set,
 //!   else `cc-executor-<uid>` in the system temp dir ([`default_dir`]); or a folder of the
-//!   caller's choosing. It is created `0700`, and refused ([`OutputDirError`]) when it exists but is
-//!   not a directory owned by this user that no group or other user can open — a symbolic link is
-//!   refused too, so another account cannot pre-create the folder and receive the files.
-//! - **Private files.** Each file is new (`O_CREAT | O_EXCL`), mode `0600`, opened without following
-//!   a symbolic link (`O_NOFOLLOW`), under a unique name.
+//!   caller's choosing. It is created `0700`, and refused ([`OutputDirError`]) when it exists but
+//!   is not a directory owned by this user that no group or other user can open — a symbolic link
+//!   is refused too, so another account cannot pre-create the folder and receive the files.
+//! - **Private files.** Each file is new (`O_CREAT | O_EXCL`), mode `0600`, opened without
+//!   following a symbolic link (`O_NOFOLLOW`), under a unique name.
 //! - **Retention.** A job's file is deleted when the job is released (evicted from its registry),
 //!   unless job outputs are kept ([`OutputFiles::keep_job_outputs`]); [`OutputFiles::sweep`]
 //!   removes cut-output files older than the retention period (24 hours by default) and job files
