@@ -231,7 +231,6 @@ async fn max_turns_is_an_error_with_the_structured_result_and_resume_is_passed()
 
 #[tokio::test]
 async fn a_cut_answer_is_saved_whole_to_a_private_file() {
-    init();
     let root = private_dir();
     let dir = root.path().join("outputs");
     let args = [
@@ -240,7 +239,7 @@ async fn a_cut_answer_is_saved_whole_to_a_private_file() {
         "--max-output-chars",
         "10",
     ];
-    let mcp = start(&args, &[]).await;
+    let mcp = start(&args, &[("PATH", stand_in().1.clone())]).await;
     // `timeout` is the seed's name for `timeout_secs`. No marker in the prompt: its digits could
     // pick another sample.
     let prompt = "what does main.py print?";

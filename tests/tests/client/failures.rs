@@ -316,7 +316,7 @@ async fn the_execute_example_reports_an_untrusted_certificate_in_words() {
     let addr = untrusted_tls_listener();
     let run = tokio::process::Command::new(tests::bins::example_path("execute"))
         .env("CC_EXECUTOR_WEBSOCKET_URL", format!("wss://{addr}/ws"))
-        .stdin(Stdio::null())
+        .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .output();
     let out = bounded("the execute example", run).await.unwrap();
