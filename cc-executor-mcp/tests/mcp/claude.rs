@@ -45,9 +45,9 @@ case " $* " in
 esac
 for prompt; do :; done
 case "$prompt" in
-  *usage*) sample=usage_limit ;;
-  *429*) sample=api_429 ;;
-  *turns*) sample=max_turns ;;
+  *"usage limit"*) sample=usage_limit ;;
+  *"get a 429"*) sample=api_429 ;;
+  *"many turns"*) sample=max_turns ;;
   *) sample=success ;;
 esac
 case "$prompt" in
