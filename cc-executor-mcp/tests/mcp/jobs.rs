@@ -30,7 +30,8 @@ async fn job(mcp: &Mcp, tool: &'static str, args: Value) -> Value {
 /// Wait until every process of group `pgid` is stopped (`stopped`) or none is.
 async fn wait_stopped(pgid: u32, stopped: bool) {
     if let Err(states) = wait_group_stopped(pgid, stopped, WAIT).await {
-        panic!("group {pgid} never got all {stopped:?} for stopped: states {states:?}");
+        let what = if stopped { "stop" } else { "continue" };
+        panic!("group {pgid} did not {what}: states {states:?}");
     }
 }
 
