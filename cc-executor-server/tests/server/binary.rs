@@ -78,8 +78,14 @@ async fn help_and_bad_arguments() {
         "CC_EXECUTOR_ALLOW_HOSTS",
         "--handshake-timeout",
     ] {
-        assert!(help.contains(flag), "--help lacks {flag}");
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
+    let bad = Command::new(env!("CARGO_BIN_EXE_cc-executor-server"))
+        .arg("--no-such-flag")
+        .output()
+        .await
+        .unwrap();
+    assert!(!bad.status.success());
     let out = Command::new(env!("CARGO_BIN_EXE_cc-executor-server"))
         .args(["--listen", "127.0.0.1:0", "--heartbeat-interval", "0"])
         .output()

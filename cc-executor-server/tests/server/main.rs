@@ -3,17 +3,18 @@
 //! the network edge (the browser and rebinding guard, bounded replies, the handshake deadline,
 //! `--token-file`).
 //!
-//! One module per topic. Helpers shared with the workspace's other tests (raw WebSocket client,
-//! `/proc` inspection, fixtures) come from the `tests` crate.
+//! One module per topic; [`support`] holds the helpers they share. Helpers shared with the
+//! workspace's other tests (raw WebSocket client, `/proc` inspection, fixtures) come from the
+//! `tests` crate.
 
 mod allowlist;
 mod backpressure;
 mod binary;
 mod browser;
-mod cli;
 mod guard;
 mod limits;
 mod process;
 mod protocol;
+mod support;
 mod token_file;
 mod transcripts;

@@ -4,20 +4,13 @@
 
 use std::time::Duration;
 
-use cc_executor_server::{Server, ServerHandle};
+use crate::support::server;
+use cc_executor_server::Server;
 use serde_json::{json, Value};
 use tests::procs::{wait_group_gone, wait_group_members, wait_group_stopped};
 use tests::ws::{find, output_of, Client, Event};
 
 const GONE_BOUND: Duration = tests::ws::WAIT;
-
-async fn server() -> ServerHandle {
-    Server::builder()
-        .kill_grace(Duration::from_millis(500))
-        .bind("127.0.0.1:0")
-        .await
-        .expect("bind")
-}
 
 /// Execute and return (result, process.started).
 async fn start(c: &mut Client, params: Value) -> (Value, Value) {

@@ -3,19 +3,12 @@
 
 use std::time::Duration;
 
-use cc_executor_server::{Server, ServerHandle};
+use crate::support::server;
+use cc_executor_server::Server;
 use serde_json::{json, Value};
 use tests::procs::wait_group_gone;
 use tests::ws::{find, http_get, output_of, Client, Event, OJson};
 use tokio_tungstenite::tungstenite;
-
-async fn server() -> ServerHandle {
-    Server::builder()
-        .kill_grace(Duration::from_millis(500))
-        .bind("127.0.0.1:0")
-        .await
-        .expect("bind")
-}
 
 #[tokio::test]
 async fn connected_advertises_our_capabilities() {
