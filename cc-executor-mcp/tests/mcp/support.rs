@@ -1,5 +1,4 @@
 //! Drive the real `cc-executor-mcp` binary over stdio with rmcp's client, as an MCP host would.
-#![allow(dead_code)]
 
 use std::ffi::OsString;
 use std::future::Future;

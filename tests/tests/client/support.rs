@@ -1,7 +1,5 @@
 //! Shared helpers of the `client_*` tests: a real embedded service, bounded waits, collecting.
 
-#![allow(dead_code)]
-
 use std::future::Future;
 use std::time::Duration;
 
