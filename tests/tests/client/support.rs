@@ -1,4 +1,4 @@
-//! Shared helpers of the `client_*` tests: a real embedded service, bounded waits, collecting.
+//! Shared helpers of the client tests: a real embedded service, bounded waits, collecting.
 
 use std::future::Future;
 use std::time::Duration;
