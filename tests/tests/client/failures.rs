@@ -208,7 +208,9 @@ async fn an_unanswered_request_fails_at_the_request_timeout() {
     kill(service.pid(), Signal::SIGCONT).unwrap();
     let session = bounded("session", client.session()).await.unwrap();
     freeze(&service).await;
-    match bounded("execute", session.execute("sleep 301")).await {
+    // A command line no other process on the machine has (other test runs may run this test).
+    let late = format!("sleep 301.{}", std::process::id());
+    match bounded("execute", session.execute(late.as_str())).await {
         Err(Error::NoResponse { method, .. }) => assert_eq!(method, "execute"),
         other => panic!("expected NoResponse, got {other:?}"),
     }
@@ -236,7 +238,7 @@ async fn an_unanswered_request_fails_at_the_request_timeout() {
     ));
     // Whatever the service started late for it went with the connection.
     bounded("the late run is killed", async {
-        while sleep_301_alive() {
+        while !procs::live_processes_where(|cmdline| cmdline == late).is_empty() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
@@ -255,11 +257,6 @@ async fn freeze(service: &ServiceProcess) {
         }
     })
     .await;
-}
-
-/// Whether a `sleep 301` (only started by the test above) is alive.
-fn sleep_301_alive() -> bool {
-    !procs::live_processes_where(|cmdline| cmdline == "sleep 301").is_empty()
 }
 
 #[tokio::test]
