@@ -7,7 +7,7 @@ use std::time::Duration;
 use cc_executor_server::Server;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tests::procs::wait_group_gone;
+use tests::procs::{self, wait_group_gone};
 use tests::service::ServiceProcess;
 use tests::ws::{http_get, output_of, Client, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -63,12 +63,7 @@ async fn ids_that_cannot_be_echoed_are_invalid_requests_with_a_null_id() {
 
 /// Peak resident memory of process `pid`, in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/PID/status")
+    procs::status_kib(Some(pid), "VmHWM").expect("VmHWM in /proc/PID/status")
 }
 
 /// A WebSocket upgrade by hand on `tcp`; returns once the service answered 101.

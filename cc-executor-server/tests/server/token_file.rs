@@ -30,8 +30,8 @@ async fn the_service_takes_its_token_from_a_file() {
     let url = service.url.as_str();
 
     // The trailing newline is not part of the token, and the token is not on the command line.
-    let cmdline = std::fs::read(format!("/proc/{}/cmdline", service.pid())).unwrap();
-    assert!(!String::from_utf8_lossy(&cmdline).contains("file-s3cret"));
+    let cmdline = tests::procs::cmdline(service.pid().as_raw() as u32).expect("the command line");
+    assert!(!cmdline.contains("file-s3cret"));
     let mut c = Client::connect_with(url, Some("file-s3cret")).await;
     assert_eq!(output_of(&c.run("echo in").await, "stdout"), "in\n");
     for wrong in [Some("file-s3cre"), Some("wrong"), None] {
