@@ -474,17 +474,10 @@ async fn a_symlinked_folder_is_not_followed() {
 
 /// The pid of the live `cc-executor-mcp` whose command line holds `marker`.
 fn mcp_pid(marker: &str) -> u32 {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .find(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                let c = String::from_utf8_lossy(&c);
-                c.contains("cc-executor-mcp") && c.contains(marker)
-            })
-        })
+    tests::procs::live_processes_where(|c| c.contains("cc-executor-mcp") && c.contains(marker))
+        .first()
         .expect("the MCP server's process")
+        .0
 }
 
 #[tokio::test]
