@@ -26,6 +26,8 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+#[cfg(test)]
+mod decode_differential;
 mod envelope;
 mod frame;
 mod names;
