@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the fuzz corpora from the shared reference recordings, which sit beside the repository:
+# Build the fuzz corpora: the committed seeds of fuzz/seeds/<target>, and from the shared reference
+# recordings, which sit beside the repository:
 #   ../shared/protocol/transcripts/*.jsonl -> corpus/frame_decode: the text of every frame received
 #   ../shared/claude/*.jsonl               -> corpus/stream_json: every line, and every whole file
 # Frames over 8 KiB (the 65,536-character chunks of a long line) are left out: libFuzzer sizes its
@@ -7,6 +8,15 @@
 set -euo pipefail
 fuzz_dir="$(cd "$(dirname "$0")" && pwd)"
 shared="${SHARED:-$fuzz_dir/../../shared}"
+
+for seeds in "$fuzz_dir"/seeds/*/; do
+  [ -d "$seeds" ] || continue
+  target="$(basename "$seeds")"
+  mkdir -p "$fuzz_dir/corpus/$target"
+  cp "$seeds"* "$fuzz_dir/corpus/$target/"
+  echo "$target: $(ls "$seeds" | wc -l) committed seeds"
+done
+
 [ -d "$shared/protocol/transcripts" ] && [ -d "$shared/claude" ] || {
   echo "error: no shared recordings at $shared (set SHARED=<dir>)" >&2
   exit 1
