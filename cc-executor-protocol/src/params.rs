@@ -7,11 +7,17 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// Params of `execute`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecuteParams {
-    /// The shell command line, run with `sh -c`.
+    /// The shell command line, run with `<shell> -c` (the shell the service reports in
+    /// `connected`).
     pub command: String,
     /// Seconds. The Rust service bounds the whole run with it; the reference service uses it as a
-    /// per-line inactivity timeout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// per-line inactivity timeout. Decoding also accepts a numeric string (`"10"`), as the
+    /// reference does.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "seconds"
+    )]
     pub timeout: Option<f64>,
     /// Working directory for the command (honoured by services that advertise [`capability::CWD`](crate::capability::CWD)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,6 +83,10 @@ pub struct ConnectedParams {
     /// What the service can do; see [`capability`](crate::capability).
     #[serde(default)]
     pub capabilities: Vec<String>,
+    /// The shell that runs commands (`<shell> -c <command>`), as the service reports it. `None`
+    /// from services that do not say, and in allowlist mode, where commands run without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
 }
 
 impl ConnectedParams {
@@ -255,6 +265,27 @@ pub struct RateLimitParams {
     pub retry_after: Option<u64>,
 }
 
+/// A number, a string holding one (`"10"`, `" 2.5 "`), or null; anything else is an error that
+/// names the field.
+fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    use serde::de::Error;
+    let invalid = |got: &dyn std::fmt::Display| {
+        D::Error::custom(format!(
+            "invalid timeout: expected a number of seconds or a numeric string, got {got}"
+        ))
+    };
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => n.as_f64().map(Some).ok_or_else(|| invalid(&n)),
+        Some(serde_json::Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .map(Some)
+            .map_err(|_| invalid(&serde_json::Value::String(s))),
+        Some(other) => Err(invalid(&other)),
+    }
+}
+
 fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Error> {
     Option::<f64>::deserialize(d).map(Some)
 }
@@ -279,6 +310,51 @@ pub struct EarlyCompletionParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn execute_timeout_accepts_numeric_strings_only() {
+        let parse = |v: serde_json::Value| serde_json::from_value::<ExecuteParams>(v);
+        let t = |v: serde_json::Value| parse(v).unwrap().timeout;
+        assert_eq!(
+            t(serde_json::json!({"command": "x", "timeout": 10})),
+            Some(10.0)
+        );
+        assert_eq!(
+            t(serde_json::json!({"command": "x", "timeout": "10"})),
+            Some(10.0)
+        );
+        assert_eq!(
+            t(serde_json::json!({"command": "x", "timeout": " 2.5 "})),
+            Some(2.5)
+        );
+        assert_eq!(
+            t(serde_json::json!({"command": "x", "timeout": null})),
+            None
+        );
+        assert_eq!(t(serde_json::json!({"command": "x"})), None);
+        for bad in [
+            serde_json::json!("ten"),
+            serde_json::json!(""),
+            serde_json::json!(true),
+            serde_json::json!([1]),
+            serde_json::json!({"s": 1}),
+        ] {
+            let e = parse(serde_json::json!({"command": "x", "timeout": bad}))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("invalid timeout: expected a number"), "{e}");
+        }
+        // Sent as a number.
+        let p = ExecuteParams {
+            command: "x".into(),
+            timeout: Some(1.5),
+            cwd: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"command":"x","timeout":1.5}"#
+        );
+    }
     use serde_json::Value;
 
     #[test]
