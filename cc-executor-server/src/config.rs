@@ -26,6 +26,7 @@ pub struct ServerBuilder {
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) allowed_hosts: Vec<String>,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) shell: Option<PathBuf>,
 }
 
 impl Default for ServerBuilder {
@@ -40,6 +41,7 @@ impl Default for ServerBuilder {
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             handshake_timeout: Duration::from_secs(10),
+            shell: None,
         }
     }
 }
@@ -124,12 +126,26 @@ impl ServerBuilder {
         self
     }
 
+    /// The shell that runs commands as `<shell> -c <command>`: a program name looked up on
+    /// `PATH`, or a path. Default: `bash` when it is on `PATH`, else `sh`.
+    ///
+    /// It is resolved by [`Self::bind`], which fails (`NotFound`, naming it) when it cannot be
+    /// found. Commands run with a non-interactive shell, so job control is off and every
+    /// process stays in the run's process group unless it leaves on purpose.
+    pub fn shell(mut self, shell: impl Into<PathBuf>) -> Self {
+        self.shell = Some(shell.into());
+        self
+    }
+
     /// Bind `addr` and start serving.
     ///
-    /// Also raises the soft limit of open files to the hard limit, so that many concurrent
+    /// Fails if the shell (see [`Self::shell`]) cannot be found. Also raises the soft limit of open files to the hard limit, so that many concurrent
     /// sessions (each holds a socket and two pipes) do not run out of descriptors.
     pub async fn bind(self, addr: impl ToSocketAddrs) -> std::io::Result<ServerHandle> {
-        crate::http::serve(self.into_config(), addr).await
+        let shell = crate::shell::resolve(self.shell.as_deref())?;
+        let mut config = self.into_config();
+        config.shell = shell;
+        crate::http::serve(config, addr).await
     }
 
     pub(crate) fn into_config(self) -> Config {
@@ -149,6 +165,8 @@ impl ServerBuilder {
             handshake_timeout: self
                 .handshake_timeout
                 .clamp(Duration::from_millis(1), MAX_INTERVAL),
+            // Resolved by `bind`.
+            shell: self.shell.unwrap_or_else(|| PathBuf::from("sh")),
         }
     }
 }
@@ -165,4 +183,17 @@ pub(crate) struct Config {
     pub allowed_origins: Vec<String>,
     pub allowed_hosts: Vec<String>,
     pub handshake_timeout: Duration,
+    /// The resolved shell (an absolute path once `bind` has run).
+    pub shell: PathBuf,
+}
+
+impl Config {
+    /// The shell as reported in `connected` and `/health`; none in allowlist mode, where
+    /// commands run without a shell.
+    pub fn reported_shell(&self) -> Option<String> {
+        match self.allowlist {
+            Some(_) => None,
+            None => Some(self.shell.display().to_string()),
+        }
+    }
 }

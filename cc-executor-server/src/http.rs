@@ -1,4 +1,4 @@
-//! The HTTP side: the router, `/health`, token check, session limit and the WebSocket upgrade.
+//! The HTTP side: the router, `/health` and `/healthz`, token check, session limit and the WebSocket upgrade.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -96,7 +96,7 @@ pub(crate) async fn serve(
     let state = Arc::new(State {
         guard,
         config,
-        registry: Registry::default(),
+        registry: Registry::new()?,
         shutdown,
         active: AtomicUsize::new(0),
         idle: Notify::new(),
@@ -106,6 +106,7 @@ pub(crate) async fn serve(
         .route("/ws", get(upgrade))
         .route("/ws/mcp", get(upgrade))
         .route("/health", get(health))
+        .route("/healthz", get(healthz))
         .with_state(state.clone());
     let stop = state.shutdown.subscribe();
     let handshake_timeout = state.config.handshake_timeout;
@@ -117,20 +118,31 @@ pub(crate) async fn serve(
 #[derive(Serialize)]
 struct Health {
     status: &'static str,
+    /// The name the reference's status tooling looks for.
+    service: &'static str,
     version: &'static str,
     active_sessions: usize,
     max_sessions: usize,
     uptime_seconds: f64,
+    /// The shell that runs commands; null in allowlist mode (no shell).
+    shell: Option<String>,
 }
 
 async fn health(AxumState(state): AxumState<Arc<State>>) -> Json<Health> {
     Json(Health {
         status: "healthy",
+        service: "cc-executor-websocket",
         version: PROTOCOL_VERSION,
         active_sessions: state.active_sessions(),
         max_sessions: state.config.max_sessions,
         uptime_seconds: state.started.elapsed().as_secs_f64(),
+        shell: state.config.reported_shell(),
     })
+}
+
+/// Liveness probe: `{"status":"ok"}`.
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
 }
 
 /// `Authorization: Bearer <token>`, compared in constant time.

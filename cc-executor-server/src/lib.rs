@@ -1,10 +1,11 @@
 //! # cc-executor-server
 //!
 //! An executor service speaking the cc-executor protocol (JSON-RPC 2.0 over WebSocket): each
-//! session runs one command at a time with `sh -c` in its own process group, streams its output as
-//! `process.output` notifications, and pauses, resumes or cancels the whole group on request.
+//! session runs one command at a time with `<shell> -c` (bash by default, see
+//! [`ServerBuilder::shell`]) in its own process group, streams its output as `process.output`
+//! notifications, and pauses, resumes or cancels all of the command's processes on request.
 //!
-//! Endpoints: `/ws` and `/ws/mcp` (the same protocol) and `GET /health`.
+//! Endpoints: `/ws` and `/ws/mcp` (the same protocol), `GET /health` and `GET /healthz`.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -20,10 +21,16 @@
 //!   `error: "timed out after Ns"`, `timed_out: true`.
 //! - After CANCEL, a final `process.completed` with `status: "canceled"` follows once the
 //!   group has exited.
-//! - No process outlives its run, its session, or the service: a closed or vanished client, a
-//!   heartbeat timeout and [`ServerHandle::shutdown`] (or dropping the handle) kill the groups.
+//! - No process outlives its run, its session, or the service: each run has a supervisor
+//!   process that holds every process the command starts, even those that leave its process
+//!   group (`setsid`, double forks), and kills them all when the run ends (completion,
+//!   failure, cancel, timeout), when the session ends (a closed or vanished client, a
+//!   heartbeat timeout, [`ServerHandle::shutdown`] or dropping the handle), and when the
+//!   service itself dies, even by SIGKILL. PAUSE and RESUME reach those processes too.
 //!   A background process still holding the output pipes after the shell exited is killed
 //!   after a short drain window.
+//! - Commands do not see the service's secrets: `CC_EXECUTOR_TOKEN` and
+//!   `CC_EXECUTOR_TOKEN_FILE` are removed from their environment.
 //! - Lines longer than 65,536 characters are chunked with exact `chunk_index`/`total_chunks`
 //!   up to 8 chunks; longer lines are streamed as they come (`total_chunks: null` until the
 //!   last chunk, which carries the count), so memory stays bounded.
@@ -57,6 +64,7 @@ mod output;
 mod process;
 mod run;
 mod session;
+mod shell;
 mod token;
 mod writer;
 

@@ -10,7 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Run commands for WebSocket clients (JSON-RPC 2.0, the cc-executor protocol).
 ///
-/// Endpoints: ws://ADDR/ws (also /ws/mcp) and http://ADDR/health. Once listening, the
+/// Endpoints: ws://ADDR/ws (also /ws/mcp), http://ADDR/health and /healthz. Once listening, the
 /// WebSocket URL is printed on stdout (one line); logs go to stderr (RUST_LOG sets the level).
 #[derive(Debug, Parser)]
 #[command(name = "cc-executor-server", version, about, long_about)]
@@ -28,7 +28,7 @@ struct Args {
     heartbeat_interval: f64,
 
     /// Only run these programs (comma-separated or repeated), split into an argv and run without
-    /// a shell; lines that need a shell are refused. Without it, any command runs with `sh -c`.
+    /// a shell; lines that need a shell are refused. Without it, any command runs with the shell.
     #[arg(
         long = "allow",
         env = "CC_EXECUTOR_ALLOWED_COMMANDS",
@@ -75,6 +75,11 @@ struct Args {
     /// Seconds between SIGTERM and SIGKILL when a process group is stopped.
     #[arg(long, env = "CC_EXECUTOR_KILL_GRACE", default_value_t = 2.0)]
     kill_grace: f64,
+
+    /// Shell that runs commands as `SHELL -c COMMAND`: a name on PATH or a path.
+    /// [default: bash when on PATH, else sh]
+    #[arg(long, env = "CC_EXECUTOR_SHELL")]
+    shell: Option<PathBuf>,
 }
 
 fn seconds(name: &str, s: f64) -> Result<Duration, String> {
@@ -142,9 +147,17 @@ async fn main() -> ExitCode {
             }
         }
     }
+    if let Some(shell) = args.shell.filter(|s| !s.as_os_str().is_empty()) {
+        builder = builder.shell(shell);
+    }
 
     let server = match builder.bind(args.listen.as_str()).await {
         Ok(s) => s,
+        // The shell is resolved before anything is bound: its errors name it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
         Err(e) => {
             eprintln!("error: cannot listen on {}: {}", args.listen, report(&e));
             return ExitCode::FAILURE;

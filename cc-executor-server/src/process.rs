@@ -1,203 +1,442 @@
 //! The one place that spawns and signals processes.
 //!
-//! Every command runs as `sh -c <command>` in a new process group (the shell is the leader, so
-//! its pid is the group id), with stdin on `/dev/null` and stdout/stderr piped. Every signal goes
-//! to the whole group with `killpg`. Live groups are kept in a [`Registry`] so that the service
-//! can kill whatever is left when it stops, even without an async runtime.
+//! Every command runs as `<shell> -c <command>` (or an argv, in allowlist mode) under a per-run
+//! supervisor process (see [`supervisor`] for the design): a child subreaper that holds every
+//! process of the run in its subtree, kills that subtree when the run ends or the service dies,
+//! and reports the command's pid and exit status. Supervisors are forked by a small spawner
+//! process that the service starts once. The command runs in a new process group it leads,
+//! with stdin on `/dev/null` and stdout/stderr piped to the service.
+//!
+//! On the wire, `pid` is the command's process (the shell) and `pgid` its group, which is the
+//! same number. Signals go to the whole [`Tree`]: the group with `killpg`, and every other
+//! descendant of the supervisor (processes that left the group with `setsid` or `setpgid`)
+//! one by one; never to the supervisor itself. Live trees are kept in a [`Registry`] so that
+//! the service can kill whatever is left when it stops, even without an async runtime.
+
+mod supervisor;
 
 use std::collections::HashSet;
-use std::io;
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
-use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+use tokio::io::Interest;
+use tokio::net::unix::pipe;
+use tokio::net::UnixDatagram;
 
-/// A process group, addressed by its id.
+use supervisor::{MSG_EXITED, MSG_FAILED, MSG_LEN, MSG_STARTED, RUN_FDS};
+
+/// Variables of the service that are secrets: they never reach a command's environment.
+const SECRET_ENV: [&str; 2] = ["CC_EXECUTOR_TOKEN", "CC_EXECUTOR_TOKEN_FILE"];
+
+/// Every process of one run: the command's group, and everything else below its supervisor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct Group(i32);
+pub(crate) struct Tree {
+    /// The command's process group (its leader is the command's process).
+    group: i32,
+    /// The supervisor: never signalled with the tree. It serves this run alone until the
+    /// service closes the run's lifeline, so its descendants are this run's processes.
+    supervisor: i32,
+}
 
-impl Group {
+impl Tree {
     /// The group id as sent on the wire.
     pub fn id(self) -> u32 {
-        self.0 as u32
+        self.group as u32
     }
 
-    fn signal(self, sig: Option<Signal>) -> Result<(), Errno> {
-        killpg(Pid::from_raw(self.0), sig)
+    /// Send `sig` to the group and to every descendant of the supervisor outside it.
+    /// `Err` when neither exists any more.
+    fn signal(self, sig: Signal) -> Result<(), Errno> {
+        let group = killpg(Pid::from_raw(self.group), sig);
+        let mut reached = group.is_ok();
+        // A process forked while the tree is walked is missed by that walk: walk again until a
+        // walk finds nothing new (a stopped or dying process forks no more).
+        let mut done: HashSet<i32> = HashSet::new();
+        for _ in 0..4 {
+            let mut new = false;
+            for (pid, pgrp) in descendants(self.supervisor) {
+                if pgrp != self.group && done.insert(pid) {
+                    new = true;
+                    reached |= kill(Pid::from_raw(pid), sig).is_ok();
+                }
+            }
+            if !new {
+                break;
+            }
+        }
+        if reached {
+            Ok(())
+        } else {
+            group
+        }
     }
 
-    /// SIGSTOP. `Err` when the group no longer exists.
+    /// SIGSTOP. `Err` when the tree no longer exists.
     pub fn pause(self) -> Result<(), Errno> {
-        self.signal(Some(Signal::SIGSTOP))
+        self.signal(Signal::SIGSTOP)
     }
 
     /// SIGCONT.
     pub fn resume(self) -> Result<(), Errno> {
-        self.signal(Some(Signal::SIGCONT))
+        self.signal(Signal::SIGCONT)
     }
 
-    /// SIGTERM, then SIGCONT so that a stopped group can act on it.
+    /// SIGTERM, then SIGCONT so that a stopped process can act on it.
     pub fn terminate(self) -> Result<(), Errno> {
-        self.signal(Some(Signal::SIGTERM))?;
-        let _ = self.signal(Some(Signal::SIGCONT));
+        self.signal(Signal::SIGTERM)?;
+        let _ = self.signal(Signal::SIGCONT);
         Ok(())
     }
 
     /// SIGKILL.
     pub fn kill(self) {
-        let _ = self.signal(Some(Signal::SIGKILL));
-    }
-
-    /// Whether a live (non-zombie) process is still in the group.
-    ///
-    /// `killpg(0)` also counts zombies, and orphaned members stay zombies forever under an init
-    /// that does not reap; so when it says "exists", `/proc` decides (when there is one).
-    pub fn exists(self) -> bool {
-        // EPERM would mean the id was reused by someone else's group: not ours any more.
-        if self.signal(None).is_err() {
-            return false;
-        }
-        live_member_in_proc(self.0).unwrap_or(true)
-    }
-
-    /// Poll until the group is gone or `bound` has passed; true when it is gone.
-    pub async fn wait_gone(self, bound: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + bound;
-        let mut pause = Duration::from_millis(5);
-        loop {
-            if !self.exists() {
-                return true;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGTERM (and SIGCONT) the group, and SIGKILL it if it is still there after `grace`.
-    pub async fn terminate_all(self, grace: Duration) {
-        if self.terminate().is_err() {
-            return;
-        }
-        if !self.wait_gone(grace).await {
-            self.kill();
-        }
+        let _ = self.signal(Signal::SIGKILL);
     }
 }
 
-/// `Some(true)` if `/proc` shows a live process in group `pgid`; `None` without `/proc`.
-fn live_member_in_proc(pgid: i32) -> Option<bool> {
-    // The leader is the usual member; check it before scanning every process.
-    if let Some(live) = stat_of(pgid as u32).map(|(state, pgrp)| pgrp == pgid && !is_dead(state)) {
-        if live {
-            return Some(true);
+/// The descendants of `root` (not `root` itself) with their process groups, from `/proc`.
+fn descendants(root: i32) -> Vec<(i32, i32)> {
+    let mut found = Vec::new();
+    let mut queue = vec![root];
+    while let Some(pid) = queue.pop() {
+        let Some(children) = children_of(pid) else {
+            // Without `/proc/<pid>/task/<tid>/children` (CONFIG_PROC_CHILDREN), scan /proc.
+            return descendants_by_scan(root);
+        };
+        for child in children {
+            if let Some((state, pgrp, _)) = stat_of(child as u32) {
+                if !is_dead(state) {
+                    found.push((child, pgrp));
+                }
+            }
+            queue.push(child);
         }
     }
-    let dir = std::fs::read_dir("/proc").ok()?;
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if let Some((state, pgrp)) = stat_of(pid) {
-            if pgrp == pgid && !is_dead(state) {
-                return Some(true);
+    found
+}
+
+/// Children of every thread of `pid`; `None` when the kernel does not list them.
+fn children_of(pid: i32) -> Option<Vec<i32>> {
+    let tasks = match std::fs::read_dir(format!("/proc/{pid}/task")) {
+        Ok(t) => t,
+        Err(_) => return Some(Vec::new()), // Gone: no children.
+    };
+    let mut children = Vec::new();
+    for task in tasks.flatten() {
+        let path = task.path().join("children");
+        match std::fs::read_to_string(&path) {
+            Ok(list) => children.extend(
+                list.split_whitespace()
+                    .filter_map(|s| s.parse::<i32>().ok()),
+            ),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && task.path().exists() => return None,
+            Err(_) => {}
+        }
+    }
+    Some(children)
+}
+
+fn descendants_by_scan(root: i32) -> Vec<(i32, i32)> {
+    let mut all: Vec<(i32, i32, i32)> = Vec::new(); // (pid, ppid, pgrp)
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if let Some((state, pgrp, ppid)) = stat_of(pid as u32) {
+                if !is_dead(state) {
+                    all.push((pid, ppid, pgrp));
+                }
             }
         }
     }
-    Some(false)
+    let mut found = Vec::new();
+    let mut queue = vec![root];
+    while let Some(parent) = queue.pop() {
+        for &(pid, ppid, pgrp) in &all {
+            if ppid == parent && pid != root {
+                found.push((pid, pgrp));
+                queue.push(pid);
+            }
+        }
+    }
+    found
 }
 
 fn is_dead(state: char) -> bool {
     matches!(state, 'Z' | 'X' | 'x')
 }
 
-/// State letter and process group of `pid`, from `/proc/<pid>/stat`.
-fn stat_of(pid: u32) -> Option<(char, i32)> {
+/// State letter, process group and parent of `pid`, from `/proc/<pid>/stat`.
+fn stat_of(pid: u32) -> Option<(char, i32, i32)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may contain spaces: parse after the last ')'.
     let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
     let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
     let pgrp = fields.next()?.parse().ok()?;
-    Some((state, pgrp))
+    Some((state, pgrp, ppid))
 }
 
-/// Process groups the service has started and not yet seen die.
-#[derive(Debug, Clone, Default)]
+/// The spawner process, and the runs the service has started and not yet seen end.
+#[derive(Debug, Clone)]
 pub(crate) struct Registry {
-    groups: Arc<Mutex<HashSet<Group>>>,
+    trees: Arc<Mutex<HashSet<Tree>>>,
+    spawner: Arc<Mutex<Option<Arc<Spawner>>>>,
 }
 
 impl Registry {
-    fn insert(&self, g: Group) {
-        self.lock().insert(g);
+    /// Start the spawner (see [`supervisor`]): the service forks it while still small.
+    pub fn new() -> io::Result<Self> {
+        Ok(Registry {
+            trees: Arc::default(),
+            spawner: Arc::new(Mutex::new(Some(Arc::new(Spawner::start()?)))),
+        })
     }
 
-    fn remove(&self, g: Group) {
-        self.lock().remove(&g);
+    fn insert(&self, t: Tree) {
+        self.lock().insert(t);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Group>> {
-        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    fn remove(&self, t: Tree) {
+        self.lock().remove(&t);
     }
 
-    /// SIGKILL every group still registered (synchronous: usable from `Drop`).
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Tree>> {
+        self.trees.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The spawner; a new one if `dead` is the current one (it was killed).
+    fn spawner(&self, dead: Option<&Arc<Spawner>>) -> io::Result<Arc<Spawner>> {
+        let mut current = self.spawner.lock().unwrap_or_else(|p| p.into_inner());
+        match &*current {
+            Some(s) if dead.is_none_or(|d| !Arc::ptr_eq(d, s)) => Ok(s.clone()),
+            _ => {
+                tracing::warn!("the process spawner is gone; starting a new one");
+                let s = Arc::new(Spawner::start()?);
+                *current = Some(s.clone());
+                Ok(s)
+            }
+        }
+    }
+
+    /// SIGKILL every tree still registered (synchronous: usable from `Drop`). Their
+    /// supervisors end the rest once their lifelines close.
     pub fn kill_all(&self) {
-        for g in self.lock().drain() {
-            g.kill();
+        for t in self.lock().drain() {
+            t.kill();
         }
     }
 }
 
-/// Keeps a group registered while a run owns it; kills it if dropped before [`Self::release`].
+/// The service's end of the spawner's socket; dropping it ends the spawner.
+#[derive(Debug)]
+struct Spawner {
+    /// A `SOCK_SEQPACKET` socket: tokio's datagram type only lends it readiness.
+    sock: UnixDatagram,
+}
+
+impl Spawner {
+    fn start() -> io::Result<Spawner> {
+        let sock = supervisor::start_spawner()?;
+        set_nonblocking(sock.as_raw_fd())?;
+        let sock = std::os::unix::net::UnixDatagram::from(sock);
+        Ok(Spawner {
+            sock: UnixDatagram::from_std(sock)?,
+        })
+    }
+
+    /// Hand a run's descriptors to the spawner.
+    async fn send(&self, fds: &[RawFd; RUN_FDS]) -> io::Result<()> {
+        let fd = self.sock.as_raw_fd();
+        self.sock
+            .async_io(Interest::WRITABLE, || supervisor::send_run(fd, fds))
+            .await
+    }
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Keeps a tree registered while a run owns it; kills it if dropped before [`Self::release`].
 ///
 /// Dropped without release only when the task supervising the run is torn down (runtime
-/// shutdown, panic): the group must not outlive it.
+/// shutdown, panic): the tree must not outlive it.
 #[derive(Debug)]
-pub(crate) struct GroupGuard {
-    group: Group,
+pub(crate) struct TreeGuard {
+    tree: Tree,
     registry: Registry,
     released: bool,
 }
 
-impl GroupGuard {
-    /// The group is known to be gone: forget it.
+impl TreeGuard {
+    /// The tree is known to be gone: forget it.
     pub fn release(mut self) {
         self.released = true;
-        self.registry.remove(self.group);
+        self.registry.remove(self.tree);
     }
 }
 
-impl Drop for GroupGuard {
+impl Drop for TreeGuard {
     fn drop(&mut self) {
         if !self.released {
-            self.group.kill();
-            self.registry.remove(self.group);
+            // The supervisor ends the rest when the run's `Supervisor` (the lifeline) is dropped.
+            self.tree.kill();
+            self.registry.remove(self.tree);
         }
+    }
+}
+
+/// The service's side of a run's supervisor.
+///
+/// Dropping it closes the lifeline: the supervisor then kills the whole tree and exits.
+#[derive(Debug)]
+pub(crate) struct Supervisor {
+    /// The write end of the lifeline; the supervisor ends the tree once it is closed.
+    lifeline: Option<OwnedFd>,
+    /// The supervisor's reports; end of file once it has exited.
+    status: pipe::Receiver,
+    buf: [u8; MSG_LEN],
+    filled: usize,
+    /// The command's wait status, once reported.
+    exit: Option<ExitStatus>,
+    /// The supervisor has exited: the whole tree is gone.
+    gone: bool,
+}
+
+impl Supervisor {
+    /// The next report, `None` at end of file (cancel-safe).
+    async fn next_msg(&mut self) -> Option<(i32, i32, i32)> {
+        while !self.gone {
+            if self.status.readable().await.is_err() {
+                self.gone = true;
+                break;
+            }
+            match self.status.try_read(&mut self.buf[self.filled..]) {
+                Ok(0) => self.gone = true,
+                Ok(n) => {
+                    self.filled += n;
+                    if self.filled == MSG_LEN {
+                        self.filled = 0;
+                        return Some(supervisor::decode_msg(&self.buf));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => self.gone = true,
+            }
+        }
+        None
+    }
+
+    /// The command's exit status once it has ended (cancel-safe).
+    ///
+    /// `None` if the supervisor ended without reporting it (someone killed it).
+    pub async fn command_exit(&mut self) -> Option<ExitStatus> {
+        while self.exit.is_none() {
+            match self.next_msg().await {
+                Some((MSG_EXITED, status, empty)) => {
+                    self.exit = Some(ExitStatus::from_raw(status));
+                    // Nothing left but the supervisor, which exits at once holding nothing.
+                    self.gone |= empty == 1;
+                }
+                Some(_) => {}
+                None => return None,
+            }
+        }
+        self.exit
+    }
+
+    /// Ask the supervisor to SIGKILL whatever is left of the tree and exit.
+    pub fn end(&mut self) {
+        self.lifeline = None;
+    }
+
+    /// Whether the supervisor has exited, i.e. the whole tree is gone.
+    pub fn is_gone(&mut self) -> bool {
+        if !self.gone {
+            // A direct read: the runtime may not have seen the end of file yet.
+            let mut byte = [0u8; MSG_LEN];
+            // SAFETY: reading into a local buffer from a descriptor we own (non-blocking).
+            let n = unsafe {
+                libc::read(
+                    self.status.as_raw_fd(),
+                    byte.as_mut_ptr().cast(),
+                    MSG_LEN - self.filled,
+                )
+            };
+            if n == 0 {
+                self.gone = true;
+            } else if n > 0 {
+                // A report raced with the check: keep it for `next_msg`.
+                let n = n as usize;
+                self.buf[self.filled..self.filled + n].copy_from_slice(&byte[..n]);
+                self.filled += n;
+                if self.filled == MSG_LEN {
+                    self.filled = 0;
+                    if let (MSG_EXITED, status, empty) = supervisor::decode_msg(&self.buf) {
+                        self.exit.get_or_insert(ExitStatus::from_raw(status));
+                        self.gone |= empty == 1;
+                    }
+                }
+            }
+        }
+        self.gone
+    }
+
+    /// Wait up to `bound` for the supervisor to exit; true when it has.
+    pub async fn wait_gone(&mut self, bound: Duration) -> bool {
+        let _ =
+            tokio::time::timeout(bound, async { while self.next_msg().await.is_some() {} }).await;
+        self.gone
+    }
+
+    /// SIGTERM (and SIGCONT) the tree; after `grace`, have the supervisor SIGKILL what is
+    /// left. True when everything is gone within `grace` plus `bound`.
+    pub async fn terminate_all(&mut self, tree: Tree, grace: Duration, bound: Duration) -> bool {
+        if self.is_gone() {
+            return true;
+        }
+        let _ = tree.terminate();
+        if self.wait_gone(grace).await {
+            return true;
+        }
+        self.end();
+        self.wait_gone(bound).await
     }
 }
 
 /// A started command.
 #[derive(Debug)]
 pub(crate) struct Spawned {
-    pub child: Child,
+    pub supervisor: Supervisor,
+    /// The command's process (the shell, or the program in allowlist mode).
     pub pid: u32,
-    pub group: Group,
-    pub guard: GroupGuard,
-    pub stdout: ChildStdout,
-    pub stderr: ChildStderr,
+    pub tree: Tree,
+    pub guard: TreeGuard,
+    pub stdout: pipe::Receiver,
+    pub stderr: pipe::Receiver,
 }
 
 /// What a run executes.
@@ -209,52 +448,133 @@ pub(crate) enum Program {
     Argv(Vec<String>),
 }
 
-/// Start `program` in `cwd`, in its own process group.
-pub(crate) fn spawn(program: &Program, cwd: &Path, registry: &Registry) -> io::Result<Spawned> {
-    let mut cmd = match program {
-        Program::Shell { shell, command } => {
-            let mut cmd = Command::new(shell);
-            cmd.arg("-c").arg(command);
-            cmd
-        }
+/// A pipe whose ends are closed on `exec`.
+fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors `pipe2` writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just opened and are owned by nothing else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The run's spec, in a memory file the supervisor maps.
+fn spec_file(program: &Program, cwd: &Path) -> io::Result<OwnedFd> {
+    let (path, argv): (PathBuf, Vec<&[u8]>) = match program {
+        Program::Shell { shell, command } => (
+            shell.clone(),
+            vec![shell.as_os_str().as_bytes(), b"-c", command.as_bytes()],
+        ),
         Program::Argv(argv) => {
-            let (first, rest) = argv
-                .split_first()
-                .ok_or_else(|| io::Error::other("empty argv"))?;
-            let mut cmd = Command::new(first);
-            cmd.args(rest);
-            cmd
+            let first = argv.first().ok_or_else(|| io::Error::other("empty argv"))?;
+            (
+                PathBuf::from(first),
+                argv.iter().map(|a| a.as_bytes()).collect(),
+            )
         }
     };
-    cmd.current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(false);
-    let mut child = cmd.spawn()?;
-    let pid = child
-        .id()
-        .ok_or_else(|| io::Error::other("the child exited before its pid was read"))?;
-    let group = Group(pid as i32);
-    registry.insert(group);
-    let guard = GroupGuard {
-        group,
+    let path = on_path(&path)?;
+    let env: Vec<OsString> = std::env::vars_os()
+        .filter(|(k, _)| !SECRET_ENV.iter().any(|s| k == *s))
+        .map(|(mut k, v)| {
+            k.push("=");
+            k.push(v);
+            k
+        })
+        .collect();
+    let env: Vec<&[u8]> = env.iter().map(|e| e.as_bytes()).collect();
+    let spec = supervisor::encode_spec(
+        path.as_os_str().as_bytes(),
+        cwd.as_os_str().as_bytes(),
+        &argv,
+        &env,
+    )
+    .ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the command contains a NUL byte",
+        )
+    })?;
+    // SAFETY: memfd_create with a static name; the descriptor is ours.
+    let fd = unsafe { libc::memfd_create(c"cc-executor-run".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: just opened, owned by nothing else.
+    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    file.write_all(&spec)?;
+    Ok(file.into())
+}
+
+/// `path` as is when it names a directory entry (it holds a `/`), else found on `PATH`.
+fn on_path(path: &Path) -> io::Result<PathBuf> {
+    if path.as_os_str().as_bytes().contains(&b'/') {
+        return Ok(path.to_owned());
+    }
+    let dirs = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&dirs)
+        .map(|d| d.join(path))
+        .find(|p| p.is_file())
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+}
+
+/// Start `program` in `cwd` under a supervisor, in a process group of its own.
+pub(crate) async fn spawn(
+    program: &Program,
+    cwd: &Path,
+    registry: &Registry,
+) -> io::Result<Spawned> {
+    let spec = spec_file(program, cwd)?;
+    let (stdout_r, stdout_w) = pipe_pair()?;
+    let (stderr_r, stderr_w) = pipe_pair()?;
+    let (lifeline_r, lifeline_w) = pipe_pair()?;
+    let (status_r, status_w) = pipe_pair()?;
+    let fds = [
+        spec.as_raw_fd(),
+        stdout_w.as_raw_fd(),
+        stderr_w.as_raw_fd(),
+        lifeline_r.as_raw_fd(),
+        status_w.as_raw_fd(),
+    ];
+    let spawner = registry.spawner(None)?;
+    if let Err(e) = spawner.send(&fds).await {
+        tracing::debug!("could not reach the spawner: {e}");
+        registry.spawner(Some(&spawner))?.send(&fds).await?;
+    }
+    // The supervisor has its copies; from here on, dropping `supervisor` (on any error) closes
+    // the lifeline: it kills what it started and exits.
+    drop((spec, stdout_w, stderr_w, lifeline_r, status_w));
+    let mut supervisor = Supervisor {
+        lifeline: Some(lifeline_w),
+        status: pipe::Receiver::from_owned_fd(status_r)?,
+        buf: [0; MSG_LEN],
+        filled: 0,
+        exit: None,
+        gone: false,
+    };
+    let (supervisor_pid, pid) = match supervisor.next_msg().await {
+        Some((MSG_STARTED, s, c)) if s > 0 && c > 0 => (s, c),
+        Some((MSG_FAILED, errno, _)) => return Err(io::Error::from_raw_os_error(errno)),
+        _ => return Err(io::Error::other("the process supervisor failed")),
+    };
+    let tree = Tree {
+        group: pid,
+        supervisor: supervisor_pid,
+    };
+    registry.insert(tree);
+    let guard = TreeGuard {
+        tree,
         registry: registry.clone(),
         released: false,
     };
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        // Not reachable with piped stdio; clean up rather than panic.
-        drop(guard);
-        return Err(io::Error::other("the child's pipes are missing"));
-    };
     Ok(Spawned {
-        child,
-        pid,
-        group,
+        supervisor,
+        pid: pid as u32,
+        tree,
         guard,
-        stdout,
-        stderr,
+        stdout: pipe::Receiver::from_owned_fd(stdout_r)?,
+        stderr: pipe::Receiver::from_owned_fd(stderr_r)?,
     })
 }
 

@@ -1,10 +1,12 @@
 //! One execution: the pipe readers and the supervisor that decides how the run ends.
 //!
-//! The supervisor waits for the group leader (`sh`) to exit, for the run's deadline, or for a
-//! cancel/abort from the session. Once the leader has exited it waits for both pipes to reach
-//! EOF, so no output follows `process.completed`; if a background process keeps a pipe open, it
-//! gives the pipes a short drain window and then kills the group. Any member of the group still
-//! alive at the end is killed too: a run never leaves processes behind.
+//! The supervisor task waits for the command (the shell) to exit, for the run's deadline, or
+//! for a cancel/abort from the session. Once the command has exited it waits for both pipes to
+//! reach EOF, so no output follows `process.completed`; if a background process keeps a pipe
+//! open, it gives the pipes a short drain window and then ends the run's process tree. Any
+//! process of the tree still alive at the end (in the group or escaped from it) is killed too,
+//! and the run ends only once the tree's supervisor process has exited: a run never leaves
+//! processes behind.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,11 +22,13 @@ use tokio::task::JoinHandle;
 
 use crate::detect::{detect, Detections};
 use crate::output::{encode_piece, Emit, LineAssembler};
-use crate::process::{exit_code, Group, Spawned};
+use crate::process::{exit_code, Spawned, Supervisor, Tree};
 use crate::writer::{OutItem, BATCH_BYTES};
 
-/// How long the pipes may stay open after the leader exited before the group is killed.
+/// How long the pipes may stay open after the command exited before the tree is ended.
 const DRAIN_WINDOW: Duration = Duration::from_millis(250);
+/// How long the supervisor may take to kill what is left of the tree and exit.
+const GONE_BOUND: Duration = Duration::from_secs(5);
 /// Bytes read from a pipe at a time.
 const READ_BUF: usize = 32 * 1024;
 
@@ -34,7 +38,7 @@ enum Phase {
     Running,
     /// The session sent SIGTERM on CANCEL; SIGKILL follows after the grace.
     Canceled,
-    /// The session is ending: kill the group, send nothing more.
+    /// The session is ending: kill the tree, send nothing more.
     Aborted,
 }
 
@@ -50,13 +54,13 @@ pub(crate) struct RunContext {
 #[derive(Debug)]
 pub(crate) struct RunHandle {
     pub pid: u32,
-    pub group: Group,
+    pub tree: Tree,
     /// CANCEL was requested.
     pub canceling: bool,
     phase: watch::Sender<Phase>,
     /// Set once `process.completed` is about to go into the sink.
     reported: Arc<AtomicBool>,
-    /// Held by a control request while it signals the group and queues its answer. The
+    /// Held by a control request while it signals the tree and queues its answer. The
     /// supervisor takes it to end the run and sets it to true: an answer in progress is queued
     /// before `process.completed`, and a later request finds the run over.
     control: Arc<AsyncMutex<bool>>,
@@ -65,13 +69,13 @@ pub(crate) struct RunHandle {
 }
 
 impl RunHandle {
-    /// Record a CANCEL; the caller sends SIGTERM to the group right after.
+    /// Record a CANCEL; the caller sends SIGTERM to the tree right after.
     pub fn cancel(&mut self) {
         self.canceling = true;
         let _ = self.phase.send(Phase::Canceled);
     }
 
-    /// Take back a CANCEL whose signal found no group (the run ended on its own).
+    /// Take back a CANCEL whose signal found no process (the run ended on its own).
     pub fn uncancel(&mut self) {
         self.canceling = false;
         let _ = self.phase.send(Phase::Running);
@@ -88,11 +92,12 @@ impl RunHandle {
         self.reported.load(Ordering::Acquire)
     }
 
-    /// Kill the group and wait (up to `bound`) until it is gone; no frame is sent.
+    /// Kill the tree and wait (up to `bound`) until it is gone; no frame is sent.
     pub async fn abort(mut self, bound: Duration) {
         let _ = self.phase.send(Phase::Aborted);
         if tokio::time::timeout(bound, &mut self.task).await.is_err() {
-            // Dropping the task drops its group guard, which SIGKILLs the group.
+            // Dropping the task drops its supervisor handle (the supervisor then kills the
+            // tree) and its tree guard, which SIGKILLs the tree.
             self.task.abort();
             let _ = self.task.await;
         }
@@ -126,9 +131,9 @@ struct Reader {
 /// `timeout` is in seconds, already checked to be positive and finite.
 pub(crate) fn start(spawned: Spawned, timeout: Option<f64>, ctx: RunContext) -> RunHandle {
     let Spawned {
-        child,
+        supervisor,
         pid,
-        group,
+        tree,
         guard,
         stdout,
         stderr,
@@ -155,9 +160,9 @@ pub(crate) fn start(spawned: Spawned, timeout: Option<f64>, ctx: RunContext) -> 
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let reported = Arc::new(AtomicBool::new(false));
     let control = Arc::new(AsyncMutex::new(false));
-    let sup = Supervisor {
+    let sup = RunTask {
         pid,
-        group,
+        tree,
         timeout,
         ctx,
         shared,
@@ -166,14 +171,14 @@ pub(crate) fn start(spawned: Spawned, timeout: Option<f64>, ctx: RunContext) -> 
     };
     let task = tokio::spawn(async move {
         let guard = guard;
-        if sup.run(child, readers, phase_rx).await {
+        if sup.run(supervisor, readers, phase_rx).await {
             guard.release();
         }
         // Otherwise the guard's drop kills whatever is left.
     });
     RunHandle {
         pid,
-        group,
+        tree,
         canceling: false,
         phase: phase_tx,
         reported,
@@ -315,9 +320,10 @@ fn encode_detections(shared: &Shared, line: &str, found: Detections, frames: &mu
     }
 }
 
-struct Supervisor {
+/// The task that drives one run to its end.
+struct RunTask {
     pid: u32,
-    group: Group,
+    tree: Tree,
     timeout: Option<f64>,
     ctx: RunContext,
     shared: Arc<Shared>,
@@ -325,11 +331,11 @@ struct Supervisor {
     control: Arc<AsyncMutex<bool>>,
 }
 
-impl Supervisor {
+impl RunTask {
     /// Drive the run to its end; true when the group is known to be gone.
     async fn run(
         self,
-        mut child: tokio::process::Child,
+        mut sup: Supervisor,
         mut readers: Vec<Reader>,
         mut phase: watch::Receiver<Phase>,
     ) -> bool {
@@ -343,13 +349,13 @@ impl Supervisor {
         let mut aborted = false;
         let mut kill_at: Option<tokio::time::Instant> = None;
 
-        // 1. Until the leader exits.
+        // 1. Until the command exits.
         let status = loop {
             tokio::select! {
-                st = child.wait() => break st.ok(),
+                st = sup.command_exit() => break st,
                 _ = sleep_until(deadline), if !timed_out && !canceled && !aborted => {
                     timed_out = true;
-                    let _ = self.group.terminate();
+                    let _ = self.tree.terminate();
                     kill_at = Some(tokio::time::Instant::now() + grace);
                 }
                 changed = phase.changed(), if !aborted => {
@@ -362,13 +368,15 @@ impl Supervisor {
                         }
                         Phase::Aborted => {
                             aborted = true;
-                            let _ = self.group.terminate();
+                            let _ = self.tree.terminate();
                             kill_at.get_or_insert(tokio::time::Instant::now() + grace);
                         }
                     }
                 }
                 _ = sleep_until(kill_at), if kill_at.is_some() => {
-                    self.group.kill();
+                    self.tree.kill();
+                    // The supervisor kills the rest, even what forked after the walk above.
+                    sup.end();
                     kill_at = None;
                 }
             }
@@ -384,26 +392,22 @@ impl Supervisor {
             .await
             .is_err()
         {
-            // Something in the group still holds a pipe: it goes with the run.
-            self.group.terminate_all(grace).await;
-            self.finish_readers(&mut readers).await;
+            // Something in the tree still holds a pipe: it goes with the run.
+            sup.terminate_all(self.tree, grace, GONE_BOUND).await;
+            self.finish_readers(&mut sup, &mut readers).await;
         }
 
-        // 3. Nothing of the group may outlive the run.
-        let gone = if self.group.exists() {
-            self.group.terminate_all(grace).await;
-            self.group.wait_gone(Duration::from_millis(500)).await
-        } else {
-            true
-        };
+        // 3. Nothing of the tree may outlive the run: the supervisor exits only once its
+        // subtree is empty.
+        let gone = sup.terminate_all(self.tree, grace, GONE_BOUND).await;
         if aborted {
             return gone;
         }
 
         // End the run for control requests. One in progress has queued its answer once the lock
         // is ours (so it goes out before `process.completed`); later ones find the run over. A
-        // CANCEL counts if its signal reached the group, however fast the group then died, even
-        // after the leader's exit (a background member was still draining the pipes).
+        // CANCEL counts if its signal reached the tree, however fast the tree then died, even
+        // after the command's exit (a background process was still draining the pipes).
         let final_phase = {
             let mut over = self.control.lock().await;
             *over = true;
@@ -423,7 +427,7 @@ impl Supervisor {
         let params = CompletedParams {
             status: status_text.to_owned(),
             pid: Some(self.pid),
-            pgid: Some(self.group.id()),
+            pgid: Some(self.tree.id()),
             exit_code: code,
             error: match (timed_out, self.timeout) {
                 (true, Some(t)) => Some(format!("timed out after {}", format_secs(t))),
@@ -454,9 +458,9 @@ impl Supervisor {
         gone
     }
 
-    /// After the group was killed: wait for the readers, but not for a pipe that something
-    /// outside the group (e.g. a process that called `setsid`) keeps open.
-    async fn finish_readers(&self, readers: &mut Vec<Reader>) {
+    /// After the tree was killed: wait for the readers, but not for a pipe that something
+    /// outside the tree keeps open (a descriptor passed to an unrelated process).
+    async fn finish_readers(&self, sup: &mut Supervisor, readers: &mut Vec<Reader>) {
         let mut idle_checks = 0;
         let mut last_reads: Vec<u64> = Vec::new();
         loop {
@@ -473,7 +477,7 @@ impl Supervisor {
             let waiting_on_pipe = readers
                 .iter()
                 .all(|r| r.activity.in_read.load(Ordering::Relaxed));
-            if waiting_on_pipe && reads == last_reads && !self.group.exists() {
+            if waiting_on_pipe && reads == last_reads && sup.is_gone() {
                 idle_checks += 1;
             } else {
                 idle_checks = 0;
@@ -481,8 +485,8 @@ impl Supervisor {
             last_reads = reads;
             if idle_checks >= 5 {
                 tracing::debug!(
-                    pgid = self.group.id(),
-                    "a pipe outlives its group; closing it"
+                    pgid = self.tree.id(),
+                    "a pipe outlives the run's processes; closing it"
                 );
                 for r in readers.drain(..) {
                     r.task.abort();

@@ -115,6 +115,7 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<State>, guard: SessionGu
                 session_id: session.id.to_string(),
                 version: PROTOCOL_VERSION.to_owned(),
                 capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
+                shell: state.config.reported_shell(),
             },
         )
         .await;
@@ -409,18 +410,18 @@ impl Session {
         let program = match argv {
             Some(argv) => process::Program::Argv(argv),
             None => process::Program::Shell {
-                shell: PathBuf::from("sh"),
+                shell: config.shell.clone(),
                 command: p.command.clone(),
             },
         };
-        let spawned = match process::spawn(&program, &cwd, &self.state.registry) {
+        let spawned = match process::spawn(&program, &cwd, &self.state.registry).await {
             Ok(s) => s,
             Err(e) => {
                 let msg = format!("Failed to start command: {e}");
                 return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
             }
         };
-        let (pid, pgid) = (spawned.pid, spawned.group.id());
+        let (pid, pgid) = (spawned.pid, spawned.tree.id());
         tracing::debug!(session = %self.id, pid, command = %p.command, "started");
         // Result and `process.started` go out before the readers start producing output.
         let result = ExecuteResult {
@@ -463,7 +464,7 @@ impl Session {
                 .reply_error(id, code::NO_PROCESS, "No process is running")
                 .await;
         }
-        let (pid, pgid) = (r.pid, r.group.id());
+        let (pid, pgid) = (r.pid, r.tree.id());
         let (st, notification) = match p.kind {
             ControlType::Pause | ControlType::Resume if r.canceling => {
                 return self
@@ -471,11 +472,11 @@ impl Session {
                     .await;
             }
             ControlType::Pause => (
-                r.group.pause().map(|_| status::PAUSED),
+                r.tree.pause().map(|_| status::PAUSED),
                 method::PROCESS_PAUSED,
             ),
             ControlType::Resume => (
-                r.group.resume().map(|_| status::RESUMED),
+                r.tree.resume().map(|_| status::RESUMED),
                 method::PROCESS_RESUMED,
             ),
             ControlType::Cancel if r.canceling => (Ok(status::CANCELED), method::PROCESS_CANCELED),
@@ -483,7 +484,7 @@ impl Session {
                 // Record the cancel before the signal, so the run reports `canceled` however
                 // fast the group dies.
                 r.cancel();
-                let st = r.group.terminate().map(|_| status::CANCELED);
+                let st = r.tree.terminate().map(|_| status::CANCELED);
                 if st.is_err() {
                     r.uncancel();
                 }
