@@ -13,6 +13,8 @@ pub struct Stat {
     pub state: char,
     /// The process group.
     pub pgrp: u32,
+    /// Start time (clock ticks after boot): tells a process from a later one with its pid.
+    pub start_time: u64,
 }
 
 impl Stat {
@@ -28,13 +30,17 @@ impl Stat {
 }
 
 /// Parse a `stat` file: the fields after the parenthesised command name (which may itself hold
-/// spaces and parentheses) are `state ppid pgrp …`.
+/// spaces and parentheses) are `state ppid pgrp …`, the 20th of them `starttime`.
 fn parse_stat(text: &str) -> Option<Stat> {
-    let mut fields = text[text.rfind(')')? + 1..].split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    Some(Stat { state, pgrp })
+    let fields: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    let pgrp = fields.get(2)?.parse().ok()?;
+    let start_time = fields.get(19)?.parse().ok()?;
+    Some(Stat {
+        state,
+        pgrp,
+        start_time,
+    })
 }
 
 /// `/proc/<pid>/stat`, `None` once the process is gone.
@@ -199,18 +205,83 @@ pub async fn wait_group_members(pgid: u32, n: usize, bound: Duration) -> Result<
     .await
 }
 
+/// One process, told apart from a later process that reuses its pid by its start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proc {
+    /// The pid.
+    pub pid: u32,
+    start: u64,
+}
+
+impl Proc {
+    /// The process `pid` as it is now; `None` when there is none.
+    pub fn of(pid: u32) -> Option<Proc> {
+        stat(pid).map(|s| Proc {
+            pid,
+            start: s.start_time,
+        })
+    }
+
+    /// Its state letter (`R`, `S`, `T`, `Z`, ...); `None` once it is gone (or reaped and its
+    /// pid reused).
+    pub fn state(&self) -> Option<char> {
+        stat(self.pid)
+            .filter(|s| s.start_time == self.start)
+            .map(|s| s.state)
+    }
+
+    /// Whether it still runs (zombies count as gone).
+    pub fn alive(&self) -> bool {
+        !matches!(self.state(), None | Some('Z' | 'X'))
+    }
+}
+
+/// Wait (up to `bound`) until none of `procs` is alive; the survivors otherwise.
+pub async fn wait_procs_gone(procs: &[Proc], bound: Duration) -> Result<(), Vec<Proc>> {
+    poll(bound, || {
+        let left: Vec<Proc> = procs.iter().copied().filter(Proc::alive).collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(left)
+        }
+    })
+    .await
+}
+
+/// Wait (up to `bound`) until `p`'s state satisfies `want`; its last state otherwise.
+pub async fn wait_state(
+    p: Proc,
+    want: impl Fn(Option<char>) -> bool,
+    bound: Duration,
+) -> Result<(), Option<char>> {
+    poll(bound, || {
+        let state = p.state();
+        if want(state) {
+            Ok(())
+        } else {
+            Err(state)
+        }
+    })
+    .await
+}
+
 #[cfg(test)]
 mod parse {
     use super::*;
 
     #[test]
     fn a_command_name_with_spaces_and_parentheses() {
-        let st = parse_stat("42 (a) (b c)) T 1 42 42 0 -1").unwrap();
+        let st = parse_stat(
+            "42 (a) (b c)) T 1 42 42 0 -1 4194560 97 0 0 0 0 0 0 0 20 0 1 0 123456 2375680 97",
+        )
+        .unwrap();
         assert_eq!(
             st,
             Stat {
                 state: 'T',
-                pgrp: 42
+                pgrp: 42,
+                start_time: 123456,
             }
         );
         assert!(st.is_stopped() && !st.is_dead());

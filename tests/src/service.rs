@@ -39,6 +39,7 @@ impl ServiceProcess {
             .env_remove("CC_EXECUTOR_ALLOW_HOSTS")
             .env_remove("CC_EXECUTOR_ALLOWED_COMMANDS")
             .env_remove("CC_EXECUTOR_MAX_SESSIONS")
+            .env_remove("CC_EXECUTOR_SHELL")
             .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -1,5 +1,5 @@
 //! The `cc-executor-server` program: it prints its URL, serves, and on SIGTERM shuts down
-//! gracefully, killing every process group it started.
+//! gracefully, killing every process group it started; its secrets do not reach commands.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -8,7 +8,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::json;
 use tests::procs::{wait_group_gone, wait_group_members};
-use tests::ws::{Client, WAIT};
+use tests::service::ServiceProcess;
+use tests::ws::{output_of, Client, WAIT};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -77,6 +78,8 @@ async fn help_and_bad_arguments() {
         "--allow-host",
         "CC_EXECUTOR_ALLOW_HOSTS",
         "--handshake-timeout",
+        "--shell",
+        "CC_EXECUTOR_SHELL",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
@@ -93,4 +96,25 @@ async fn help_and_bad_arguments() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("heartbeat-interval"));
+}
+
+#[tokio::test]
+async fn secrets_do_not_reach_commands() {
+    // The token in the service's environment, and a token file.
+    let service =
+        ServiceProcess::start_with(&[], &[("CC_EXECUTOR_TOKEN", "s3cret-token".as_ref())]).await;
+    let mut c = Client::connect_with(&service.url, Some("s3cret-token")).await;
+    let frames = c.run(r#"echo "[$CC_EXECUTOR_TOKEN]""#).await;
+    assert_eq!(output_of(&frames, "stdout"), "[]\n");
+    let frames = c.run("env").await;
+    assert!(!output_of(&frames, "stdout").contains("s3cret"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "file-token\n").unwrap();
+    let service =
+        ServiceProcess::start_with(&[], &[("CC_EXECUTOR_TOKEN_FILE", file.as_os_str())]).await;
+    let mut c = Client::connect_with(&service.url, Some("file-token")).await;
+    let frames = c.run(r#"echo "[$CC_EXECUTOR_TOKEN_FILE]""#).await;
+    assert_eq!(output_of(&frames, "stdout"), "[]\n");
 }

@@ -1,7 +1,7 @@
 //! The executor service over real WebSockets: process control, the wire protocol, the allowlist,
 //! the reference transcripts, backpressure, the `cc-executor-server` program itself, and trust at
 //! the network edge (the browser and rebinding guard, bounded replies, the handshake deadline,
-//! `--token-file`).
+//! `--token-file`), the shell, and containment (no process of a run outlives it).
 //!
 //! One module per topic; [`support`] holds the helpers they share. Helpers shared with the
 //! workspace's other tests (raw WebSocket client, `/proc` inspection, fixtures) come from the
@@ -11,10 +11,12 @@ mod allowlist;
 mod backpressure;
 mod binary;
 mod browser;
+mod containment;
 mod guard;
 mod limits;
 mod process;
 mod protocol;
+mod shell;
 mod support;
 mod token_file;
 mod transcripts;

@@ -1,19 +1,32 @@
 //! Process handling of the Rust service over real WebSockets: no orphans after cancel,
 //! disconnect, timeout or shutdown; pause really stops a group; exit codes, chunking, invalid
-//! UTF-8, background processes holding the pipes, working directories.
+//! UTF-8, background processes holding the pipes, working directories. The process-group tests
+//! run under bash and under sh; processes that leave the group are in `containment`.
 
 use std::time::Duration;
 
-use crate::support::server;
+use crate::support::{server, server_with, under_each_shell};
 use cc_executor_server::Server;
 use serde_json::{json, Value};
 use tests::procs::{wait_group_gone, wait_group_members, wait_group_stopped};
 use tests::ws::{find, output_of, Client, Event};
 
-const GONE_BOUND: Duration = tests::ws::WAIT;
+pub(crate) const GONE_BOUND: Duration = tests::ws::WAIT;
+
+under_each_shell!(
+    cancel_kills_grandchildren_and_completes_as_canceled,
+    disconnect_kills_the_group,
+    timeout_bounds_the_whole_run,
+    shutdown_kills_every_group,
+    dropping_the_handle_kills_every_group,
+    background_process_holding_the_pipe_does_not_hang_the_run,
+    pause_stops_output_and_a_paused_group_can_be_canceled,
+    exit_codes_and_signals,
+    control_edge_cases,
+);
 
 /// Execute and return (result, process.started).
-async fn start(c: &mut Client, params: Value) -> (Value, Value) {
+pub(crate) async fn start(c: &mut Client, params: Value) -> (Value, Value) {
     c.execute(params, 1).await;
     let result = c.frame().await;
     assert_eq!(result["result"]["status"], "started", "{result}");
@@ -22,7 +35,7 @@ async fn start(c: &mut Client, params: Value) -> (Value, Value) {
     (result, started)
 }
 
-fn pgid_of(result: &Value) -> u32 {
+pub(crate) fn pgid_of(result: &Value) -> u32 {
     result["result"]["pgid"].as_u64().expect("pgid") as u32
 }
 
@@ -41,7 +54,7 @@ fn numbers(frames: &[Value]) -> Vec<u64> {
         .collect()
 }
 
-async fn assert_gone(pgid: u32) {
+pub(crate) async fn assert_gone(pgid: u32) {
     if let Err(left) = wait_group_gone(pgid, GONE_BOUND).await {
         panic!("processes of group {pgid} survived: {left:?}");
     }
@@ -49,9 +62,8 @@ async fn assert_gone(pgid: u32) {
 
 const TWO_SLEEPS: &str = "sleep 300 & sleep 300";
 
-#[tokio::test]
-async fn cancel_kills_grandchildren_and_completes_as_canceled() {
-    let server = server().await;
+async fn cancel_kills_grandchildren_and_completes_as_canceled(shell: &str) {
+    let server = server_with(shell).await;
     let mut c = Client::connect(&server.url()).await;
     let (result, _) = start(&mut c, json!({ "command": TWO_SLEEPS })).await;
     let pgid = pgid_of(&result);
@@ -74,9 +86,8 @@ async fn cancel_kills_grandchildren_and_completes_as_canceled() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn disconnect_kills_the_group() {
-    let server = server().await;
+async fn disconnect_kills_the_group(shell: &str) {
+    let server = server_with(shell).await;
     // A client that vanishes without a close handshake.
     let mut c = Client::connect(&server.url()).await;
     let (result, _) = start(&mut c, json!({ "command": TWO_SLEEPS })).await;
@@ -97,9 +108,8 @@ async fn disconnect_kills_the_group() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn timeout_bounds_the_whole_run() {
-    let server = server().await;
+async fn timeout_bounds_the_whole_run(shell: &str) {
+    let server = server_with(shell).await;
     let mut c = Client::connect(&server.url()).await;
     // x_timeout_process_outlives, our way: the run is killed at the deadline.
     let (result, _) = start(
@@ -139,9 +149,8 @@ async fn timeout_bounds_the_whole_run() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn shutdown_kills_every_group() {
-    let server = server().await;
+async fn shutdown_kills_every_group(shell: &str) {
+    let server = server_with(shell).await;
     let mut pgids = Vec::new();
     let mut clients = Vec::new();
     for _ in 0..3 {
@@ -172,9 +181,8 @@ async fn shutdown_kills_every_group() {
     }
 }
 
-#[tokio::test]
-async fn dropping_the_handle_kills_every_group() {
-    let server = server().await;
+async fn dropping_the_handle_kills_every_group(shell: &str) {
+    let server = server_with(shell).await;
     let mut c = Client::connect(&server.url()).await;
     let (result, _) = start(&mut c, json!({ "command": TWO_SLEEPS })).await;
     let pgid = pgid_of(&result);
@@ -183,9 +191,8 @@ async fn dropping_the_handle_kills_every_group() {
     assert_gone(pgid).await;
 }
 
-#[tokio::test]
-async fn background_process_holding_the_pipe_does_not_hang_the_run() {
-    let server = server().await;
+async fn background_process_holding_the_pipe_does_not_hang_the_run(shell: &str) {
+    let server = server_with(shell).await;
     let mut c = Client::connect(&server.url()).await;
     let (result, _) = start(&mut c, json!({ "command": "sleep 300 & echo hi" })).await;
     let pgid = pgid_of(&result);
@@ -210,9 +217,8 @@ async fn background_process_holding_the_pipe_does_not_hang_the_run() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn pause_stops_output_and_a_paused_group_can_be_canceled() {
-    let server = server().await;
+async fn pause_stops_output_and_a_paused_group_can_be_canceled(shell: &str) {
+    let server = server_with(shell).await;
     let mut c = Client::connect(&server.url()).await;
     let producer = "i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done";
     let (result, _) = start(&mut c, json!({ "command": producer })).await;
@@ -276,9 +282,8 @@ async fn pause_stops_output_and_a_paused_group_can_be_canceled() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn exit_codes_and_signals() {
-    let server = server().await;
+async fn exit_codes_and_signals(shell: &str) {
+    let server = server_with(shell).await;
     let mut c = Client::connect(&server.url()).await;
     let frames = c.run("exit 7").await;
     let done = &frames[frames.len() - 1]["params"];
@@ -427,9 +432,8 @@ async fn early_completion_fields_and_stderr_detection() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn control_edge_cases() {
-    let server = server().await;
+async fn control_edge_cases(shell: &str) {
+    let server = server_with(shell).await;
     let mut c = Client::connect(&server.url()).await;
     let (result, _) = start(&mut c, json!({ "command": "sleep 30" })).await;
     let pgid = pgid_of(&result);
@@ -459,39 +463,6 @@ async fn control_edge_cases() {
     let err = c.frame().await;
     assert_eq!(err["error"]["code"], -32002);
     assert_eq!(err["id"], 4);
-    drop(c);
-    server.shutdown().await;
-}
-
-#[tokio::test]
-async fn a_pipe_held_outside_the_group_does_not_hang_the_session() {
-    // A process that leaves the group (setsid) cannot be killed with it; the run still ends.
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("escaped.pid");
-    let server = server().await;
-    let mut c = Client::connect(&server.url()).await;
-    let command = format!(
-        "setsid sh -c 'echo $$ > {}; exec sleep 60' & echo started",
-        pidfile.display()
-    );
-    let (result, _) = start(&mut c, json!({ "command": command })).await;
-    let pgid = pgid_of(&result);
-    let frames = c.until_completed().await;
-    assert_eq!(output_of(&frames, "stdout"), "started\n");
-    assert_eq!(frames[frames.len() - 1]["params"]["status"], "completed");
-    assert_gone(pgid).await;
-    let frames = c.run("echo next").await;
-    assert_eq!(output_of(&frames, "stdout"), "next\n");
-    // Clean up the escaped process ourselves.
-    if let Some(pid) = std::fs::read_to_string(&pidfile)
-        .ok()
-        .and_then(|s| s.trim().parse::<i32>().ok())
-    {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
     drop(c);
     server.shutdown().await;
 }

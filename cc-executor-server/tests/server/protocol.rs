@@ -27,6 +27,17 @@ async fn connected_advertises_our_capabilities() {
             "cwd"
         ])
     );
+    // The shell that runs commands, after the capabilities (bash by default).
+    let keys = OJson::parse(&c.connected.to_string());
+    assert_eq!(
+        keys.get("params").unwrap().keys(),
+        ["session_id", "version", "capabilities", "shell"]
+    );
+    let shell = p["shell"].as_str().unwrap();
+    assert!(
+        shell.starts_with('/') && shell.ends_with("/bash"),
+        "{shell}"
+    );
     let id = c.session_id();
     assert_eq!(id.len(), 36, "{id}");
     assert_eq!(id.as_bytes()[14], b'4', "a v4 uuid: {id}");
@@ -52,18 +63,66 @@ async fn health_reports_sessions() {
         h.keys(),
         [
             "status",
+            "service",
             "version",
             "active_sessions",
             "max_sessions",
-            "uptime_seconds"
+            "uptime_seconds",
+            "shell"
         ]
     );
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["status"], "healthy");
+    assert_eq!(v["service"], "cc-executor-websocket");
+    assert_eq!(
+        Some(v["shell"].clone()),
+        c.connected["params"].get("shell").cloned()
+    );
+    assert!(v["shell"].as_str().unwrap().ends_with("/bash"), "{v}");
     assert_eq!(v["version"], "1.0.0");
     assert_eq!(v["active_sessions"], 1);
     assert_eq!(v["max_sessions"], 7);
     assert!(v["uptime_seconds"].as_f64().unwrap() >= 0.0);
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn healthz_and_the_shell_in_allowlist_mode() {
+    let server = Server::builder()
+        .shell("sh")
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let (status, body) = http_get(server.local_addr(), "/healthz", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, r#"{"status":"ok"}"#);
+    let (_, body) = http_get(server.local_addr(), "/health", &[]).await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["shell"].as_str().unwrap().ends_with("/sh"), "{v}");
+    let c = Client::connect(&server.url()).await;
+    assert!(c.connected["params"]["shell"]
+        .as_str()
+        .unwrap()
+        .ends_with("/sh"));
+    drop(c);
+    server.shutdown().await;
+
+    // With an allowlist, commands run without a shell: none is reported.
+    let server = Server::builder()
+        .allowed_commands(["echo"])
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let c = Client::connect(&server.url()).await;
+    assert!(
+        c.connected["params"].get("shell").is_none(),
+        "{}",
+        c.connected
+    );
+    let (_, body) = http_get(server.local_addr(), "/health", &[]).await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["shell"], Value::Null);
     drop(c);
     server.shutdown().await;
 }

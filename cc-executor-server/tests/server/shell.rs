@@ -1,0 +1,166 @@
+//! The shell that runs commands: bash by default, `--shell` / `CC_EXECUTOR_SHELL` /
+//! `ServerBuilder::shell`, a missing shell stops the service at start; and `execute`'s timeout
+//! as a numeric string.
+
+use cc_executor_server::Server;
+use serde_json::json;
+use tests::service::ServiceProcess;
+use tests::ws::{output_of, Client, WAIT};
+
+use crate::process::{assert_gone, pgid_of, start};
+use crate::support::{server, server_with};
+
+#[tokio::test]
+async fn default_shell_is_bash() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    let frames = c.run("[[ 1 == 1 ]] && echo ok").await;
+    assert_eq!(output_of(&frames, "stdout"), "ok\n");
+    let frames = c.run("echo {1..3}").await;
+    assert_eq!(output_of(&frames, "stdout"), "1 2 3\n");
+    // An invalid byte reaches the client as U+FFFD.
+    let frames = c.run(r"printf 'a\xffb\n'").await;
+    assert_eq!(output_of(&frames, "stdout"), "a\u{fffd}b\n");
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shell_sh_behaves_as_dash() {
+    let server = server_with("sh").await;
+    let mut c = Client::connect(&server.url()).await;
+    let frames = c.run("[[ 1 == 1 ]] && echo ok").await;
+    assert_eq!(output_of(&frames, "stdout"), "");
+    assert!(
+        output_of(&frames, "stderr").contains("[[: not found"),
+        "{frames:?}"
+    );
+    let frames = c.run("echo {1..3}").await;
+    assert_eq!(output_of(&frames, "stdout"), "{1..3}\n");
+    // dash's printf has no \x escape.
+    let frames = c.run(r"printf 'a\xffb\n'").await;
+    assert_eq!(output_of(&frames, "stdout"), "a\\xffb\n");
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_missing_shell_stops_the_service_at_start() {
+    let err = Server::builder()
+        .shell("no-such-shell-here")
+        .bind("127.0.0.1:0")
+        .await
+        .expect_err("a missing shell is an error");
+    assert!(err.to_string().contains("no-such-shell-here"), "{err}");
+    let err = Server::builder()
+        .shell("/no/such/dir/bash")
+        .bind("127.0.0.1:0")
+        .await
+        .expect_err("a missing shell is an error");
+    assert!(err.to_string().contains("/no/such/dir/bash"), "{err}");
+}
+
+#[tokio::test]
+async fn a_numeric_string_timeout_bounds_the_run() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    let (result, _) = start(&mut c, json!({ "command": "sleep 30", "timeout": "1" })).await;
+    let frames = c.until_completed().await;
+    let done = &frames[frames.len() - 1]["params"];
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["timed_out"], true);
+    assert_eq!(done["exit_code"], -15);
+    assert_eq!(done["error"], "timed out after 1s");
+    assert_gone(pgid_of(&result)).await;
+    // Anything else that is not a number is refused, naming the field.
+    for (id, bad) in [json!("soon"), json!(true), json!([1])]
+        .into_iter()
+        .enumerate()
+    {
+        let id = id as i64 + 10;
+        c.execute(json!({ "command": "echo no", "timeout": bad }), id)
+            .await;
+        let err = c.frame().await;
+        assert_eq!(err["id"], id, "{err}");
+        assert_eq!(err["error"]["code"], -32603, "{err}");
+        assert!(
+            err["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("timeout"),
+            "{err}"
+        );
+    }
+    let frames = c.run("echo fine").await;
+    assert_eq!(output_of(&frames, "stdout"), "fine\n");
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_shell_that_vanishes_after_start_fails_the_run_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let shell = dir.path().join("myshell");
+    std::os::unix::fs::symlink("/bin/sh", &shell).unwrap();
+    let server = Server::builder()
+        .shell(&shell)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let mut c = Client::connect(&server.url()).await;
+    let frames = c.run("echo via myshell").await;
+    assert_eq!(output_of(&frames, "stdout"), "via myshell\n");
+    std::fs::remove_file(&shell).unwrap();
+    c.execute(json!({ "command": "echo never" }), 7).await;
+    let err = c.frame().await;
+    assert_eq!(err["id"], 7, "{err}");
+    assert_eq!(err["error"]["code"], -32603, "{err}");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Failed to start command") && message.contains("No such file"),
+        "{message}"
+    );
+    // The session goes on.
+    std::os::unix::fs::symlink("/bin/sh", &shell).unwrap();
+    let frames = c.run("echo back").await;
+    assert_eq!(output_of(&frames, "stdout"), "back\n");
+    drop(c);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shell_option_and_a_missing_shell() {
+    // `--shell sh`: reported in `connected` and /health, and used.
+    let service = ServiceProcess::start_with(&["--shell", "sh"], &[]).await;
+    let mut c = Client::connect(&service.url).await;
+    let shell = c.connected["params"]["shell"].as_str().unwrap().to_owned();
+    assert!(shell.starts_with('/') && shell.ends_with("/sh"), "{shell}");
+    let frames = c.run("echo {1..3}").await;
+    assert_eq!(output_of(&frames, "stdout"), "{1..3}\n");
+    // CC_EXECUTOR_SHELL does the same.
+    let service = ServiceProcess::start_with(&[], &[("CC_EXECUTOR_SHELL", "bash".as_ref())]).await;
+    let c = Client::connect(&service.url).await;
+    let shell = c.connected["params"]["shell"].as_str().unwrap();
+    assert!(shell.ends_with("/bash"), "{shell}");
+
+    for (args, env) in [
+        (vec!["--shell", "no-such-shell-here"], vec![]),
+        (vec![], vec![("CC_EXECUTOR_SHELL", "no-such-shell-here")]),
+    ] {
+        let out = tokio::time::timeout(
+            WAIT,
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_cc-executor-server"))
+                .args(["--listen", "127.0.0.1:0"])
+                .args(args)
+                .envs(env)
+                .output(),
+        )
+        .await
+        .expect("the service stops at once")
+        .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("no-such-shell-here"), "{stderr}");
+        assert!(out.stdout.is_empty(), "it never listened");
+    }
+}
