@@ -9,7 +9,7 @@ use crate::protocol::ExecuteParams;
 /// enforced, so that no clock arithmetic, here or in the service, can overflow.
 const UNBOUNDED: Duration = Duration::from_secs(100 * 365 * 86_400);
 
-/// A command line to run with `sh -c` on the service, and how to run it.
+/// A command line to run with the service's shell (`<shell> -c`, bash by default), and how to run it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Command {
     pub(crate) line: String,
@@ -19,7 +19,7 @@ pub struct Command {
 }
 
 impl Command {
-    /// A command line, run by the service with `sh -c`.
+    /// A command line, run by the service with its shell (`<shell> -c`).
     pub fn new(line: impl Into<String>) -> Self {
         Command {
             line: line.into(),

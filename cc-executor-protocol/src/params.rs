@@ -60,7 +60,7 @@ pub struct ControlParams {
 pub struct ExecuteResult {
     /// Always `"started"`.
     pub status: String,
-    /// Pid of the `sh -c` process (the group leader).
+    /// Pid of the command's process (the shell, leader of the group).
     pub pid: u32,
     /// The process group id; `null` when the reference service did not learn it in time.
     pub pgid: Option<u32>,

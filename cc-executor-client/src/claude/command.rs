@@ -301,7 +301,7 @@ impl ClaudeCommand {
         args
     }
 
-    /// The shell command line the service runs (with `sh -c`). Every value is quoted.
+    /// The shell command line the service runs (with `<shell> -c`). Every value is quoted.
     pub fn to_command_line(&self) -> String {
         let mut line = String::new();
         match self.nested_env {
