@@ -35,6 +35,9 @@ use tokio::net::UnixDatagram;
 
 use supervisor::{MSG_EXITED, MSG_FAILED, MSG_LEN, MSG_STARTED, RUN_FDS};
 
+/// Longest wait for a supervisor to start a command (runs queue while supervisors are forked).
+const START_BOUND: Duration = Duration::from_secs(30);
+
 /// Variables of the service that are secrets: they never reach a command's environment.
 const SECRET_ENV: [&str; 2] = ["CC_EXECUTOR_TOKEN", "CC_EXECUTOR_TOKEN_FILE"];
 
@@ -311,18 +314,19 @@ impl Drop for TreeGuard {
 
 /// The service's side of a run's supervisor.
 ///
-/// Dropping it closes the lifeline: the supervisor then kills the whole tree and exits.
+/// Dropping it closes the lifeline: the supervisor then kills whatever is left of the tree
+/// (and may go on to serve another run).
 #[derive(Debug)]
 pub(crate) struct Supervisor {
     /// The write end of the lifeline; the supervisor ends the tree once it is closed.
     lifeline: Option<OwnedFd>,
-    /// The supervisor's reports; end of file once it has exited.
+    /// The supervisor's reports; end of file once the tree is empty (it closes its end).
     status: pipe::Receiver,
     buf: [u8; MSG_LEN],
     filled: usize,
     /// The command's wait status, once reported.
     exit: Option<ExitStatus>,
-    /// The supervisor has exited: the whole tree is gone.
+    /// The whole tree is gone.
     gone: bool,
 }
 
@@ -358,7 +362,7 @@ impl Supervisor {
             match self.next_msg().await {
                 Some((MSG_EXITED, status, empty)) => {
                     self.exit = Some(ExitStatus::from_raw(status));
-                    // Nothing left but the supervisor, which exits at once holding nothing.
+                    // Nothing else was left: the tree is gone.
                     self.gone |= empty == 1;
                 }
                 Some(_) => {}
@@ -373,7 +377,7 @@ impl Supervisor {
         self.lifeline = None;
     }
 
-    /// Whether the supervisor has exited, i.e. the whole tree is gone.
+    /// Whether the whole tree is gone.
     pub fn is_gone(&mut self) -> bool {
         if !self.gone {
             // A direct read: the runtime may not have seen the end of file yet.
@@ -405,7 +409,7 @@ impl Supervisor {
         self.gone
     }
 
-    /// Wait up to `bound` for the supervisor to exit; true when it has.
+    /// Wait up to `bound` for the whole tree to be gone; true when it is.
     pub async fn wait_gone(&mut self, bound: Duration) -> bool {
         let _ =
             tokio::time::timeout(bound, async { while self.next_msg().await.is_some() {} }).await;
@@ -553,10 +557,18 @@ pub(crate) async fn spawn(
         exit: None,
         gone: false,
     };
-    let (supervisor_pid, pid) = match supervisor.next_msg().await {
-        Some((MSG_STARTED, s, c)) if s > 0 && c > 0 => (s, c),
-        Some((MSG_FAILED, errno, _)) => return Err(io::Error::from_raw_os_error(errno)),
-        _ => return Err(io::Error::other("the process supervisor failed")),
+    // Bounded, in case the spawner's side is stuck (stopped by someone, say). A run that starts
+    // after all finds its lifeline closed and is killed at once.
+    let (supervisor_pid, pid) = match tokio::time::timeout(START_BOUND, supervisor.next_msg()).await
+    {
+        Ok(Some((MSG_STARTED, s, c))) if s > 0 && c > 0 => (s, c),
+        Ok(Some((MSG_FAILED, errno, _))) => return Err(io::Error::from_raw_os_error(errno)),
+        Ok(_) => return Err(io::Error::other("the process supervisor failed")),
+        Err(_) => {
+            return Err(io::Error::other(
+                "the process supervisor did not start the command in time",
+            ))
+        }
     };
     let tree = Tree {
         group: pid,

@@ -5,8 +5,8 @@
 //! reach EOF, so no output follows `process.completed`; if a background process keeps a pipe
 //! open, it gives the pipes a short drain window and then ends the run's process tree. Any
 //! process of the tree still alive at the end (in the group or escaped from it) is killed too,
-//! and the run ends only once the tree's supervisor process has exited: a run never leaves
-//! processes behind.
+//! and the run ends only once the tree's supervisor process reports it empty: a run never
+//! leaves processes behind.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -397,8 +397,8 @@ impl RunTask {
             self.finish_readers(&mut sup, &mut readers).await;
         }
 
-        // 3. Nothing of the tree may outlive the run: the supervisor exits only once its
-        // subtree is empty.
+        // 3. Nothing of the tree may outlive the run: the supervisor reports it gone only once
+        // its subtree is empty.
         let gone = sup.terminate_all(self.tree, grace, GONE_BOUND).await;
         if aborted {
             return gone;

@@ -12,14 +12,16 @@
 //! - it holds the read end of a *lifeline* pipe whose write end only the service holds. The
 //!   kernel closes that end when the service ends, however it ends (SIGKILL, a crash, the MCP
 //!   server that embeds the service killed by its host), and the service closes it when the run
-//!   ends. Either way the supervisor SIGKILLs its whole subtree, reaps it and exits. This needs
+//!   ends. Either way the supervisor SIGKILLs its whole subtree and reaps it. This needs
 //!   no `PR_SET_PDEATHSIG`, whose signal follows the *thread* that forked (a tokio thread may
 //!   retire long before the service ends) and needs a `getppid` re-check against its race;
 //! - it reports on a *status* pipe: its pid and the command's once the command has been
 //!   executed (or why it could not be), then the command's wait status. The service learns
 //!   that the command ended while background or escaped processes still run (it gives them a
-//!   drain window, as it always did) and, from the pipe's end of file, that the supervisor
-//!   (hence the whole tree) is gone.
+//!   drain window, as it always did) and, from a flag on that report or the pipe's end of
+//!   file, that the whole tree is gone.
+//! - It serves one run at a time: until the service closes the run's lifeline, its
+//!   descendants are that run's processes, which is how the service finds the escaped ones.
 //!
 //! Supervisors are not forked from the service: a `fork` copies the page tables of the whole
 //! service (large with many sessions) while stalling its threads, and leaves copy-on-write
@@ -29,8 +31,10 @@
 //! (double-forked, so it is nobody's zombie). It keeps a couple of supervisors forked and
 //! waiting on a `SOCK_SEQPACKET` socket; for each run the service sends the run's descriptors
 //! on it, one waiting supervisor takes them and starts the command the way `posix_spawn` does,
-//! and the spawner forks a replacement. Re-executing the service binary in a supervisor mode would avoid the
-//! forks too, but the service is also embedded in other programs (the MCP server, tests),
+//! and the spawner forks a replacement if too few are left waiting. A supervisor whose run is
+//! over goes back to waiting while few others do, so a steady stream of runs costs no `fork`
+//! but the command's own. Re-executing the service binary in a supervisor mode would avoid
+//! the forks too, but the service is also embedded in other programs (the MCP server, tests),
 //! which could not be re-executed that way.
 //!
 //! The spawner and the supervisors are forks of a multithreaded program and never `exec`: they
@@ -65,7 +69,7 @@ pub(super) const MSG_STARTED: i32 = 1;
 /// Status message: the command could not be started; `a` is the errno.
 pub(super) const MSG_FAILED: i32 = 2;
 /// Status message: the command exited; `a` is its wait status, `b` is 1 when nothing else of
-/// the tree was left (the supervisor exits at once, holding nothing).
+/// the tree was left.
 pub(super) const MSG_EXITED: i32 = 3;
 /// Bytes of a status message: kind, a, b, reserved (native-endian `i32`s). Shorter than
 /// `PIPE_BUF`, so each is written and read whole.
