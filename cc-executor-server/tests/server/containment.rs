@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use serde_json::json;
-use tests::procs::{processes_in_group, wait_procs_gone, wait_state, Proc};
+use tests::procs::{live_processes_where, processes_in_group, wait_procs_gone, wait_state, Proc};
 use tests::service::ServiceProcess;
-use tests::ws::Client;
+use tests::ws::{output_of, Client};
 
 use crate::process::{start, GONE_BOUND};
 use crate::support::{server_with, under_each_shell};
@@ -197,4 +197,33 @@ async fn sigkill_of_the_service_leaves_no_process_of_its_runs() {
     if let Err(left) = wait_procs_gone(&procs, Duration::from_secs(10)).await {
         panic!("processes outlived the killed service: {left:?}");
     }
+}
+
+/// The service forks a spawner process (and the supervisors it keeps waiting) when it starts; if
+/// someone kills them, the next run starts a new spawner instead of failing.
+#[tokio::test]
+async fn a_killed_spawner_is_replaced() {
+    // A setting no other test uses tells this service's processes apart.
+    let service = ServiceProcess::start_with(&["--kill-grace", "0.737"], &[]).await;
+    let mut c = Client::connect(&service.url).await;
+    let frames = c.run("echo before").await;
+    assert_eq!(output_of(&frames, "stdout"), "before\n");
+    let service_pid = service.pid().as_raw() as u32;
+    let helpers: Vec<u32> = live_processes_where(|cmd| cmd.contains("--kill-grace 0.737"))
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .filter(|&pid| pid != service_pid)
+        .collect();
+    assert!(!helpers.is_empty(), "no spawner found");
+    let procs: Vec<Proc> = helpers.iter().filter_map(|&pid| Proc::of(pid)).collect();
+    for &pid in &helpers {
+        let _ = kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL);
+    }
+    if let Err(left) = wait_procs_gone(&procs, GONE_BOUND).await {
+        panic!("the spawner survived SIGKILL: {left:?}");
+    }
+    let frames = c.run("echo after").await;
+    assert_eq!(output_of(&frames, "stdout"), "after\n");
+    drop(c);
+    service.shutdown().await;
 }

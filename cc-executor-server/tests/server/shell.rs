@@ -164,3 +164,21 @@ async fn shell_option_and_a_missing_shell() {
         assert!(out.stdout.is_empty(), "it never listened");
     }
 }
+
+#[tokio::test]
+async fn a_command_with_a_nul_byte_is_refused_cleanly() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    c.execute(json!({ "command": "echo a\u{0}b" }), 3).await;
+    let err = c.frame().await;
+    assert_eq!(err["id"], 3, "{err}");
+    assert_eq!(err["error"]["code"], -32603, "{err}");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("NUL"),
+        "{err}"
+    );
+    let frames = c.run("echo fine").await;
+    assert_eq!(output_of(&frames, "stdout"), "fine\n");
+    drop(c);
+    server.shutdown().await;
+}
