@@ -23,14 +23,16 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::event::{OutputEvent, RunStatus};
 use crate::execution::Execution;
+use crate::outcome::Tracker;
 use crate::protocol::OutputStream;
+use crate::text::{secs, Bounded};
 
 /// Collects a run's stdout and stderr within a byte budget, optionally spilling everything to a file.
 #[derive(Debug)]
@@ -123,7 +125,7 @@ impl OutputCapture {
     /// Render the bounded text. The spill file is kept only when something was cut (otherwise the
     /// returned text is the whole output and the file is removed).
     pub fn finish(mut self) -> CapturedOutput {
-        let (out_budget, err_budget) = share(self.limit, self.stdout.total, self.stderr.total);
+        let (out_budget, err_budget) = share(self.limit, self.stdout.total(), self.stderr.total());
         let (stdout, cut_out) = self.stdout.render(out_budget);
         let (stderr, cut_err) = self.stderr.render(err_budget);
         let truncated = cut_out || cut_err;
@@ -143,8 +145,8 @@ impl OutputCapture {
         CapturedOutput {
             stdout,
             stderr,
-            stdout_bytes: self.stdout.total,
-            stderr_bytes: self.stderr.total,
+            stdout_bytes: self.stdout.total(),
+            stderr_bytes: self.stderr.total(),
             truncated,
             file,
             spill_error: self.spill_error,
@@ -152,13 +154,7 @@ impl OutputCapture {
     }
 }
 
-/// Cut `text` to about `limit` bytes: its head and tail around an omission marker.
-/// Returns the text and whether something was cut.
-pub fn bound(text: &str, limit: usize) -> (String, bool) {
-    let mut b = Bounded::new(limit);
-    b.push(text);
-    b.render(limit)
-}
+pub use crate::text::bound;
 
 /// Share `limit` between two streams of `a` and `b` bytes: a small stream keeps all of its text,
 /// the rest goes to the other one.
@@ -180,117 +176,6 @@ fn to_usize(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-/// One stream: the first `cap / 2` bytes and (about) the last `cap / 2` bytes.
-#[derive(Debug)]
-struct Bounded {
-    head_cap: usize,
-    tail_cap: usize,
-    head: String,
-    tail: String,
-    total: u64,
-}
-
-impl Bounded {
-    fn new(cap: usize) -> Self {
-        Bounded {
-            head_cap: cap / 2,
-            tail_cap: cap - cap / 2,
-            head: String::new(),
-            tail: String::new(),
-            total: 0,
-        }
-    }
-
-    fn push(&mut self, mut data: &str) {
-        self.total += data.len() as u64;
-        if self.head.len() < self.head_cap {
-            let room = floor_char_boundary(data, self.head_cap - self.head.len());
-            self.head.push_str(&data[..room]);
-            data = &data[room..];
-            if data.is_empty() {
-                return;
-            }
-            // The head is full when a character did not fit: the rest goes to the tail.
-            self.head_cap = self.head.len();
-        }
-        self.tail.push_str(data);
-        // Trim only when the tail doubled, so pushing stays amortised O(1) per byte.
-        if self.tail.len() > 2 * self.tail_cap.max(1) {
-            let cut = ceil_char_boundary(&self.tail, self.tail.len() - self.tail_cap);
-            self.tail.drain(..cut);
-        }
-    }
-
-    /// The text cut to about `budget` bytes, and whether something was left out.
-    fn render(&self, budget: usize) -> (String, bool) {
-        let kept = self.head.len() + self.tail.len();
-        if self.total == kept as u64 && kept <= budget {
-            return (format!("{}{}", self.head, self.tail), false);
-        }
-        // Everything kept is contiguous when nothing was dropped between head and tail.
-        let (front, back) = if self.total == kept as u64 {
-            (self.head.clone() + &self.tail, None)
-        } else {
-            (self.head.clone(), Some(&self.tail))
-        };
-        let back: &str = back.map(String::as_str).unwrap_or(&front);
-        let head_len = line_cut_front(&front, budget / 2);
-        let tail_start = line_cut_back(back, budget - head_len);
-        let head = &front[..head_len];
-        let tail = &back[tail_start..];
-        let omitted = self.total - head.len() as u64 - tail.len() as u64;
-        let sep = if head.is_empty() || head.ends_with('\n') {
-            ""
-        } else {
-            "\n"
-        };
-        (
-            format!("{head}{sep}[… {omitted} bytes omitted …]\n{tail}"),
-            true,
-        )
-    }
-}
-
-/// Length of a prefix of `s` of at most `max` bytes, ending after a newline when one lies in the
-/// second half of that window.
-fn line_cut_front(s: &str, max: usize) -> usize {
-    let end = floor_char_boundary(s, max);
-    match s[..end].rfind('\n') {
-        Some(i) if i + 1 >= end / 2 => i + 1,
-        _ => end,
-    }
-}
-
-/// Start of a suffix of `s` of at most `max` bytes, starting after a newline when one lies in the
-/// first half of that window.
-fn line_cut_back(s: &str, max: usize) -> usize {
-    let start = ceil_char_boundary(s, s.len().saturating_sub(max));
-    match s[start..].find('\n') {
-        Some(i) if i < (s.len() - start) / 2 => start + i + 1,
-        _ => start,
-    }
-}
-
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    if i >= s.len() {
-        return s.len();
-    }
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
-    if i >= s.len() {
-        return s.len();
-    }
-    while !s.is_char_boundary(i) {
-        i += 1;
-    }
-    i
-}
-
 /// How a run read with [`Execution::collect_bounded`] ended, with its output bounded.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -304,6 +189,8 @@ pub struct BoundedOutcome {
     pub duration: Duration,
     /// Whether the run was killed at its timeout.
     pub timed_out: bool,
+    /// The timeout the run was held to, when it had one.
+    pub timeout: Option<Duration>,
     /// The bounded output (and the file holding it whole, when it was cut).
     pub output: CapturedOutput,
     /// The non-output events seen (limits, early completion, the terminal event).
@@ -320,15 +207,7 @@ impl BoundedOutcome {
 
     /// Plain sentences for a reader about what went wrong: why the service could not run the
     /// command; or limits hit (with when they reset), the timeout, otherwise how it failed.
-    /// Empty for a clean success.
-    ///
-    /// ```
-    /// use cc_executor_client::capture::{BoundedOutcome, OutputCapture};
-    /// use cc_executor_client::RunStatus;
-    ///
-    /// let out = BoundedOutcome::new(RunStatus::Failed, Some(2), OutputCapture::new(10).finish());
-    /// assert_eq!(out.notes(), ["The command failed with exit code 2."]);
-    /// ```
+    /// Empty for a clean success; e.g. `["The command failed with exit code 2."]`.
     pub fn notes(&self) -> Vec<String> {
         if let Some(why) = &self.not_run {
             return vec![format!("The service could not run the command: {why}")];
@@ -340,8 +219,8 @@ impl BoundedOutcome {
             .collect();
         if self.timed_out {
             notes.push(format!(
-                "The command timed out after {:.0}s; its process group was killed.",
-                self.duration.as_secs_f64()
+                "The command timed out after {}; its process group was killed.",
+                secs(self.timeout.unwrap_or(self.duration))
             ));
         }
         if !self.success() && notes.is_empty() {
@@ -354,13 +233,15 @@ impl BoundedOutcome {
         notes
     }
 
-    /// An outcome with no events and a zero duration (for tests and adapters).
-    pub fn new(status: RunStatus, exit_code: Option<i32>, output: CapturedOutput) -> Self {
+    /// An outcome with no events and a zero duration (for tests).
+    #[cfg(test)]
+    pub(crate) fn new(status: RunStatus, exit_code: Option<i32>, output: CapturedOutput) -> Self {
         BoundedOutcome {
             status,
             exit_code,
             duration: Duration::ZERO,
             timed_out: false,
+            timeout: None,
             output,
             events: Vec::new(),
             not_run: None,
@@ -396,65 +277,31 @@ impl Execution {
         mut capture: OutputCapture,
         mut on_output: impl FnMut(OutputStream, &str),
     ) -> Result<BoundedOutcome> {
-        let started = Instant::now();
-        let mut canceled_at = None;
+        let mut run = Tracker::new();
         let mut events = Vec::new();
-        let (status, exit_code, duration, timed_out, not_run) = loop {
-            match self.next().await {
-                Some(Ok(OutputEvent::Output { stream, data, .. })) => {
+        while let Some(item) = self.next().await {
+            match item {
+                Ok(OutputEvent::Output { stream, data, .. }) => {
                     on_output(stream, &data);
                     capture.push(stream, &data);
-                    continue;
                 }
-                Some(Ok(ev)) => {
-                    let end = match &ev {
-                        OutputEvent::Completed {
-                            status,
-                            exit_code,
-                            duration,
-                            timed_out,
-                            ..
-                        } => Some((status.clone(), *exit_code, *duration, *timed_out, None)),
-                        OutputEvent::Failed { error } => {
-                            let why = error.clone().unwrap_or_else(|| "no reason given".into());
-                            let status = RunStatus::Other(crate::protocol::status::ERROR.into());
-                            Some((status, None, started.elapsed(), false, Some(why)))
-                        }
-                        // A service without `completed_after_cancel` ends the stream next.
-                        OutputEvent::Canceled => {
-                            canceled_at = Some(started.elapsed());
-                            None
-                        }
-                        _ => None,
-                    };
+                Ok(ev) => {
+                    run.event(&ev);
                     events.push(ev);
-                    if let Some(end) = end {
-                        break end;
-                    }
                 }
-                Some(Err(Error::Timeout { after })) => {
-                    break (RunStatus::Failed, None, after, true, None)
-                }
-                Some(Err(e)) => return Err(e),
-                None => match canceled_at {
-                    Some(at) => break (RunStatus::Canceled, None, at, false, None),
-                    None => {
-                        return Err(Error::ConnectionClosed {
-                            code: None,
-                            reason: "the stream ended before the run did".into(),
-                        })
-                    }
-                },
+                Err(e) => run.error(e)?,
             }
-        };
+        }
+        let end = run.finish(self.cancel_sent())?;
         Ok(BoundedOutcome {
-            status,
-            exit_code,
-            duration,
-            timed_out,
+            status: end.status,
+            exit_code: end.exit_code,
+            duration: end.duration,
+            timed_out: end.timed_out,
+            timeout: self.timeout(),
             output: capture.finish(),
             events,
-            not_run,
+            not_run: end.not_run,
         })
     }
 }
@@ -532,6 +379,9 @@ mod tests {
             OutputCapture::new(1).finish(),
         );
         assert!(ok.success() && ok.notes().is_empty());
+        let failed =
+            BoundedOutcome::new(RunStatus::Failed, Some(2), OutputCapture::new(1).finish());
+        assert_eq!(failed.notes(), ["The command failed with exit code 2."]);
     }
 
     #[test]
@@ -580,17 +430,6 @@ mod tests {
         assert_eq!(out.stderr, "error: boom\n");
         assert!(out.truncated);
         assert!(out.stdout.len() < 250);
-    }
-
-    #[test]
-    fn cuts_fall_on_char_boundaries() {
-        let text = "é".repeat(5000);
-        for limit in [0, 1, 2, 3, 7, 100, 101] {
-            let (s, cut) = bound(&text, limit);
-            assert!(cut);
-            assert!(s.contains("bytes omitted"));
-        }
-        assert_eq!(bound("héllo", 6), ("héllo".to_owned(), false));
     }
 
     #[test]

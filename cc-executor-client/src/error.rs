@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::event::{RateLimit, TokenLimit};
 use crate::protocol::{code, ErrorObject};
+use crate::text::{clip_chars, secs};
 
 /// A boxed error source (keeps transport crates out of the public API).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -41,7 +42,7 @@ pub enum Error {
         source: BoxError,
     },
     /// Connecting took longer than the configured connect timeout.
-    #[error("connecting to {url} timed out after {}; check that the service is up, or raise the connect timeout", secs(after))]
+    #[error("connecting to {url} timed out after {}; check that the service is up, or raise the connect timeout", secs(*after))]
     ConnectTimeout {
         /// The service URL.
         url: String,
@@ -63,14 +64,14 @@ pub enum Error {
         reason: String,
     },
     /// No frame and no WebSocket pong arrived for the configured heartbeat time.
-    #[error("the service sent nothing for {}, so the connection was dropped as dead; check that the service is still running and reachable, then connect again", secs(idle))]
+    #[error("the service sent nothing for {}, so the connection was dropped as dead; check that the service is still running and reachable, then connect again", secs(*idle))]
     HeartbeatTimeout {
         /// How long it was silent.
         idle: Duration,
     },
     /// The service did not answer a request within the client's request timeout
     /// ([`ClientBuilder::request_timeout`](crate::ClientBuilder::request_timeout)).
-    #[error("the service did not answer `{method}` within {}; check that it is healthy (an unanswered `execute` also closes its connection, killing anything it started)", secs(after))]
+    #[error("the service did not answer `{method}` within {}; check that it is healthy (an unanswered `execute` also closes its connection, killing anything it started)", secs(*after))]
     NoResponse {
         /// The request's method (`execute` or `control`).
         method: &'static str,
@@ -116,7 +117,7 @@ pub enum Error {
     /// The run did not finish within its timeout and was canceled.
     #[error(
         "the run did not finish within {} and was canceled; raise the timeout if it needs longer",
-        secs(after)
+        secs(*after)
     )]
     Timeout {
         /// The timeout that expired.
@@ -153,7 +154,7 @@ impl Error {
     ///
     /// `control_request` tells whether the error answers a `control`: the reference service reports
     /// control of an exited process as -32603 "Process group … not found", which is [`Error::NoProcess`].
-    pub fn from_rpc(err: ErrorObject, control_request: bool) -> Error {
+    pub(crate) fn from_rpc(err: ErrorObject, control_request: bool) -> Error {
         match err.code {
             code::COMMAND_NOT_ALLOWED => Error::CommandNotAllowed {
                 message: err.message,
@@ -179,15 +180,21 @@ impl Error {
     }
 
     /// A protocol error about `frame` (cut to 1,000 characters).
-    pub fn protocol(message: impl Into<String>, frame: &str) -> Error {
-        let frame = match frame.char_indices().nth(1000) {
-            Some((i, _)) => format!("{}…", &frame[..i]),
-            None => frame.to_owned(),
-        };
+    pub(crate) fn protocol(message: impl Into<String>, frame: &str) -> Error {
         Error::Protocol {
             message: message.into(),
-            frame,
+            frame: clip_chars(frame, 1000),
         }
+    }
+
+    /// The connection closed with `code` and `reason`: close 1008 naming the session limit is
+    /// [`Error::SessionLimit`] (the service's -32003 comes as an error response, see
+    /// [`Error::from_rpc`]); anything else is [`Error::ConnectionClosed`].
+    pub(crate) fn closed(code: Option<u16>, reason: String) -> Error {
+        if code == Some(1008) && reason.to_ascii_lowercase().contains("session") {
+            return Error::SessionLimit;
+        }
+        Error::ConnectionClosed { code, reason }
     }
 
     /// Plain sentences for a reader (a person, or a model driving a tool): the limit and when it
@@ -206,8 +213,8 @@ impl Error {
             Error::RateLimited(r) => r.advice(),
             Error::TokenLimitExceeded(t) => t.advice(),
             Error::Timeout { after } => format!(
-                "The run did not finish within {}s; its process group was killed.",
-                after.as_secs()
+                "The run did not finish within {}; its process group was killed.",
+                secs(*after)
             ),
             Error::ClaudeFailed { exit_code, stderr } => format!(
                 "Claude ended without a result (exit code {}).{} Its last stderr lines:\n{}",
@@ -217,7 +224,7 @@ impl Error {
                 } else {
                     ""
                 },
-                crate::capture::bound(stderr, 4000).0,
+                crate::text::bound(stderr, 4000).0,
             ),
             _ => format!("{self}."),
         }
@@ -238,15 +245,6 @@ impl Error {
             Error::TokenLimitExceeded(t) => t.recoverable,
             _ => false,
         }
-    }
-}
-
-/// `12s`, `1.5s`, `30.0s`: seconds a person reads at a glance.
-fn secs(d: &Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
     }
 }
 

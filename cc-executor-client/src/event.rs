@@ -1,11 +1,13 @@
-//! Public event types, and the one place that maps wire notifications to them.
+//! The public event types of a run. Wire notifications become these events in one place only:
+//! the crate's `wire` module.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use crate::protocol;
 pub use crate::protocol::OutputStream;
-use crate::protocol::{self, ServerNotification};
+use crate::text::{human, secs, utc};
 
 /// Position of a chunk within a long line that the service split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,7 +35,7 @@ pub enum RunStatus {
 
 impl RunStatus {
     /// Parse a wire status string.
-    pub fn from_wire(s: &str) -> RunStatus {
+    pub(crate) fn from_wire(s: &str) -> RunStatus {
         match s {
             protocol::status::COMPLETED => RunStatus::Completed,
             protocol::status::FAILED => RunStatus::Failed,
@@ -72,7 +74,7 @@ pub enum RateLimitKind {
 
 impl RateLimitKind {
     /// Parse a wire `error_type`.
-    pub fn from_wire(s: &str) -> RateLimitKind {
+    pub(crate) fn from_wire(s: &str) -> RateLimitKind {
         match s {
             "usage_limit" => RateLimitKind::UsageLimit,
             "rate_limit_429" => RateLimitKind::Http429,
@@ -152,7 +154,7 @@ impl std::fmt::Display for RateLimit {
             write!(f, "; resets at {}", utc(at))?;
         }
         if let Some(after) = self.retry_after {
-            write!(f, "; retry after {}s", after.as_secs())?;
+            write!(f, "; retry after {}", secs(after))?;
         }
         Ok(())
     }
@@ -294,145 +296,6 @@ impl OutputEvent {
             _ => None,
         }
     }
-
-    /// An output event (for building streams in tests and adapters).
-    pub fn output(stream: OutputStream, data: impl Into<String>) -> Self {
-        OutputEvent::Output {
-            stream,
-            data: data.into(),
-            chunk: None,
-        }
-    }
-}
-
-/// What a wire notification means for an execution.
-#[derive(Debug)]
-pub(crate) enum Mapped {
-    /// An event to yield.
-    Event(OutputEvent),
-    /// A chunk of a long line, to reassemble (or yield raw).
-    Chunk {
-        stream: OutputStream,
-        data: String,
-        index: u32,
-        /// `None` while the service streams a line whose length it does not know yet.
-        total: Option<u32>,
-    },
-    /// Session-level traffic (`connected`, `ping`) handled by the connection, not the execution.
-    Session,
-}
-
-/// Map one wire notification: the only place where wire frames become [`OutputEvent`]s.
-pub(crate) fn map_notification(n: ServerNotification) -> Mapped {
-    use ServerNotification as N;
-    Mapped::Event(match n {
-        N::Connected(_) | N::Ping(_) => return Mapped::Session,
-        N::ProcessStarted(p) => OutputEvent::Started {
-            pid: p.pid.unwrap_or(0),
-            pgid: p.pgid,
-        },
-        N::ProcessOutput(p) => {
-            let data = p.data.into_owned();
-            match (p.chunk_index, p.total_chunks) {
-                // A streamed line has `total_chunks: null` on every chunk but the last.
-                (Some(index), total) if total.is_none_or(|t| t > 1) => {
-                    return Mapped::Chunk {
-                        stream: p.stream,
-                        data,
-                        index,
-                        total,
-                    }
-                }
-                _ => OutputEvent::Output {
-                    stream: p.stream,
-                    data,
-                    chunk: None,
-                },
-            }
-        }
-        N::ProcessPaused(_) => OutputEvent::Paused,
-        N::ProcessResumed(_) => OutputEvent::Resumed,
-        N::ProcessCanceled(_) => OutputEvent::Canceled,
-        N::ProcessCompleted(p) => OutputEvent::Completed {
-            status: RunStatus::from_wire(&p.status),
-            exit_code: p.exit_code,
-            duration: secs(p.execution_time),
-            timed_out: p.timed_out,
-            error: p.error,
-        },
-        N::ProcessError(p) => OutputEvent::Failed { error: p.error },
-        N::TokenLimitExceeded(p) => OutputEvent::TokenLimitExceeded(TokenLimit {
-            limit: p.limit,
-            message: p.message,
-            suggestion: p.suggestion,
-            text: p.error_text,
-            recoverable: p.recoverable,
-        }),
-        N::RateLimitExceeded(p) => OutputEvent::RateLimitExceeded(RateLimit {
-            kind: RateLimitKind::from_wire(&p.error_type),
-            message: p.message,
-            retry_after: p.retry_after.map(Duration::from_secs),
-            reset_at: p.reset_timestamp.flatten().and_then(epoch_to_system_time),
-            text: p.error_text,
-            recoverable: p.recoverable,
-        }),
-        N::EarlyCompletion(p) => OutputEvent::EarlyCompletion {
-            marker: p.marker,
-            elapsed: secs(p.elapsed_time),
-            line: p.output_line,
-        },
-        N::HookWarning(params) => OutputEvent::Warning {
-            message: params
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            params,
-        },
-        N::Unknown { method, params } => OutputEvent::Other { method, params },
-        // A method a newer protocol crate types but this mapping does not know yet.
-        other => OutputEvent::Other {
-            method: other.method().to_owned(),
-            params: Value::Null,
-        },
-    })
-}
-
-fn secs(s: f64) -> Duration {
-    Duration::try_from_secs_f64(s).unwrap_or_default()
-}
-
-/// `2030-03-17 17:46:40 UTC`.
-fn utc(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// `5s`, `2m 5s`, `2h 1m`, `3d 2h`.
-fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m {}s", s / 60, s % 60),
-        3600..=172_799 => format!("{}h {}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
-    }
 }
 
 /// Unix seconds to `SystemTime`; `None` for negative, NaN or absurd values.
@@ -444,23 +307,6 @@ pub(crate) fn epoch_to_system_time(secs: f64) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_formats_civil_dates() {
-        assert_eq!(utc(UNIX_EPOCH), "1970-01-01 00:00:00 UTC");
-        let t = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
-        assert_eq!(utc(t), "2030-03-17 17:46:40 UTC");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(utc(leap), "2000-02-29 00:00:00 UTC");
-    }
-
-    #[test]
-    fn human_durations() {
-        assert_eq!(human(Duration::from_secs(5)), "5s");
-        assert_eq!(human(Duration::from_secs(125)), "2m 5s");
-        assert_eq!(human(Duration::from_secs(7300)), "2h 1m");
-        assert_eq!(human(Duration::from_secs(3 * 86_400 + 7200)), "3d 2h");
-    }
 
     #[test]
     fn limit_advice_says_when_and_what_to_do() {

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::connection::{Batch, Cmd, ConnHandle, Item, RunShared, Started};
 use crate::error::{Error, Result};
 use crate::event::{OutputEvent, OutputStream, RunStatus};
+use crate::outcome::Tracker;
 use crate::protocol::ControlType;
 
 /// A running command: a `Stream` of its [`OutputEvent`]s, ending with `None` after the terminal
@@ -162,75 +163,52 @@ impl Execution {
     ///
     /// A run the service could not start ([`OutputEvent::Failed`]) gives an outcome with status
     /// `RunStatus::Other("error")`; a run canceled on a service without `completed_after_cancel`
-    /// gives status [`RunStatus::Canceled`] and no exit code.
+    /// gives status [`RunStatus::Canceled`] and no exit code, and so does a run that died by a
+    /// signal after a cancel from this client.
     pub async fn wait(mut self) -> Result<Outcome> {
-        let mut out = Outcome {
-            status: RunStatus::Other("unknown".into()),
-            exit_code: None,
-            stdout: String::new(),
-            stderr: String::new(),
-            duration: Duration::ZERO,
-            timed_out: false,
-            events: Vec::new(),
-        };
-        let mut ended = false;
+        let (mut stdout, mut stderr, mut events) = (String::new(), String::new(), Vec::new());
+        let mut run = Tracker::new();
         while let Some(item) = self.next().await {
-            match item? {
-                OutputEvent::Output { stream, data, .. } => match stream {
-                    OutputStream::Stdout => out.stdout.push_str(&data),
-                    OutputStream::Stderr => out.stderr.push_str(&data),
+            match item {
+                Ok(OutputEvent::Output { stream, data, .. }) => match stream {
+                    OutputStream::Stdout => stdout.push_str(&data),
+                    OutputStream::Stderr => stderr.push_str(&data),
                 },
-                ev => {
-                    match &ev {
-                        OutputEvent::Completed {
-                            status,
-                            exit_code,
-                            duration,
-                            timed_out,
-                            ..
-                        } => {
-                            out.status = status.clone();
-                            out.exit_code = *exit_code;
-                            out.duration = *duration;
-                            out.timed_out = *timed_out;
-                            ended = true;
-                        }
-                        OutputEvent::Failed { .. } => {
-                            out.status = RunStatus::Other(crate::protocol::status::ERROR.into());
-                            ended = true;
-                        }
-                        OutputEvent::Canceled => {
-                            out.status = RunStatus::Canceled;
-                            ended = true;
-                        }
-                        _ => {}
-                    }
-                    out.events.push(ev);
+                Ok(ev) => {
+                    run.event(&ev);
+                    events.push(ev);
                 }
+                Err(e) => run.error(e)?,
             }
         }
-        if !ended {
-            return Err(Error::ConnectionClosed {
-                code: None,
-                reason: "the stream ended before the run did".into(),
-            });
-        }
-        if out.timed_out {
+        let end = run.finish(self.cancel_sent())?;
+        if end.timed_out {
             return Err(Error::Timeout {
-                after: self.timeout.unwrap_or(out.duration),
+                after: self.timeout.unwrap_or(end.duration),
             });
         }
-        for ev in &out.events {
-            if let OutputEvent::TokenLimitExceeded(t) = ev {
-                return Err(Error::TokenLimitExceeded(t.clone()));
-            }
+        if let Some(limit) = run.limit_error() {
+            return Err(limit);
         }
-        for ev in &out.events {
-            if let OutputEvent::RateLimitExceeded(r) = ev {
-                return Err(Error::RateLimited(r.clone()));
-            }
-        }
-        Ok(out)
+        Ok(Outcome {
+            status: end.status,
+            exit_code: end.exit_code,
+            stdout,
+            stderr,
+            duration: end.duration,
+            timed_out: end.timed_out,
+            events,
+        })
+    }
+
+    /// Whether a CANCEL went out for this run.
+    pub(crate) fn cancel_sent(&self) -> bool {
+        self.run.cancel_sent.load(Ordering::Acquire)
+    }
+
+    /// The timeout the client holds the run to.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 }
 

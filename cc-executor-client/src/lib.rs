@@ -70,9 +70,12 @@ pub mod error;
 pub mod event;
 mod execution;
 pub mod jobs;
+mod outcome;
 pub mod output_dir;
 mod session;
+mod text;
 mod transport;
+mod wire;
 
 pub use client::{Client, ClientBuilder};
 pub use command::Command;

@@ -14,7 +14,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::client::Config;
 use crate::error::{BoxError, Error, Result};
-use crate::protocol::{code, ConnectedParams, Request, ServerFrame, ServerNotification};
+use crate::protocol::{ConnectedParams, Request, ServerFrame, ServerNotification};
 
 /// The WebSocket type every connection uses.
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<BufReader<TcpStream>>>;
@@ -189,10 +189,7 @@ async fn read_connected(url: &str, ws: &mut Ws) -> Result<ConnectedParams> {
                 let (code, reason) = frame
                     .map(|f| (Some(u16::from(f.code)), f.reason.to_string()))
                     .unwrap_or((None, String::new()));
-                if code == Some(1008) && reason.to_ascii_lowercase().contains("session") {
-                    return Err(Error::SessionLimit);
-                }
-                return Err(Error::ConnectionClosed { code, reason });
+                return Err(Error::closed(code, reason));
             }
             Message::Binary(_) => {
                 return Err(Error::protocol(
@@ -210,9 +207,6 @@ async fn read_connected(url: &str, ws: &mut Ws) -> Result<ConnectedParams> {
             }
             Ok(ServerFrame::Response(resp)) => {
                 if let Some(err) = resp.error {
-                    if err.code == code::SESSION_LIMIT {
-                        return Err(Error::SessionLimit);
-                    }
                     return Err(Error::from_rpc(err, false));
                 }
                 return Err(Error::protocol("expected `connected`", &text));

@@ -3,16 +3,18 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 
 use super::command::ClaudeCommand;
 use super::stream::{parse_line, ClaudeEvent, ClaudeResult};
 use crate::client::Client;
-use crate::connection::MAX_LINE_BYTES;
 use crate::error::{Error, Result};
 use crate::event::{OutputEvent, OutputStream, RateLimit};
 use crate::execution::{Controller, Execution};
+use crate::outcome::Tracker;
+use crate::wire::Lines;
 
 /// How many trailing stderr lines [`Error::ClaudeFailed`] carries.
 const STDERR_TAIL_LINES: usize = 20;
@@ -70,8 +72,10 @@ impl Client {
 #[derive(Debug)]
 pub struct ClaudeExecution {
     inner: Execution,
-    /// Pieces of a long line, when the execution yields raw chunks.
-    partial: [String; 2],
+    /// Long lines put back together, when the execution yields raw chunks.
+    lines: Lines,
+    /// Lines completed and not yet turned into events.
+    ready: VecDeque<(OutputStream, String)>,
     state: WaitState,
     ended: bool,
 }
@@ -87,7 +91,8 @@ impl ClaudeExecution {
     pub fn new(inner: Execution) -> Self {
         ClaudeExecution {
             inner,
-            partial: [String::new(), String::new()],
+            lines: Lines::default(),
+            ready: VecDeque::new(),
             state: WaitState::default(),
             ended: false,
         }
@@ -166,7 +171,8 @@ impl ClaudeExecution {
         while let Some(event) = self.next().await {
             on_event(&event?);
         }
-        std::mem::take(&mut self.state).finish()
+        let cancel_sent = self.inner.cancel_sent();
+        std::mem::take(&mut self.state).finish(cancel_sent, self.inner.timeout())
     }
 }
 
@@ -229,51 +235,48 @@ impl Stream for ClaudeExecution {
     type Item = Result<ClaudeEvent>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.ended {
-            return Poll::Ready(None);
-        }
+        let this = &mut *self;
         loop {
-            let event = match Pin::new(&mut self.inner).poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => {
-                    self.ended = true;
-                    return Poll::Ready(None);
-                }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(Some(Ok(event))) => event,
-            };
-            let (stream, data, chunk) = match event {
-                OutputEvent::Output {
-                    stream,
-                    data,
-                    chunk,
-                } => (stream, data, chunk),
-                other => {
-                    let event = ClaudeEvent::Service(other);
-                    self.state.observe(&event);
+            while let Some((stream, line)) = this.ready.pop_front() {
+                if let Some(event) = line_event(stream, &line) {
+                    this.state.observe(&event);
                     return Poll::Ready(Some(Ok(event)));
                 }
-            };
-            let line = match chunk {
-                None => data,
-                Some(chunk) => {
-                    let slot = match stream {
-                        OutputStream::Stderr => 1,
-                        _ => 0,
-                    };
-                    self.partial[slot].push_str(&data);
-                    // `total` is 0 until the last chunk of a line the service streams; indexes
-                    // come from the wire, so no arithmetic that could overflow.
-                    let last = chunk.total != 0 && chunk.index >= chunk.total - 1;
-                    if !last && self.partial[slot].len() < MAX_LINE_BYTES {
-                        continue;
-                    }
-                    std::mem::take(&mut self.partial[slot])
+            }
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            let ready = &mut this.ready;
+            match std::task::ready!(Pin::new(&mut this.inner).poll_next(cx)) {
+                None => {
+                    // What was gathered of a line the run never finished.
+                    this.lines
+                        .flush(|stream, line| ready.push_back((stream, line)));
+                    this.ended = true;
                 }
-            };
-            if let Some(event) = line_event(stream, &line) {
-                self.state.observe(&event);
-                return Poll::Ready(Some(Ok(event)));
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Some(Ok(OutputEvent::Output {
+                    stream,
+                    data,
+                    chunk: None,
+                })) => ready.push_back((stream, data)),
+                Some(Ok(OutputEvent::Output {
+                    stream,
+                    data,
+                    chunk: Some(chunk),
+                })) => {
+                    // `total` is 0 until the last chunk of a line the service streams.
+                    let total = (chunk.total != 0).then_some(chunk.total);
+                    this.lines
+                        .push(stream, &data, chunk.index, total, |stream, line| {
+                            ready.push_back((stream, line))
+                        });
+                }
+                Some(Ok(other)) => {
+                    let event = ClaudeEvent::Service(other);
+                    this.state.observe(&event);
+                    return Poll::Ready(Some(Ok(event)));
+                }
             }
         }
     }
@@ -288,7 +291,8 @@ struct WaitState {
     claude_limit: Option<RateLimit>,
     /// From the service's own detectors.
     service_limit: Option<RateLimit>,
-    exit_code: Option<i32>,
+    /// How the run ended, from the service's events.
+    run: Tracker,
     stderr: VecDeque<String>,
 }
 
@@ -321,17 +325,18 @@ impl WaitState {
                 }
                 self.stderr.push_back(line.clone());
             }
-            ClaudeEvent::Service(OutputEvent::RateLimitExceeded(limit)) => {
-                self.service_limit.get_or_insert_with(|| limit.clone());
-            }
-            ClaudeEvent::Service(OutputEvent::Completed { exit_code, .. }) => {
-                self.exit_code = *exit_code;
+            ClaudeEvent::Service(ev) => {
+                if let OutputEvent::RateLimitExceeded(limit) = ev {
+                    self.service_limit.get_or_insert_with(|| limit.clone());
+                }
+                self.run.event(ev);
             }
             _ => {}
         }
     }
 
-    fn finish(self) -> Result<ClaudeResult> {
+    /// Judge the run: `cancel_sent` and `timeout` as the execution knew them.
+    fn finish(self, cancel_sent: bool, timeout: Option<Duration>) -> Result<ClaudeResult> {
         let result_limit = self.result.as_ref().and_then(ClaudeResult::rate_limit);
         if let Some(limit) = result_limit {
             return Err(Error::RateLimited(merge(limit, self.claude_limit.as_ref())));
@@ -348,10 +353,18 @@ impl WaitState {
             }
             None => match self.service_limit {
                 Some(limit) => Err(Error::RateLimited(limit)),
-                None => Err(Error::ClaudeFailed {
-                    exit_code: self.exit_code,
-                    stderr: Vec::from(self.stderr).join("\n"),
-                }),
+                None => {
+                    let end = self.run.finish(cancel_sent).ok();
+                    if let Some(end) = end.as_ref().filter(|e| e.timed_out) {
+                        return Err(Error::Timeout {
+                            after: timeout.unwrap_or(end.duration),
+                        });
+                    }
+                    Err(Error::ClaudeFailed {
+                        exit_code: end.and_then(|e| e.exit_code),
+                        stderr: Vec::from(self.stderr).join("\n"),
+                    })
+                }
             },
         }
     }
@@ -374,7 +387,7 @@ fn merge(mut limit: RateLimit, earlier: Option<&RateLimit>) -> RateLimit {
 mod tests {
     use super::*;
     use crate::event::RateLimitKind;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::UNIX_EPOCH;
 
     fn wait_over(lines: &str, stderr: &[&str], exit_code: Option<i32>) -> Result<ClaudeResult> {
         let mut state = WaitState::default();
@@ -387,8 +400,14 @@ mod tests {
         for line in stderr {
             state.observe(&ClaudeEvent::Stderr((*line).to_owned()));
         }
-        state.exit_code = exit_code;
-        state.finish()
+        state.observe(&ClaudeEvent::Service(OutputEvent::Completed {
+            status: crate::RunStatus::Failed,
+            exit_code,
+            duration: Duration::from_secs(1),
+            timed_out: false,
+            error: None,
+        }));
+        state.finish(false, None)
     }
 
     #[test]
