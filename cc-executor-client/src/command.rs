@@ -77,7 +77,7 @@ impl Command {
     }
 
     /// The `execute` params this command is sent as.
-    pub fn to_params(&self) -> ExecuteParams {
+    pub(crate) fn to_params(&self) -> ExecuteParams {
         ExecuteParams {
             command: self.line.clone(),
             timeout: self.bound().map(|t| t.as_secs_f64()),

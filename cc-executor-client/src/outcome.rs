@@ -33,7 +33,8 @@ pub(crate) struct Ending {
     pub(crate) timed_out: bool,
     /// Why the service could not run the command, when it could not.
     pub(crate) not_run: Option<String>,
-    /// The service's reason for the end (e.g. `timed out after 30s`), when it gave one.
+    /// Why it ended, when the service said (e.g. `timed out after 30s`) or the client's deadline
+    /// ended it.
     pub(crate) error: Option<String>,
 }
 
@@ -123,7 +124,7 @@ impl Tracker {
                     duration: after,
                     timed_out: true,
                     not_run: None,
-                    error: None,
+                    error: Some(Error::Timeout { after }.to_string()),
                 });
                 Ok(())
             }
@@ -165,5 +166,113 @@ impl Tracker {
             (None, Some(r)) => Some(Error::RateLimited(r.clone())),
             (None, None) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn completed(status: RunStatus, exit_code: Option<i32>, timed_out: bool) -> OutputEvent {
+        OutputEvent::Completed {
+            status,
+            exit_code,
+            duration: Duration::from_secs(2),
+            timed_out,
+            error: None,
+        }
+    }
+
+    fn ending(events: &[OutputEvent], cancel_sent: bool) -> Result<Ending> {
+        let mut t = Tracker::new();
+        for ev in events {
+            t.event(ev);
+        }
+        t.finish(cancel_sent)
+    }
+
+    #[test]
+    fn a_signal_after_a_cancel_from_this_client_is_a_cancel() {
+        let killed = completed(RunStatus::Failed, Some(-15), false);
+        assert_eq!(
+            ending(std::slice::from_ref(&killed), true).unwrap().status,
+            RunStatus::Canceled
+        );
+        assert_eq!(ending(&[killed], false).unwrap().status, RunStatus::Failed);
+        // A timeout stays a timeout; an exit code stays a failure.
+        let timed_out = completed(RunStatus::Failed, Some(-15), true);
+        assert_eq!(
+            ending(&[timed_out], true).unwrap().status,
+            RunStatus::Failed
+        );
+        let exited = completed(RunStatus::Failed, Some(1), false);
+        assert_eq!(ending(&[exited], true).unwrap().status, RunStatus::Failed);
+    }
+
+    #[test]
+    fn canceled_without_completed_refused_runs_and_lost_streams() {
+        let end = ending(&[OutputEvent::Canceled], true).unwrap();
+        assert_eq!((end.status, end.exit_code), (RunStatus::Canceled, None));
+        // A later `Completed` is what counts.
+        let end = ending(
+            &[
+                OutputEvent::Canceled,
+                completed(RunStatus::Canceled, Some(-15), false),
+            ],
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            (end.status, end.exit_code),
+            (RunStatus::Canceled, Some(-15))
+        );
+        let end = ending(&[OutputEvent::Failed { error: None }], false).unwrap();
+        assert_eq!(end.status.as_str(), "error");
+        assert_eq!(end.not_run.as_deref(), Some("no reason given"));
+        assert!(matches!(
+            ending(&[OutputEvent::Paused], false),
+            Err(Error::ConnectionClosed { .. })
+        ));
+    }
+
+    #[test]
+    fn the_client_deadline_is_a_timeout_and_other_errors_are_given_back() {
+        let mut t = Tracker::new();
+        let after = Duration::from_secs(1);
+        assert!(t.error(Error::Timeout { after }).is_ok());
+        let end = t.finish(true).unwrap();
+        assert!(end.timed_out);
+        assert_eq!((end.status, end.duration), (RunStatus::Failed, after));
+        let lost = Error::ConnectionClosed {
+            code: None,
+            reason: String::new(),
+        };
+        assert!(matches!(
+            Tracker::new().error(lost),
+            Err(Error::ConnectionClosed { .. })
+        ));
+    }
+
+    #[test]
+    fn a_token_limit_comes_before_a_rate_limit() {
+        use crate::event::RateLimitKind;
+        let mut t = Tracker::new();
+        t.event(&OutputEvent::RateLimitExceeded(RateLimit::new(
+            RateLimitKind::Http429,
+            "slow down",
+            "raw",
+        )));
+        assert!(matches!(t.limit_error(), Some(Error::RateLimited(_))));
+        t.event(&OutputEvent::TokenLimitExceeded(TokenLimit {
+            limit: None,
+            message: "too long".into(),
+            suggestion: None,
+            text: "raw".into(),
+            recoverable: false,
+        }));
+        assert!(matches!(
+            t.limit_error(),
+            Some(Error::TokenLimitExceeded(_))
+        ));
     }
 }

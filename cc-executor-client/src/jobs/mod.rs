@@ -1,0 +1,518 @@
+//! Background jobs: executions detached from any caller, kept in a registry to be polled later.
+//!
+//! An agent starts a long build or a fresh Claude, does other work, and comes back for its status
+//! and output. Each job keeps a bounded window of its output (the oldest part is dropped and
+//! counted) and can also append everything to a file, so nothing is lost.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use cc_executor_client::{Client, jobs::Jobs};
+//!
+//! # async fn demo() -> cc_executor_client::Result<()> {
+//! let jobs = Jobs::new(Client::new("ws://127.0.0.1:8004/ws")?);
+//! let id = jobs.start("cargo build").await?;
+//! // ... later ...
+//! let status = jobs.wait(id, Duration::from_secs(5)).await?;
+//! let page = jobs.output(id, 0, 4096)?;
+//! println!("{:?}: {}", status.state, page.data);
+//! # Ok(()) }
+//! ```
+
+mod job;
+mod registry;
+mod window;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use crate::client::Client;
+use crate::command::Command;
+use crate::error::{Error, Result};
+use crate::event::OutputEvent;
+use crate::output_dir::{OutputFiles, OutputKind};
+
+use job::{lock, Job};
+use registry::Registry;
+use window::{read_tail, Window};
+
+/// Identifies a job within one [`Jobs`] registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobId(pub u64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JobState {
+    /// Running.
+    Running,
+    /// Paused (SIGSTOP).
+    Paused,
+    /// Exited with code 0.
+    Completed,
+    /// Exited non-zero, was killed, or the connection to the service was lost.
+    Failed,
+    /// Canceled on request.
+    Canceled,
+    /// Killed at its timeout.
+    TimedOut,
+}
+
+impl JobState {
+    /// Whether the job has ended.
+    pub fn is_finished(self) -> bool {
+        !matches!(self, JobState::Running | JobState::Paused)
+    }
+
+    /// Lower-case name (`running`, `paused`, `completed`, `failed`, `canceled`, `timed_out`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Paused => "paused",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Canceled => "canceled",
+            JobState::TimedOut => "timed_out",
+        }
+    }
+}
+
+/// A snapshot of a job.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct JobStatus {
+    /// The job's id.
+    pub id: JobId,
+    /// The command line.
+    pub command: String,
+    /// The caller's label, from [`JobOptions::label`].
+    pub label: Option<String>,
+    /// Where it is in its life.
+    pub state: JobState,
+    /// Exit code once finished (negative signal number when killed by a signal).
+    pub exit_code: Option<i32>,
+    /// Pid of the group leader.
+    pub pid: u32,
+    /// Process group id, when known.
+    pub pgid: Option<u32>,
+    /// When it started.
+    pub started_at: SystemTime,
+    /// When it ended.
+    pub ended_at: Option<SystemTime>,
+    /// Bytes of output produced so far (stdout and stderr together).
+    pub output_bytes: u64,
+    /// Bytes of output dropped from the in-memory window (still in `output_file`, when set).
+    pub dropped_bytes: u64,
+    /// File receiving the full output, when asked for.
+    pub output_file: Option<PathBuf>,
+    /// Why the full output is not (or no longer) being saved to a file, when a file was wanted.
+    pub output_error: Option<String>,
+    /// Why it failed, or the limit it hit, when known.
+    pub error: Option<String>,
+    /// The latest non-output events seen (limits, early completion, warnings), at most
+    /// [`JobStatus::MAX_EVENTS`]: a detector fires on every matching line.
+    pub events: Vec<OutputEvent>,
+    /// Older events no longer held in `events`.
+    pub dropped_events: u64,
+}
+
+impl JobStatus {
+    /// Most events a status holds; older ones are dropped and counted in `dropped_events`.
+    pub const MAX_EVENTS: usize = 64;
+
+    /// How long it has run: until it ended, once finished.
+    pub fn runtime(&self) -> Duration {
+        let end = self.ended_at.unwrap_or_else(SystemTime::now);
+        end.duration_since(self.started_at).unwrap_or_default()
+    }
+}
+
+/// A page of a job's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OutputPage {
+    /// Byte offset (from the job's first output byte) where `data` starts.
+    pub offset: u64,
+    /// Offset to ask for next.
+    pub next_offset: u64,
+    /// Bytes produced so far.
+    pub total: u64,
+    /// Bytes no longer held in memory (offsets below this are gone from the window).
+    pub dropped: u64,
+    /// The text (stdout and stderr interleaved in arrival order).
+    pub data: String,
+    /// The job has finished and `next_offset == total`: nothing more will come.
+    pub eof: bool,
+}
+
+/// Limits of a [`Jobs`] registry.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct JobsConfig {
+    /// Bytes of output kept in memory per job; older output is dropped and counted.
+    pub buffer_bytes: usize,
+    /// How long a finished job is kept before it is evicted.
+    pub keep_finished: Duration,
+    /// How many finished jobs are kept at most (the oldest finished are evicted first).
+    pub max_finished: usize,
+    /// Save each job's full output to a private file of this policy (unless the job names its own
+    /// [`JobOptions::output_file`]); the file is released, and so deleted unless the policy keeps
+    /// job outputs, when the job is evicted or forgotten.
+    pub output_files: Option<OutputFiles>,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            buffer_bytes: 1 << 20,
+            keep_finished: Duration::from_secs(3600),
+            max_finished: 100,
+            output_files: None,
+        }
+    }
+}
+
+impl JobsConfig {
+    /// Set [`JobsConfig::buffer_bytes`].
+    pub fn buffer_bytes(mut self, bytes: usize) -> Self {
+        self.buffer_bytes = bytes.max(1);
+        self
+    }
+
+    /// Set [`JobsConfig::keep_finished`].
+    pub fn keep_finished(mut self, keep: Duration) -> Self {
+        self.keep_finished = keep;
+        self
+    }
+
+    /// Set [`JobsConfig::max_finished`].
+    pub fn max_finished(mut self, n: usize) -> Self {
+        self.max_finished = n;
+        self
+    }
+
+    /// Set [`JobsConfig::output_files`].
+    pub fn output_files(mut self, files: OutputFiles) -> Self {
+        self.output_files = Some(files);
+        self
+    }
+}
+
+/// Options of one job.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct JobOptions {
+    /// Append the full output to this file (created or truncated, private: mode `0600`, never
+    /// through a symbolic link).
+    pub output_file: Option<PathBuf>,
+    /// A label of the caller's choosing (e.g. what kind of job it is), kept in its status.
+    pub label: Option<String>,
+}
+
+impl JobOptions {
+    /// Append the full output to `path`.
+    pub fn output_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.output_file = Some(path.into());
+        self
+    }
+
+    /// Label the job (see [`JobStatus::label`]).
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+}
+
+/// A registry of background jobs. Cheap to clone; `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct Jobs {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: Client,
+    config: JobsConfig,
+    state: Mutex<Registry>,
+}
+
+impl Jobs {
+    /// A registry that runs jobs through `client`, with default limits.
+    pub fn new(client: Client) -> Jobs {
+        Jobs::with_config(client, JobsConfig::default())
+    }
+
+    /// A registry with the given limits.
+    pub fn with_config(client: Client, config: JobsConfig) -> Jobs {
+        Jobs {
+            inner: Arc::new(Inner {
+                client,
+                config,
+                state: Mutex::new(Registry::default()),
+            }),
+        }
+    }
+
+    /// The client jobs run through.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// Start `cmd` as a job; returns once the service has started it (so a refused command fails here).
+    pub async fn start(&self, cmd: impl Into<Command>) -> Result<JobId> {
+        self.start_with(cmd, JobOptions::default()).await
+    }
+
+    /// Start `cmd` as a job with options.
+    pub async fn start_with(&self, cmd: impl Into<Command>, options: JobOptions) -> Result<JobId> {
+        let cmd = cmd.into();
+        let policy = &self.inner.config.output_files;
+        let (mut output_file, mut file, mut output_error) = (options.output_file, None, None);
+        let explicit = output_file.is_some();
+        match (&output_file, policy) {
+            (Some(path), _) => file = Some(crate::output_dir::open_private(path)?),
+            // A refused folder must not stop the job: it runs, and its status says why there is
+            // no file.
+            (None, Some(files)) => match files.create(OutputKind::Job) {
+                Ok(out) => (output_file, file) = (Some(out.path), Some(out.file)),
+                Err(e) => output_error = Some(e.to_string()),
+            },
+            (None, None) => {}
+        }
+        let owned = (!explicit).then(|| output_file.clone()).flatten();
+        let mut execution = match self.inner.client.execute(cmd.clone()).await {
+            Ok(execution) => execution,
+            Err(e) => {
+                if let (Some(files), Some(path)) = (policy, &owned) {
+                    files.release(path);
+                }
+                return Err(e);
+            }
+        };
+        // The job task owns the execution; nobody reads it on the caller's side.
+        execution.detach();
+        let id = lock(&self.inner.state).next_id();
+        let status = JobStatus {
+            id,
+            command: cmd.line().to_owned(),
+            label: options.label,
+            state: JobState::Running,
+            exit_code: None,
+            pid: execution.pid(),
+            pgid: execution.pgid(),
+            started_at: SystemTime::now(),
+            ended_at: None,
+            output_bytes: 0,
+            dropped_bytes: 0,
+            output_file,
+            output_error,
+            error: None,
+            events: Vec::new(),
+            dropped_events: 0,
+        };
+        let window = Window::new(self.inner.config.buffer_bytes, file);
+        let job = Arc::new(Job::new(execution.controller(), status, window, owned));
+        lock(&self.inner.state).insert(id, job.clone());
+        self.evict();
+        tokio::spawn(async move { job.follow(execution).await });
+        Ok(id)
+    }
+
+    /// A snapshot of job `id`.
+    pub fn status(&self, id: JobId) -> Result<JobStatus> {
+        Ok(self.job(id)?.status())
+    }
+
+    /// Up to `limit` bytes of output starting at byte `offset` (clamped to what is still held).
+    pub fn output(&self, id: JobId, offset: u64, limit: usize) -> Result<OutputPage> {
+        Ok(self.job(id)?.page(Some(offset), limit))
+    }
+
+    /// The last `bytes` bytes of output held.
+    pub fn tail(&self, id: JobId, bytes: usize) -> Result<OutputPage> {
+        Ok(self.job(id)?.page(None, bytes))
+    }
+
+    /// Wait until job `id` finishes or `timeout` passes; returns its status either way.
+    pub async fn wait(&self, id: JobId, timeout: Duration) -> Result<JobStatus> {
+        let job = self.job(id)?;
+        Self::wait_until(&job, timeout, |job| job.is_finished()).await;
+        Ok(job.status())
+    }
+
+    /// Wait until job `id` has output past byte `offset`, finishes, or `timeout` passes; then return
+    /// the page at `offset` (possibly empty). Lets a caller follow a job without polling.
+    pub async fn wait_for_output(
+        &self,
+        id: JobId,
+        offset: u64,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<OutputPage> {
+        let job = self.job(id)?;
+        let ready = |job: &Job| job.output_bytes() > offset || job.is_finished();
+        Self::wait_until(&job, timeout, ready).await;
+        Ok(job.page(Some(offset), limit))
+    }
+
+    /// Wait until `ready(job)` holds or `timeout` passes.
+    async fn wait_until(job: &Job, timeout: Duration, ready: impl Fn(&Job) -> bool) {
+        let mut rx = job.changed.subscribe();
+        let until = async {
+            while !ready(job) {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(timeout, until).await;
+    }
+
+    /// Pause job `id` (SIGSTOP to its process group).
+    pub async fn pause(&self, id: JobId) -> Result<()> {
+        let job = self.job(id)?;
+        job.controller.pause().await?;
+        job.set_state(JobState::Paused);
+        Ok(())
+    }
+
+    /// Resume job `id` (SIGCONT to its process group).
+    pub async fn resume(&self, id: JobId) -> Result<()> {
+        let job = self.job(id)?;
+        job.controller.resume().await?;
+        job.set_state(JobState::Running);
+        Ok(())
+    }
+
+    /// Cancel job `id` (SIGTERM, then SIGKILL, to its process group).
+    pub async fn cancel(&self, id: JobId) -> Result<()> {
+        let job = self.job(id)?;
+        match job.controller.cancel().await {
+            // Finished between the caller's look and ours: nothing left to cancel.
+            Err(Error::NoProcess { .. }) if job.is_finished() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Snapshots of every job held, oldest first.
+    pub fn list(&self) -> Vec<JobStatus> {
+        self.evict();
+        let jobs = lock(&self.inner.state).all();
+        jobs.iter().map(|j| j.status()).collect()
+    }
+
+    /// Drop job `id` from the registry, canceling it first if it still runs.
+    pub async fn forget(&self, id: JobId) -> Result<JobStatus> {
+        let job = self.job(id)?;
+        if !job.is_finished() {
+            let _ = job.controller.cancel().await;
+        }
+        lock(&self.inner.state).remove(id);
+        self.release_file(&job);
+        Ok(job.status())
+    }
+
+    /// Cancel every running job (for shutdown). Returns how many were canceled.
+    pub async fn cancel_all(&self) -> usize {
+        let running = self.running();
+        futures_util::future::join_all(running.iter().map(|j| j.controller.cancel())).await;
+        running.len()
+    }
+
+    /// Cancel every running job and wait until each has ended (its group has exited), for at most
+    /// `timeout` in all. Returns whether they all ended in time.
+    pub async fn stop_all(&self, timeout: Duration) -> bool {
+        let running = self.running();
+        let all = async {
+            futures_util::future::join_all(running.iter().map(|j| j.controller.cancel())).await;
+            for job in &running {
+                Self::wait_until(job, timeout, |job| job.is_finished()).await;
+            }
+        };
+        tokio::time::timeout(timeout, all).await.is_ok()
+    }
+
+    /// The final [`ClaudeResult`](crate::claude::ClaudeResult) of job `id`, a finished
+    /// `claude -p --output-format stream-json` run: from the output held in memory, or, when the
+    /// start of the output was dropped, from the end of its output file. `None` when there is no
+    /// `result` line (see [`result_from_output`](crate::claude::result_from_output)).
+    pub fn claude_result(&self, id: JobId) -> Result<Option<crate::claude::ClaudeResult>> {
+        use crate::claude::result_from_output;
+        let page = self.tail(id, usize::MAX)?;
+        if let Some(result) = result_from_output(&page.data) {
+            return Ok(Some(result));
+        }
+        let file = match self.status(id)?.output_file {
+            Some(file) if page.dropped > 0 => file,
+            _ => return Ok(None),
+        };
+        Ok(read_tail(&file)
+            .ok()
+            .and_then(|tail| result_from_output(&tail)))
+    }
+
+    fn job(&self, id: JobId) -> Result<Arc<Job>> {
+        self.evict();
+        lock(&self.inner.state)
+            .get(id)
+            .ok_or(Error::UnknownJob { id: id.0 })
+    }
+
+    /// The jobs still running.
+    fn running(&self) -> Vec<Arc<Job>> {
+        let all = lock(&self.inner.state).all();
+        all.into_iter().filter(|j| !j.is_finished()).collect()
+    }
+
+    fn evict(&self) {
+        let gone = lock(&self.inner.state).evict(&self.inner.config);
+        for job in &gone {
+            self.release_file(job);
+        }
+    }
+
+    /// The job left the registry: close its file and release it to the output policy (which
+    /// deletes it unless job outputs are kept).
+    fn release_file(&self, job: &Job) {
+        if let (Some(files), Some(path)) = (&self.inner.config.output_files, job.take_owned_file())
+        {
+            files.release(&path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_stops_at_the_end() {
+        let started_at = SystemTime::now();
+        let status = JobStatus {
+            id: JobId(1),
+            command: "x".into(),
+            label: None,
+            state: JobState::Completed,
+            exit_code: Some(0),
+            pid: 1,
+            pgid: None,
+            started_at,
+            ended_at: Some(started_at + Duration::from_secs(3)),
+            output_bytes: 0,
+            dropped_bytes: 0,
+            output_file: None,
+            output_error: None,
+            error: None,
+            events: vec![],
+            dropped_events: 0,
+        };
+        assert_eq!(status.runtime(), Duration::from_secs(3));
+    }
+}
