@@ -13,6 +13,7 @@ use cc_executor_client::{Client, OutputEvent};
 use futures_util::StreamExt;
 
 mod service;
+mod show;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -48,7 +49,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     while let Some(event) = run.next().await {
         match event? {
             OutputEvent::Output { data, .. } => print!("   {data}"),
-            other => println!("   [{other:?}]"),
+            other => println!("   [{}]", show::event(&other)),
         }
     }
     steering.await??;

@@ -14,6 +14,7 @@ use cc_executor_client::{Client, OutputEvent, OutputStream};
 use futures_util::StreamExt;
 
 mod service;
+mod show;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -38,7 +39,6 @@ async fn run() -> Result<i32, Box<dyn std::error::Error>> {
 
     let client = Client::new(&url)?;
     let mut run = client.execute(line.as_str()).await?;
-    eprintln!("[started pid {} pgid {:?}]", run.pid(), run.pgid());
     let mut code = 1;
     while let Some(event) = run.next().await {
         match event? {
@@ -48,17 +48,12 @@ async fn run() -> Result<i32, Box<dyn std::error::Error>> {
                 ..
             } => print!("{data}"),
             OutputEvent::Output { data, .. } => eprint!("{data}"),
-            OutputEvent::Completed {
-                status,
-                exit_code,
-                duration,
-                ..
-            } => {
-                eprintln!("[{status:?}: exit code {exit_code:?} after {duration:.2?}]");
-                code = exit_code.unwrap_or(1);
+            other => {
+                if let OutputEvent::Completed { exit_code, .. } = &other {
+                    code = exit_code.unwrap_or(1);
+                }
+                eprintln!("[{}]", show::event(&other));
             }
-            OutputEvent::Started { .. } => {}
-            other => eprintln!("[{other:?}]"),
         }
     }
     Ok(code)

@@ -36,14 +36,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let cmd = Command::new(line).timeout(Duration::from_secs(60));
     match client.run(cmd).await {
         Ok(outcome) => {
-            println!("status:    {:?}", outcome.status);
-            println!("exit code: {:?}", outcome.exit_code);
+            println!("status:    {}", outcome.status.as_str());
+            let code = outcome.exit_code.map(|c| c.to_string());
+            println!("exit code: {}", code.as_deref().unwrap_or("unknown"));
             println!("duration:  {:.2?}", outcome.duration);
             println!("stdout:\n{}", outcome.stdout);
             println!("stderr:\n{}", outcome.stderr);
             println!("other events: {}", outcome.events.len());
         }
-        Err(Error::Timeout { after }) => println!("timed out after {after:?}"),
+        Err(Error::Timeout { after }) => println!("timed out after {after:.2?}"),
         Err(e) => return Err(e.into()),
     }
     Ok(())
