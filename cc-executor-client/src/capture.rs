@@ -257,7 +257,7 @@ impl Execution {
     /// service could not run are reported in the [`BoundedOutcome`] (see
     /// [`BoundedOutcome::notes`]) rather than as errors. A cancel through the
     /// [`Controller`](crate::Controller) ends it with status [`RunStatus::Canceled`]. Errors are
-    /// those of the stream (connection lost, protocol error), and [`Error::ConnectionClosed`]
+    /// those of the stream (connection lost, protocol error), and [`Error::ConnectionClosed`](crate::Error::ConnectionClosed)
     /// when the stream ends before the run does.
     ///
     /// ```no_run
