@@ -51,22 +51,34 @@ struct Spill {
 }
 
 /// What [`OutputCapture::finish`] returns.
+///
+/// With the `schema` feature it serializes as a tool reports it: `stdout`, `stderr`, `truncated`
+/// and `output_file`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(serde::Serialize, schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct CapturedOutput {
-    /// Stdout, whole or cut to its head and tail around an omission marker.
+    /// Stdout; when long, its head and tail around a `[… N bytes omitted …]` marker.
     pub stdout: String,
-    /// Stderr, whole or cut like `stdout`.
+    /// Stderr, bounded like stdout.
     pub stderr: String,
     /// Bytes written to stdout in total.
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub stdout_bytes: u64,
     /// Bytes written to stderr in total.
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub stderr_bytes: u64,
-    /// Whether something was left out of `stdout` or `stderr`.
+    /// Whether stdout or stderr was cut.
     pub truncated: bool,
-    /// The file holding the whole combined output; kept only when something was cut.
+    /// File holding the whole combined output, present only when stdout or stderr was cut.
+    #[cfg_attr(
+        feature = "schema",
+        serde(rename = "output_file", serialize_with = "crate::schema::path"),
+        schemars(with = "Option<String>")
+    )]
     pub file: Option<PathBuf>,
     /// Why the spill file could not be written, when that happened.
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub spill_error: Option<String>,
 }
 
@@ -177,25 +189,43 @@ fn to_usize(n: u64) -> usize {
 }
 
 /// How a run read with [`Execution::collect_bounded`] ended, with its output bounded.
+///
+/// With the `schema` feature it serializes as a tool reports it: `exit_code`, `status` (its wire
+/// name), `timed_out`, `duration_secs` and the fields of the output.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "schema", derive(serde::Serialize, schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct BoundedOutcome {
-    /// How it ended ([`RunStatus::Failed`] at a timeout, `RunStatus::Other("error")` when the
-    /// service could not run it).
+    /// How the run ended: `completed`, `failed` or `canceled` (`failed` at a timeout; `error`
+    /// when the service could not run it).
+    #[cfg_attr(
+        feature = "schema",
+        serde(serialize_with = "crate::schema::status"),
+        schemars(with = "String")
+    )]
     pub status: RunStatus,
-    /// Exit code; a negative signal number when killed by a signal; `None` when unknown.
+    /// Exit code; a negative signal number when killed by a signal; null when unknown.
     pub exit_code: Option<i32>,
-    /// Run time (the timeout, when the client's deadline ended it).
+    /// Run time in seconds (the timeout, when the client's deadline ended it).
+    #[cfg_attr(
+        feature = "schema",
+        serde(rename = "duration_secs", serialize_with = "crate::schema::secs"),
+        schemars(with = "f64")
+    )]
     pub duration: Duration,
     /// Whether the run was killed at its timeout.
     pub timed_out: bool,
     /// The timeout the run was held to, when it had one.
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub timeout: Option<Duration>,
     /// The bounded output (and the file holding it whole, when it was cut).
+    #[cfg_attr(feature = "schema", serde(flatten))]
     pub output: CapturedOutput,
     /// The non-output events seen (limits, early completion, the terminal event).
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub events: Vec<OutputEvent>,
     /// Why the service could not run the command at all ([`OutputEvent::Failed`]).
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub not_run: Option<String>,
 }
 

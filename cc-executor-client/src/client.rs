@@ -86,11 +86,13 @@ impl Client {
     ///
     /// The session's connection closes when the run ends or the [`Execution`] is dropped.
     ///
-    /// Errors: connecting ([`Error::Connect`], [`Error::Tls`], [`Error::ConnectTimeout`],
+    /// Errors: a command that cannot be run ([`Error::InvalidCommand`], see
+    /// [`Command::validate`]), connecting ([`Error::Connect`], [`Error::Tls`], [`Error::ConnectTimeout`],
     /// [`Error::Unauthorized`], [`Error::SessionLimit`]) and the service refusing the command
     /// ([`Error::CommandNotAllowed`], [`Error::Rpc`], ...).
     pub async fn execute(&self, cmd: impl Into<Command>) -> Result<Execution> {
         let cmd = cmd.into();
+        cmd.validate()?;
         let conn = self.connect(true).await?;
         let started = conn
             .execute(cmd.to_params(), cmd.raw_chunks, cmd.bound())

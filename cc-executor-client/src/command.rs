@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::error::{Error, Result};
 use crate::protocol::ExecuteParams;
 
 /// Timeouts longer than this (about 100 years) are no bound at all: they are neither sent nor
@@ -71,6 +72,23 @@ impl Command {
         self.raw_chunks
     }
 
+    /// Check that the command can be run: a non-blank command line, a timeout (when set) above
+    /// zero. [`Client::execute`](crate::Client::execute) and the other ways to run a command call
+    /// it first, so a bad command fails with [`Error::InvalidCommand`] before anything is sent.
+    pub fn validate(&self) -> Result<()> {
+        if self.line.trim().is_empty() {
+            return Err(invalid(
+                "the command line is empty; give a shell command line to run",
+            ));
+        }
+        if self.timeout == Some(Duration::ZERO) {
+            return Err(invalid(
+                "the timeout is zero; give a positive timeout, or none",
+            ));
+        }
+        Ok(())
+    }
+
     /// The timeout the run is held to: [`Command::get_timeout`] unless it is too long to matter.
     pub(crate) fn bound(&self) -> Option<Duration> {
         self.timeout.filter(|t| *t <= UNBOUNDED)
@@ -83,6 +101,13 @@ impl Command {
             timeout: self.bound().map(|t| t.as_secs_f64()),
             cwd: self.cwd.as_ref().map(|d| d.to_string_lossy().into_owned()),
         }
+    }
+}
+
+/// An [`Error::InvalidCommand`] for `reason`.
+pub(crate) fn invalid(reason: &str) -> Error {
+    Error::InvalidCommand {
+        reason: reason.to_owned(),
     }
 }
 
@@ -121,5 +146,16 @@ mod tests {
         assert_eq!(cmd.to_params().timeout, None);
         let cmd = Command::new("x").timeout(Duration::from_millis(1500));
         assert_eq!(cmd.to_params().timeout, Some(1.5));
+    }
+
+    #[test]
+    fn blank_lines_and_zero_timeouts_are_refused() {
+        for bad in [
+            Command::new(" \n"),
+            Command::new("true").timeout(Duration::ZERO),
+        ] {
+            assert!(matches!(bad.validate(), Err(Error::InvalidCommand { .. })));
+        }
+        assert!(Command::new("true").validate().is_ok());
     }
 }

@@ -96,6 +96,14 @@ pub enum Error {
         /// The error's `data`.
         data: Value,
     },
+    /// The command was not sent: it cannot be run as it is (an empty command line or prompt, a
+    /// zero timeout).
+    #[error("invalid command: {reason}")]
+    InvalidCommand {
+        /// What is wrong and what to do, e.g. "the command line is empty; give a shell command
+        /// line to run".
+        reason: String,
+    },
     /// The command is empty or the service's allowlist refuses it (-32001).
     #[error("the service refused the command ({message}); run a non-empty command that its allowlist permits")]
     CommandNotAllowed {
@@ -121,6 +129,13 @@ pub enum Error {
     )]
     Timeout {
         /// The timeout that expired.
+        after: Duration,
+    },
+    /// A canceled run did not report its end in time
+    /// ([`Controller::until_canceled`](crate::Controller::until_canceled)).
+    #[error("the run was canceled but did not report its end within {}; its process group may still be running, check the service", secs(*after))]
+    CancelTimeout {
+        /// How long its end was awaited.
         after: Duration,
     },
     /// The run hit a token / context limit.
@@ -425,6 +440,9 @@ mod tests {
             Error::CommandNotAllowed {
                 message: "rm is not allowed".into(),
             },
+            Error::InvalidCommand {
+                reason: "the command line is empty; give a shell command line to run".into(),
+            },
             Error::AlreadyRunning,
             Error::NoProcess {
                 message: "Process group 42 not found".into(),
@@ -435,6 +453,9 @@ mod tests {
             },
             Error::RateLimited(RateLimit::new(RateLimitKind::Http429, "slow down", "raw")),
             Error::UnknownJob { id: 7 },
+            Error::CancelTimeout {
+                after: Duration::from_secs(20),
+            },
             Error::ClaudeFailed {
                 exit_code: None,
                 stderr: String::new(),

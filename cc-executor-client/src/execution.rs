@@ -1,5 +1,6 @@
 //! `Execution`: one running command as a stream of events, with a control handle.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -255,6 +256,58 @@ impl Controller {
     /// SIGTERM (then SIGKILL) the process group; resolves on the service's response.
     pub async fn cancel(&self) -> Result<()> {
         self.control(ControlType::Cancel).await
+    }
+
+    /// Drive `run`, a future that reads this run to its end (such as [`Execution::wait`],
+    /// [`Execution::collect_bounded`] or [`ClaudeExecution::wait`](crate::claude::ClaudeExecution::wait)),
+    /// and cancel the run if `cancel` resolves first: the group is sent SIGTERM (then SIGKILL)
+    /// and `run` gets `grace` to report the end, which it returns as usual (e.g. status
+    /// [`RunStatus::Canceled`]).
+    ///
+    /// Fails with [`Error::CancelTimeout`] when the canceled run does not end within `grace`.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use cc_executor_client::capture::OutputCapture;
+    ///
+    /// # async fn demo(client: cc_executor_client::Client) -> cc_executor_client::Result<()> {
+    /// let run = client.execute("make test").await?;
+    /// let ctl = run.controller();
+    /// let collect = run.collect_bounded(OutputCapture::new(10_000), |_, _| {});
+    /// let out = ctl
+    ///     .until_canceled(collect, tokio::signal::ctrl_c(), Duration::from_secs(20))
+    ///     .await?;
+    /// println!("{}", out.status.as_str());
+    /// # Ok(()) }
+    /// ```
+    pub async fn until_canceled<T, R, C>(&self, run: R, cancel: C, grace: Duration) -> Result<T>
+    where
+        R: Future<Output = Result<T>>,
+        C: Future,
+    {
+        tokio::pin!(run);
+        tokio::select! {
+            result = &mut run => return result,
+            _ = cancel => {}
+        }
+        // Go on reading the run while the cancel is sent, so its end is not held up.
+        let send = async {
+            match tokio::time::timeout(grace, self.cancel()).await {
+                Ok(Ok(())) => tracing::debug!("run canceled"),
+                Ok(Err(e)) => tracing::debug!("cancel failed: {e}"),
+                Err(_) => tracing::debug!("cancel got no answer"),
+            }
+            std::future::pending::<()>().await
+        };
+        let ended = async {
+            tokio::select! {
+                result = &mut run => result,
+                () = send => unreachable!("sending never ends"),
+            }
+        };
+        tokio::time::timeout(grace, ended)
+            .await
+            .unwrap_or(Err(Error::CancelTimeout { after: grace }))
     }
 
     /// Whether the run is over (every further control fails with [`Error::NoProcess`]).

@@ -72,6 +72,8 @@ mod execution;
 pub mod jobs;
 mod outcome;
 pub mod output_dir;
+#[cfg(feature = "schema")]
+mod schema;
 mod session;
 mod text;
 mod transport;

@@ -37,6 +37,7 @@ impl Session {
     /// the service reports its end.
     pub async fn execute(&self, cmd: impl Into<Command>) -> Result<Execution> {
         let cmd = cmd.into();
+        cmd.validate()?;
         let started = self
             .conn
             .execute(cmd.to_params(), cmd.raw_chunks, cmd.bound())

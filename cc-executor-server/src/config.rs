@@ -148,6 +148,16 @@ impl ServerBuilder {
         crate::http::serve(config, addr).await
     }
 
+    /// Bind a random loopback port (`127.0.0.1:0`) with a bearer token of its own unless one was
+    /// set ([`ServerHandle::token`]): a service for this process alone, such as one embedded in
+    /// a tool, that other local users cannot reach.
+    pub async fn bind_private(mut self) -> std::io::Result<ServerHandle> {
+        if self.token.is_none() {
+            self.token = Some(uuid::Uuid::new_v4().simple().to_string());
+        }
+        self.bind("127.0.0.1:0").await
+    }
+
     pub(crate) fn into_config(self) -> Config {
         Config {
             max_sessions: self.max_sessions,

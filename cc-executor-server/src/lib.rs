@@ -130,6 +130,11 @@ impl ServerHandle {
         format!("ws://{}/ws", self.local_addr)
     }
 
+    /// The bearer token clients must send, when the service requires one.
+    pub fn token(&self) -> Option<&str> {
+        self.state.config.token.as_deref()
+    }
+
     /// Number of open sessions.
     pub fn active_sessions(&self) -> usize {
         self.state.active_sessions()

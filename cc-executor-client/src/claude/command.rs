@@ -260,6 +260,17 @@ impl ClaudeCommand {
         &self.prompt
     }
 
+    /// Check that the run can be started: a non-blank prompt, and what [`Command::validate`]
+    /// checks. [`Client::execute_claude`](crate::Client::execute_claude) calls it first.
+    pub fn validate(&self) -> crate::Result<()> {
+        if self.prompt.trim().is_empty() {
+            return Err(crate::command::invalid(
+                "the prompt is empty; give Claude a task to do",
+            ));
+        }
+        Command::from(self).validate()
+    }
+
     /// The arguments given to the `claude` program, unquoted, in order (without the program itself).
     pub fn to_args(&self) -> Vec<String> {
         let mut args: Vec<String> = ["-p", "--verbose", "--output-format", "stream-json"]

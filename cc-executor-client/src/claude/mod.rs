@@ -36,11 +36,13 @@
 //! # Ok(()) }
 //! ```
 
+mod bounded;
 mod command;
 mod limit;
 mod run;
 mod stream;
 
+pub use bounded::BoundedResult;
 pub use command::{shell_quote, ClaudeCommand, NestedEnv, NESTED_ENV_VARS};
 pub use run::{result_from_output, ClaudeExecution};
 pub use stream::{

@@ -38,6 +38,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn execute_claude(&self, cmd: ClaudeCommand) -> Result<ClaudeExecution> {
+        cmd.validate()?;
         Ok(ClaudeExecution::new(self.execute(cmd).await?))
     }
 

@@ -87,6 +87,7 @@ pub struct Init {
 
 /// Token counts of a message or a run.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "schema", derive(serde::Serialize, schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct Usage {
     /// Input tokens not read from or written to the cache.
@@ -98,6 +99,7 @@ pub struct Usage {
     /// Input tokens read from the prompt cache.
     pub cache_read_input_tokens: u64,
     /// The whole `usage` object (`Null` when missing).
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub raw: Value,
 }
 
@@ -207,14 +209,19 @@ impl UserMessage {
 ///
 /// Do not trust `is_error` alone: the CLI reports a usage limit as subtype `success` with
 /// `is_error: false`. [`ClaudeResult::rate_limit`] recognises limits.
+///
+/// With the `schema` feature it serializes as a tool reports it: the answer, session id, turns,
+/// cost, token counts, `is_error` and subtype.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "schema", derive(serde::Serialize, schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct ClaudeResult {
     /// `success`, `error_max_turns`, `error_during_execution`, `error_max_budget_usd`, …
     pub subtype: String,
     /// Whether the CLI flags the run as failed.
     pub is_error: bool,
-    /// The final text.
+    /// The final answer (in a [`BoundedResult`](super::BoundedResult), when long, its head and
+    /// tail around a `[… N bytes omitted …]` marker).
     pub result: Option<String>,
     /// The session id; pass it to [`super::ClaudeCommand::resume`] to continue. Each resumed run may
     /// report a new one.
@@ -222,18 +229,23 @@ pub struct ClaudeResult {
     /// Agentic turns taken.
     pub num_turns: u32,
     /// Wall time of the run as the CLI measured it.
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub duration: Option<Duration>,
     /// Time spent waiting for the API.
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub duration_api: Option<Duration>,
     /// Cost in US dollars.
     pub total_cost_usd: Option<f64>,
     /// Token counts of the whole run.
     pub usage: Usage,
     /// The HTTP status of a failed API call (e.g. 429).
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub api_error_status: Option<u16>,
     /// Error messages (e.g. "Reached maximum number of turns (1)").
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub errors: Vec<String>,
     /// The whole message.
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub raw: Value,
 }
 

@@ -163,6 +163,7 @@ impl Job {
         let mut status = data.status.clone();
         status.output_bytes = data.window.total;
         status.dropped_bytes = data.window.dropped;
+        status.runtime = status.runtime();
         status
     }
 
@@ -189,6 +190,8 @@ impl Job {
         let offset = offset.unwrap_or_else(|| w.total.saturating_sub(limit as u64));
         let page = w.page(offset, limit);
         OutputPage {
+            id: data.status.id,
+            state: data.status.state,
             offset: page.offset,
             next_offset: page.next_offset,
             total: w.total,

@@ -20,6 +20,7 @@
 
 mod job;
 mod registry;
+mod report;
 mod window;
 
 use std::fmt;
@@ -27,11 +28,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use crate::claude::{ClaudeCommand, ClaudeResult};
 use crate::client::Client;
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::event::OutputEvent;
 use crate::output_dir::{OutputFiles, OutputKind};
+
+pub use report::JobReport;
 
 use job::{lock, Job};
 use registry::Registry;
@@ -39,6 +43,8 @@ use window::{read_tail, Window};
 
 /// Identifies a job within one [`Jobs`] registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "schema", derive(serde::Serialize, schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", serde(transparent), schemars(transparent))]
 pub struct JobId(pub u64);
 
 impl fmt::Display for JobId {
@@ -49,6 +55,8 @@ impl fmt::Display for JobId {
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "schema", derive(serde::Serialize, schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum JobState {
     /// Running.
@@ -84,33 +92,68 @@ impl JobState {
     }
 }
 
+/// What a job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "schema", derive(serde::Serialize, schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", serde(rename_all = "lowercase"))]
+#[non_exhaustive]
+pub enum JobKind {
+    /// A command line ([`Jobs::start`]).
+    #[default]
+    Command,
+    /// A `claude -p` run ([`Jobs::start_claude`]).
+    Claude,
+}
+
 /// A snapshot of a job.
+///
+/// With the `schema` feature it serializes as a tool reports it: `runtime_secs` instead of the
+/// start and end times, without the label and the events.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "schema", derive(serde::Serialize, schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct JobStatus {
-    /// The job's id.
+    /// The job's id (an integer).
     pub id: JobId,
-    /// The command line.
+    /// `command` or `claude`.
+    pub kind: JobKind,
+    /// The command line run (for a Claude job, the whole `claude -p` line).
     pub command: String,
     /// The caller's label, from [`JobOptions::label`].
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub label: Option<String>,
-    /// Where it is in its life.
+    /// Where it is in its life: `running`, `paused`, `completed`, `failed`, `canceled` or
+    /// `timed_out`.
     pub state: JobState,
-    /// Exit code once finished (negative signal number when killed by a signal).
+    /// Exit code once finished; a negative signal number when killed by a signal.
     pub exit_code: Option<i32>,
     /// Pid of the group leader.
     pub pid: u32,
     /// Process group id, when known.
     pub pgid: Option<u32>,
     /// When it started.
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub started_at: SystemTime,
     /// When it ended.
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub ended_at: Option<SystemTime>,
+    /// Seconds it had run when this snapshot was taken (until it ended, once finished).
+    #[cfg_attr(
+        feature = "schema",
+        serde(rename = "runtime_secs", serialize_with = "crate::schema::secs"),
+        schemars(with = "f64")
+    )]
+    runtime: Duration,
     /// Bytes of output produced so far (stdout and stderr together).
     pub output_bytes: u64,
-    /// Bytes of output dropped from the in-memory window (still in `output_file`, when set).
+    /// Bytes of the oldest output no longer held in memory (still in `output_file`, when set).
     pub dropped_bytes: u64,
-    /// File receiving the full output, when asked for.
+    /// File receiving the job's whole output, when asked for.
+    #[cfg_attr(
+        feature = "schema",
+        serde(serialize_with = "crate::schema::path"),
+        schemars(with = "Option<String>")
+    )]
     pub output_file: Option<PathBuf>,
     /// Why the full output is not (or no longer) being saved to a file, when a file was wanted.
     pub output_error: Option<String>,
@@ -118,8 +161,10 @@ pub struct JobStatus {
     pub error: Option<String>,
     /// The latest non-output events seen (limits, early completion, warnings), at most
     /// [`JobStatus::MAX_EVENTS`]: a detector fires on every matching line.
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub events: Vec<OutputEvent>,
     /// Older events no longer held in `events`.
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub dropped_events: u64,
 }
 
@@ -132,19 +177,35 @@ impl JobStatus {
         let end = self.ended_at.unwrap_or_else(SystemTime::now);
         end.duration_since(self.started_at).unwrap_or_default()
     }
+
+    /// Plain sentences about the limits the job hit, with when they reset
+    /// ([`OutputEvent::limit_advice`]).
+    pub fn notes(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|e| e.limit_advice())
+            .collect()
+    }
 }
 
 /// A page of a job's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(serde::Serialize, schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct OutputPage {
-    /// Byte offset (from the job's first output byte) where `data` starts.
+    /// The job's id.
+    pub id: JobId,
+    /// The job's state when the page was read.
+    pub state: JobState,
+    /// Byte offset (from the job's first output byte) where `data` starts (later than asked
+    /// when older output was dropped).
     pub offset: u64,
     /// Offset to ask for next.
     pub next_offset: u64,
     /// Bytes produced so far.
     pub total: u64,
-    /// Bytes no longer held in memory (offsets below this are gone from the window).
+    /// Bytes no longer held in memory (offsets below this are gone from the window; they are in
+    /// the job's output file, when it has one).
     pub dropped: u64,
     /// The text (stdout and stderr interleaved in arrival order).
     pub data: String,
@@ -272,7 +333,18 @@ impl Jobs {
 
     /// Start `cmd` as a job with options.
     pub async fn start_with(&self, cmd: impl Into<Command>, options: JobOptions) -> Result<JobId> {
-        let cmd = cmd.into();
+        self.start_kind(cmd.into(), JobKind::Command, options).await
+    }
+
+    /// Start a fresh `claude -p` as a job: its status says [`JobKind::Claude`], and
+    /// [`Jobs::report`] reads its final result once it has ended.
+    pub async fn start_claude(&self, cmd: ClaudeCommand, options: JobOptions) -> Result<JobId> {
+        cmd.validate()?;
+        self.start_kind(cmd.into(), JobKind::Claude, options).await
+    }
+
+    async fn start_kind(&self, cmd: Command, kind: JobKind, options: JobOptions) -> Result<JobId> {
+        cmd.validate()?;
         let policy = &self.inner.config.output_files;
         let (mut output_file, mut file, mut output_error) = (options.output_file, None, None);
         let explicit = output_file.is_some();
@@ -301,6 +373,7 @@ impl Jobs {
         let id = lock(&self.inner.state).next_id();
         let status = JobStatus {
             id,
+            kind,
             command: cmd.line().to_owned(),
             label: options.label,
             state: JobState::Running,
@@ -309,6 +382,7 @@ impl Jobs {
             pgid: execution.pgid(),
             started_at: SystemTime::now(),
             ended_at: None,
+            runtime: Duration::ZERO,
             output_bytes: 0,
             dropped_bytes: 0,
             output_file,
@@ -401,6 +475,64 @@ impl Jobs {
         }
     }
 
+    /// Cancel job `id` and wait until it has ended (its group has exited), for at most `bound`;
+    /// its status then. Canceling a job that has already ended just gives its status.
+    pub async fn cancel_and_wait(&self, id: JobId, bound: Duration) -> Result<JobStatus> {
+        let canceled = self.cancel(id).await;
+        if canceled.is_ok() {
+            let _ = self.wait(id, bound).await;
+        }
+        let status = self.status(id)?;
+        match canceled {
+            Err(e) if !status.state.is_finished() => Err(e),
+            _ => Ok(status),
+        }
+    }
+
+    /// What job `id` is doing, from its latest output past byte `since`: for a Claude job the
+    /// latest assistant text or tool in use
+    /// ([`ClaudeEvent::activity`](crate::claude::ClaudeEvent::activity)), otherwise its last
+    /// non-blank line. Returns the offset to pass next time, and the line when there is new
+    /// output that says something.
+    pub fn activity(&self, id: JobId, since: u64) -> Result<(u64, Option<String>)> {
+        let job = self.job(id)?;
+        let claude = job.status().kind == JobKind::Claude;
+        let page = job.page(None, if claude { 64 * 1024 } else { 4096 });
+        if page.total <= since {
+            return Ok((page.total, None));
+        }
+        let mut lines = page.data.lines().rev();
+        let line = match claude {
+            true => lines.find_map(|l| crate::claude::parse_line(l).activity()),
+            false => lines
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .map(str::to_owned),
+        };
+        Ok((page.total, line))
+    }
+
+    /// Job `id` as a reader is told about it: its status, the notes about its limits, and for a
+    /// finished Claude job its final result ([`Jobs::claude_result`]), the answer cut to about
+    /// `answer_limit` bytes (the job's output file holds it whole), with why it failed, or a note
+    /// that it ended without a result.
+    pub fn report(&self, id: JobId, answer_limit: usize) -> Result<JobReport> {
+        let mut report = JobReport::from(self.status(id)?);
+        let status = &report.status;
+        if status.kind != JobKind::Claude || !status.state.is_finished() {
+            return Ok(report);
+        }
+        match self.claude_result(id)? {
+            Some(result) => {
+                report.notes.extend(result.failure());
+                let file = status.output_file.clone();
+                report.claude = Some(result.bounded(answer_limit, |_| file));
+            }
+            None => report.notes.push(report::CLAUDE_WITHOUT_RESULT.to_owned()),
+        }
+        Ok(report)
+    }
+
     /// Snapshots of every job held, oldest first.
     pub fn list(&self) -> Vec<JobStatus> {
         self.evict();
@@ -443,7 +575,7 @@ impl Jobs {
     /// `claude -p --output-format stream-json` run: from the output held in memory, or, when the
     /// start of the output was dropped, from the end of its output file. `None` when there is no
     /// `result` line (see [`result_from_output`](crate::claude::result_from_output)).
-    pub fn claude_result(&self, id: JobId) -> Result<Option<crate::claude::ClaudeResult>> {
+    pub fn claude_result(&self, id: JobId) -> Result<Option<ClaudeResult>> {
         use crate::claude::result_from_output;
         let page = self.tail(id, usize::MAX)?;
         if let Some(result) = result_from_output(&page.data) {
@@ -497,6 +629,7 @@ mod tests {
         let started_at = SystemTime::now();
         let status = JobStatus {
             id: JobId(1),
+            kind: JobKind::Command,
             command: "x".into(),
             label: None,
             state: JobState::Completed,
@@ -505,6 +638,7 @@ mod tests {
             pgid: None,
             started_at,
             ended_at: Some(started_at + Duration::from_secs(3)),
+            runtime: Duration::ZERO,
             output_bytes: 0,
             dropped_bytes: 0,
             output_file: None,

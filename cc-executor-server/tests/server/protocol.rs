@@ -168,6 +168,36 @@ async fn bearer_token_is_required_when_configured() {
 }
 
 #[tokio::test]
+async fn a_private_service_is_on_loopback_behind_a_token_of_its_own() {
+    let server = Server::builder().bind_private().await.unwrap();
+    assert!(server.local_addr().ip().is_loopback());
+    let token = server.token().expect("a token").to_owned();
+    assert!(token.len() >= 32, "{token}");
+    let url = server.url();
+    let e = Client::try_connect(&url, None)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(http_status(e), 401);
+    let mut c = Client::connect_with(&url, Some(&token)).await;
+    let frames = c.run("echo private").await;
+    assert_eq!(output_of(&frames, "stdout"), "private\n");
+    drop(c);
+    server.shutdown().await;
+    // Another one gets another token; a token set on the builder is kept.
+    let other = Server::builder().bind_private().await.unwrap();
+    assert_ne!(other.token(), Some(token.as_str()));
+    other.shutdown().await;
+    let chosen = Server::builder()
+        .token("mine")
+        .bind_private()
+        .await
+        .unwrap();
+    assert_eq!(chosen.token(), Some("mine"));
+    chosen.shutdown().await;
+}
+
+#[tokio::test]
 async fn allowlist_refuses_over_the_wire() {
     let server = Server::builder()
         .allowed_commands(["echo", "printf"])

@@ -193,3 +193,52 @@ async fn controlling_a_finished_run_is_no_process() {
         assert!(matches!(res, Err(Error::NoProcess { .. })), "{res:?}");
     }
 }
+
+#[tokio::test]
+async fn until_canceled_cancels_the_group_and_returns_how_the_run_ended() {
+    let server = start().await;
+    let client = Client::new(server.url()).unwrap();
+    let run = bounded("execute", client.execute(TICKER)).await.unwrap();
+    let pgid = run.pgid().expect("our service reports the pgid");
+    let ctl = run.controller();
+    wait_group_members(pgid, 1, BOUND)
+        .await
+        .expect("the group runs");
+    // The cancel is asked for at once: the run ends canceled, as `wait` reports it.
+    let outcome = bounded(
+        "a canceled run",
+        ctl.until_canceled(run.wait(), async {}, BOUND),
+    )
+    .await
+    .expect("the run reports its end");
+    assert_eq!(outcome.status, RunStatus::Canceled);
+    assert_eq!(wait_group_gone(pgid, BOUND).await, Ok(()));
+
+    // Without a cancel the run goes to its end.
+    let run = bounded("execute", client.execute("echo done"))
+        .await
+        .unwrap();
+    let ctl = run.controller();
+    let pending = std::future::pending::<()>();
+    let outcome = bounded("a run", ctl.until_canceled(run.wait(), pending, BOUND))
+        .await
+        .unwrap();
+    assert!(outcome.success());
+    assert_eq!(outcome.stdout, "done\n");
+}
+
+#[tokio::test]
+async fn blank_commands_and_zero_timeouts_fail_before_anything_is_sent() {
+    let server = start().await;
+    let client = Client::new(server.url()).unwrap();
+    for cmd in [
+        Command::new("  "),
+        Command::new("true").timeout(Duration::ZERO),
+    ] {
+        match client.execute(cmd.clone()).await {
+            Err(Error::InvalidCommand { reason }) => assert!(!reason.is_empty()),
+            other => panic!("{cmd:?}: {other:?}"),
+        }
+    }
+    assert_eq!(server.active_sessions(), 0, "a connection was opened");
+}

@@ -241,3 +241,102 @@ async fn repeated_detector_events_are_bounded() {
         "every event is held or counted"
     );
 }
+
+#[tokio::test]
+async fn cancel_and_wait_returns_once_the_group_is_gone_and_activity_follows_the_output() {
+    let (_server, jobs) = setup(JobsConfig::default()).await;
+    let id = jobs.start(TICKER).await.expect("start");
+    let pgid = jobs.status(id).unwrap().pgid.expect("pgid");
+    // The latest line, once there is output past what was seen.
+    let (mut seen, mut line) = (0, None);
+    while line.is_none() {
+        jobs.wait_for_output(id, seen, 1, BOUND).await.unwrap();
+        (seen, line) = jobs.activity(id, seen).unwrap();
+        assert!(seen > 0, "no output within {BOUND:?}");
+    }
+    assert!(line.unwrap().starts_with("line"));
+    let status = jobs.cancel_and_wait(id, BOUND).await.expect("cancel");
+    assert_eq!(status.state, JobState::Canceled);
+    assert_eq!(wait_group_gone(pgid, Duration::ZERO).await, Ok(()));
+    // Canceling an ended job gives its status again.
+    let again = jobs.cancel_and_wait(id, BOUND).await.expect("again");
+    assert_eq!(again.state, JobState::Canceled);
+}
+
+/// A stand-in `claude` that prints `script`'s output, in a temp dir that lives with the guard.
+fn stand_in(script: &str) -> (tempfile::TempDir, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("claude");
+    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = path.to_str().unwrap().to_owned();
+    (dir, path)
+}
+
+#[tokio::test]
+async fn a_claude_job_reports_its_result_cut_or_why_there_is_none() {
+    use cc_executor_client::claude::ClaudeCommand;
+    use cc_executor_client::jobs::JobKind;
+    let (_server, jobs) = setup(JobsConfig::default()).await;
+    let sample = tests::fixtures_dir().join("claude/success.jsonl");
+    let (_dir, ok) = stand_in(&format!("cat '{}'", sample.display()));
+    let (_dir2, crash) = stand_in("echo boom >&2; exit 3");
+
+    let id = jobs
+        .start_claude(ClaudeCommand::new("hi").program(ok), JobOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(jobs.status(id).unwrap().kind, JobKind::Claude);
+    assert_eq!(
+        jobs.wait(id, BOUND).await.unwrap().state,
+        JobState::Completed
+    );
+    let report = jobs.report(id, 10).unwrap();
+    let claude = report.claude.expect("the result");
+    assert!(claude.cut, "a 20-byte answer cut to 10 bytes");
+    assert!(claude.result.result.unwrap().contains("bytes omitted"));
+    assert_eq!(claude.result.num_turns, 2);
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
+    let whole = jobs.report(id, 1000).unwrap().claude.unwrap();
+    assert_eq!(whole.result.result.as_deref(), Some("The script prints 4."));
+
+    let id = jobs
+        .start_claude(
+            ClaudeCommand::new("hi").program(crash),
+            JobOptions::default(),
+        )
+        .await
+        .unwrap();
+    let status = jobs.wait(id, BOUND).await.unwrap();
+    assert_eq!(
+        (status.state, status.exit_code),
+        (JobState::Failed, Some(3))
+    );
+    let report = jobs.report(id, 1000).unwrap();
+    assert!(report.claude.is_none());
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("without its final result")),
+        "{:?}",
+        report.notes
+    );
+}
+
+#[tokio::test]
+async fn blank_commands_and_prompts_start_no_job() {
+    use cc_executor_client::claude::ClaudeCommand;
+    let (_server, jobs) = setup(JobsConfig::default()).await;
+    assert!(matches!(
+        jobs.start(" ").await,
+        Err(Error::InvalidCommand { .. })
+    ));
+    assert!(matches!(
+        jobs.start_claude(ClaudeCommand::new("\n"), JobOptions::default())
+            .await,
+        Err(Error::InvalidCommand { .. })
+    ));
+    assert!(jobs.list().is_empty());
+}

@@ -1,0 +1,64 @@
+//! A Claude run's result for readers with a size limit.
+
+use std::path::PathBuf;
+
+use super::stream::ClaudeResult;
+use crate::text::bound;
+
+/// A [`ClaudeResult`] with its answer cut to about a size: the head and tail of the text around
+/// an omission marker, and where the whole answer is when it was cut.
+///
+/// With the `schema` feature it serializes as the result's fields plus `output_file`.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "schema", derive(serde::Serialize, schemars::JsonSchema))]
+#[non_exhaustive]
+pub struct BoundedResult {
+    /// The result, its answer possibly cut.
+    #[cfg_attr(feature = "schema", serde(flatten))]
+    pub result: ClaudeResult,
+    /// Whether the answer was cut.
+    #[cfg_attr(feature = "schema", serde(skip))]
+    pub cut: bool,
+    /// File holding the whole answer, present only when `result` was cut.
+    #[cfg_attr(
+        feature = "schema",
+        serde(serialize_with = "crate::schema::path"),
+        schemars(with = "Option<String>")
+    )]
+    pub output_file: Option<PathBuf>,
+}
+
+impl ClaudeResult {
+    /// This result with its answer cut to about `limit` bytes
+    /// ([`capture::bound`](crate::capture::bound)); `whole` is called with the whole answer when
+    /// it was cut, and gives the file that holds it, if any.
+    ///
+    /// ```
+    /// use cc_executor_client::claude::{parse_line, ClaudeEvent};
+    ///
+    /// let line = format!(r#"{{"type":"result","subtype":"success","result":"{}"}}"#, "x".repeat(500));
+    /// let ClaudeEvent::Result(r) = parse_line(&line) else { unreachable!() };
+    /// let out = r.bounded(100, |_| None);
+    /// assert!(out.cut && out.result.result.unwrap().contains("bytes omitted"));
+    /// ```
+    pub fn bounded(
+        mut self,
+        limit: usize,
+        whole: impl FnOnce(&str) -> Option<PathBuf>,
+    ) -> BoundedResult {
+        let (mut cut, mut output_file) = (false, None);
+        if let Some(text) = &mut self.result {
+            let (short, was_cut) = bound(text, limit);
+            if was_cut {
+                output_file = whole(text);
+                *text = short;
+                cut = true;
+            }
+        }
+        BoundedResult {
+            result: self,
+            cut,
+            output_file,
+        }
+    }
+}
