@@ -71,11 +71,7 @@ pub struct CapturedOutput {
     /// Whether stdout or stderr was cut.
     pub truncated: bool,
     /// File holding the whole combined output, present only when stdout or stderr was cut.
-    #[cfg_attr(
-        feature = "schema",
-        serde(rename = "output_file", serialize_with = "crate::schema::path"),
-        schemars(with = "Option<String>")
-    )]
+    #[cfg_attr(feature = "schema", serde(rename = "output_file"))]
     pub file: Option<PathBuf>,
     /// Why the spill file could not be written, when that happened.
     #[cfg_attr(feature = "schema", serde(skip))]

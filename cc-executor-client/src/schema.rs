@@ -1,7 +1,6 @@
-//! How results are written as JSON with the `schema` feature: durations as seconds, paths as
-//! text, run statuses by their wire name.
+//! How results are written as JSON with the `schema` feature: durations as seconds, run statuses
+//! by their wire name.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serializer;
@@ -11,14 +10,6 @@ use crate::event::RunStatus;
 /// A duration as seconds (`1.5`).
 pub(crate) fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
-}
-
-/// A path as text, whatever its bytes (`null` when there is none).
-pub(crate) fn path<S: Serializer>(p: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
-    match p {
-        Some(p) => s.serialize_some(&p.display().to_string()),
-        None => s.serialize_none(),
-    }
 }
 
 /// A run status by its wire name (`completed`, `failed`, `canceled`, …).

@@ -285,32 +285,29 @@ mod tests {
     use OutputStream::{Stderr, Stdout};
 
     #[test]
-    fn chunks_are_reassembled_per_stream() {
-        let mut r = RunEvents::new(false, true);
-        let out = feed_all(
-            &mut r,
+    fn chunks_are_reassembled_per_stream_or_passed_on_raw() {
+        let chunks = || {
             vec![
                 chunk(Stdout, "aa", 0, Some(3)),
                 chunk(Stderr, "e1", 0, Some(2)),
                 chunk(Stdout, "bb", 1, Some(3)),
                 chunk(Stderr, "e2\n", 1, Some(2)),
                 chunk(Stdout, "c\n", 2, Some(3)),
-            ],
-        );
+            ]
+        };
+        let out = feed_all(&mut RunEvents::new(false, true), chunks());
         assert_eq!(out, [line(Stderr, "e1e2\n"), line(Stdout, "aabbc\n")]);
-    }
-
-    #[test]
-    fn raw_chunks_pass_through() {
-        let mut r = RunEvents::new(true, true);
-        let out = feed_all(
-            &mut r,
-            vec![
-                chunk(Stdout, "aa", 0, Some(2)),
-                chunk(Stdout, "b\n", 1, Some(2)),
-            ],
+        let out = feed_all(&mut RunEvents::new(true, true), chunks());
+        assert_eq!(
+            out,
+            [
+                raw(Stdout, "aa", 0, 3),
+                raw(Stderr, "e1", 0, 2),
+                raw(Stdout, "bb", 1, 3),
+                raw(Stderr, "e2\n", 1, 2),
+                raw(Stdout, "c\n", 2, 3),
+            ]
         );
-        assert_eq!(out, [raw(Stdout, "aa", 0, 2), raw(Stdout, "b\n", 1, 2)]);
     }
 
     #[test]

@@ -20,11 +20,6 @@ pub struct BoundedResult {
     #[cfg_attr(feature = "schema", serde(skip))]
     pub cut: bool,
     /// File holding the whole answer, present only when `result` was cut.
-    #[cfg_attr(
-        feature = "schema",
-        serde(serialize_with = "crate::schema::path"),
-        schemars(with = "Option<String>")
-    )]
     pub output_file: Option<PathBuf>,
 }
 

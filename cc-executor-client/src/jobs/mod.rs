@@ -149,11 +149,6 @@ pub struct JobStatus {
     /// Bytes of the oldest output no longer held in memory (still in `output_file`, when set).
     pub dropped_bytes: u64,
     /// File receiving the job's whole output, when asked for.
-    #[cfg_attr(
-        feature = "schema",
-        serde(serialize_with = "crate::schema::path"),
-        schemars(with = "Option<String>")
-    )]
     pub output_file: Option<PathBuf>,
     /// Why the full output is not (or no longer) being saved to a file, when a file was wanted.
     pub output_error: Option<String>,
