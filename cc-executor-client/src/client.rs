@@ -8,7 +8,7 @@ use url::Url;
 use crate::command::Command;
 use crate::connection;
 use crate::error::{Error, Result};
-use crate::execution::{Execution, Outcome};
+use crate::execution::{Execution, Outcome, Runs};
 use crate::session::Session;
 use crate::transport;
 
@@ -46,6 +46,8 @@ pub(crate) struct Config {
     pub(crate) request_timeout: Duration,
     /// `None`: the platform's roots plus the Mozilla roots, with the `ring` provider.
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// Runs started through this client (and its clones) that may still go on.
+    pub(crate) runs: Runs,
 }
 
 /// Builds a [`Client`]: token, connect timeout, heartbeat, TLS roots.
@@ -118,7 +120,28 @@ impl Client {
             self.inner.heartbeat_timeout,
             self.inner.request_timeout,
             one_run,
+            self.inner.runs.clone(),
         ))
+    }
+
+    /// Cancel every run started through this client (and its clones, its sessions and the
+    /// [`Jobs`](crate::jobs::Jobs) on it) that is still going, and wait until each has ended (its
+    /// group has exited), for at most `bound` in all. Returns whether they all ended in time.
+    ///
+    /// For shutting down: nothing the client started outlives it.
+    pub async fn cancel_all(&self, bound: Duration) -> bool {
+        let live = {
+            let mut runs = self.inner.runs.lock().unwrap_or_else(|e| e.into_inner());
+            runs.retain(|run| !run.is_finished());
+            runs.clone()
+        };
+        let ended = live.iter().map(|run| async move {
+            let _ = run.cancel().await;
+            run.finished().await;
+        });
+        tokio::time::timeout(bound, futures_util::future::join_all(ended))
+            .await
+            .is_ok()
     }
 }
 
@@ -212,6 +235,7 @@ impl ClientBuilder {
                 heartbeat_timeout: self.heartbeat_timeout,
                 request_timeout: self.request_timeout,
                 tls: self.tls,
+                runs: Runs::default(),
             }),
         })
     }

@@ -11,11 +11,27 @@ use crate::protocol::ExecuteParams;
 const UNBOUNDED: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// A command line to run with the service's shell (`<shell> -c`, bash by default), and how to run it.
+///
+/// With the `schema` feature it deserializes from what a tool takes: `command`, `timeout_secs`
+/// (at least 1) and `cwd`.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "schema", derive(serde::Deserialize, schemars::JsonSchema))]
 pub struct Command {
+    /// Shell command line, run by the service's shell (`<shell> -c`) in its own process group.
+    #[cfg_attr(feature = "schema", serde(rename = "command"))]
     pub(crate) line: String,
+    /// Seconds before the whole process group is killed (default: the server's default timeout).
+    #[cfg_attr(
+        feature = "schema",
+        serde(default, rename = "timeout_secs"),
+        serde(deserialize_with = "crate::schema::timeout_secs"),
+        schemars(with = "Option<u64>")
+    )]
     pub(crate) timeout: Option<Duration>,
+    /// Working directory of the command (default: the service's working directory).
+    #[cfg_attr(feature = "schema", serde(default))]
     pub(crate) cwd: Option<PathBuf>,
+    #[cfg_attr(feature = "schema", serde(skip))]
     pub(crate) raw_chunks: bool,
 }
 
@@ -36,6 +52,12 @@ impl Command {
     /// A timeout of more than 100 years (e.g. `Duration::MAX`) means no bound.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Bound the whole run by `timeout` unless it has a timeout already (e.g. a default).
+    pub fn or_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout.get_or_insert(timeout);
         self
     }
 

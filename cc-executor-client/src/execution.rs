@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -79,10 +79,13 @@ impl std::fmt::Debug for Controller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Controller")
             .field("run", &self.run.id)
-            .field("finished", &self.run.finished.load(Ordering::Acquire))
+            .field("finished", &*self.run.finished.borrow())
             .finish()
     }
 }
+
+/// The runs a client started that may still go on, to cancel them all at once.
+pub(crate) type Runs = Arc<Mutex<Vec<Controller>>>;
 
 /// The collected result of a run.
 #[derive(Debug, Clone)]
@@ -113,7 +116,7 @@ impl Outcome {
 
 impl Execution {
     pub(crate) fn new(conn: ConnHandle, started: Started, timeout: Option<Duration>) -> Self {
-        Execution {
+        let execution = Execution {
             events: started.events,
             ready: Vec::new().into_iter(),
             conn,
@@ -123,7 +126,16 @@ impl Execution {
             timeout,
             detached: false,
             done: false,
-        }
+        };
+        let mut runs = execution
+            .conn
+            .runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        runs.retain(|run| !run.is_finished());
+        runs.push(execution.controller());
+        drop(runs);
+        execution
     }
 
     /// A handle to pause, resume or cancel this run from another task.
@@ -235,7 +247,7 @@ impl Stream for Execution {
 
 impl Drop for Execution {
     fn drop(&mut self) {
-        if !self.detached && !self.done && !self.run.finished.load(Ordering::Acquire) {
+        if !self.detached && !self.done && !*self.run.finished.borrow() {
             // Never blocks: the connection's actor sends CANCEL and closes or drains.
             let _ = self.conn.tx.send(Cmd::Abandon { run: self.run.id });
         }
@@ -312,7 +324,12 @@ impl Controller {
 
     /// Whether the run is over (every further control fails with [`Error::NoProcess`]).
     pub fn is_finished(&self) -> bool {
-        self.run.finished.load(Ordering::Acquire)
+        *self.run.finished.borrow()
+    }
+
+    /// Resolves once the run is over (see [`Controller::is_finished`]).
+    pub(crate) async fn finished(&self) {
+        let _ = self.run.finished.subscribe().wait_for(|done| *done).await;
     }
 
     async fn control(&self, kind: ControlType) -> Result<()> {

@@ -72,6 +72,7 @@ mod execution;
 pub mod jobs;
 mod outcome;
 pub mod output_dir;
+pub mod progress;
 #[cfg(feature = "schema")]
 mod schema;
 mod session;

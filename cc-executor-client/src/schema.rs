@@ -1,15 +1,34 @@
-//! How results are written as JSON with the `schema` feature: durations as seconds, run statuses
-//! by their wire name.
+//! How the `schema` feature writes results and reads commands as JSON: durations as seconds,
+//! run statuses by their wire name.
 
 use std::time::Duration;
 
-use serde::Serializer;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serializer};
 
 use crate::event::RunStatus;
 
 /// A duration as seconds (`1.5`).
 pub(crate) fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
+}
+
+/// `timeout_secs`: whole seconds, at least 1; absent or `null` for none.
+pub(crate) fn timeout_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    match Option::<u64>::deserialize(d)? {
+        Some(0) => Err(D::Error::custom("`timeout_secs` must be at least 1")),
+        secs => Ok(secs.map(Duration::from_secs)),
+    }
+}
+
+/// A list given as one value, or `null`.
+pub(crate) fn one<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.into_iter().collect())
+}
+
+/// A list, or `null` for none.
+pub(crate) fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// A run status by its wire name (`completed`, `failed`, `canceled`, …).

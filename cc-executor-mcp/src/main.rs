@@ -9,32 +9,25 @@
 // the helpers would only add conversions.
 #![allow(clippy::result_large_err)]
 
-mod claude;
-mod execute;
-mod jobs;
-mod progress;
-mod server;
+mod tools;
 
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::process::ExitCode;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use cc_executor_client::error::Report;
 use cc_executor_client::jobs::{Jobs, JobsConfig};
-use cc_executor_client::output_dir::{self, OutputFiles, SWEEP_INTERVAL};
-use cc_executor_client::Client;
-use cc_executor_server::{Server, ServerHandle};
+use cc_executor_client::{Client, ClientBuilder};
+use cc_executor_server::Server;
 use clap::Parser;
 use rmcp::ServiceExt;
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::io::InspectReader;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tracing_subscriber::EnvFilter;
 
-use crate::server::{Executor, Settings};
+use crate::tools::Executor;
 
-/// How long running calls and jobs get to cancel their runs when the host goes away.
+/// How long running calls and jobs get to end when the host goes away (the embedded service's
+/// shutdown is bounded by itself).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
 /// MCP stdio server running commands and Claude instances through cc-executor.
@@ -59,23 +52,10 @@ struct Args {
     /// head and tail, and saved whole to a file.
     #[arg(long, env = "CC_EXECUTOR_MAX_OUTPUT_CHARS", default_value_t = 20_000)]
     max_output_chars: usize,
-    /// Folder for the whole outputs of cut results and of background jobs. It is created private
-    /// (0700) and refused unless it is a directory of this user that no one else can open; files
-    /// in it are 0600. Default: `$XDG_RUNTIME_DIR/cc-executor`, else `cc-executor-<uid>` in the
-    /// system temp dir.
+    /// Directory for the full outputs of cut results and of background jobs [default:
+    /// `cc-executor` in the system temp dir].
     #[arg(long, env = "CC_EXECUTOR_OUTPUT_DIR")]
     output_dir: Option<PathBuf>,
-    /// Keep a background job's output file when the job is evicted (an hour after it ends, or
-    /// past the 100 finished jobs kept); by default the file is deleted then.
-    #[arg(long, env = "CC_EXECUTOR_KEEP_OUTPUTS")]
-    keep_outputs: bool,
-    /// Hours a cut result's whole-output file is kept; older ones are removed at start and every
-    /// hour.
-    #[arg(long, env = "CC_EXECUTOR_OUTPUT_RETENTION", default_value_t = 24)]
-    output_retention: u64,
-    /// Most finished background jobs kept; the oldest are evicted past it.
-    #[arg(long, hide = true, default_value_t = 100)]
-    max_finished_jobs: usize,
     /// Bytes of each background job's latest output held in memory for `job_output` (the whole
     /// output is in its file).
     #[arg(long, env = "CC_EXECUTOR_JOB_BUFFER_BYTES", default_value_t = 1 << 20)]
@@ -83,27 +63,23 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() {
     // stdout carries the MCP protocol: logs go to stderr only.
-    tracing_subscriber::fmt()
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
-    let args = Args::parse();
-    let code = match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
+        .with_ansi(false);
+    logs.with_env_filter(filter).init();
+    let code = match run(Args::parse()).await {
+        Ok(()) => 0,
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("error: {}", Report(&*e));
-            ExitCode::FAILURE
+            eprintln!("cc-executor-mcp: {e}");
+            1
         }
     };
     // A pending stdin read cannot be canceled; exit without waiting for the runtime to drain it.
-    std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 1 })
+    std::process::exit(code)
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -114,159 +90,63 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => Some(cc_executor_server::read_token_file(path)?),
         None => args.token,
     };
-    if args.output_retention == 0 {
-        return Err("--output-retention must be at least 1 hour".into());
-    }
-    let outputs = OutputFiles::new(args.output_dir.unwrap_or_else(output_dir::default_dir))
-        .keep_job_outputs(args.keep_outputs)
-        .retention(Duration::from_secs(
-            args.output_retention.saturating_mul(3600),
-        ));
-    // Old outputs go before the first call; a refused folder is said once here, then in each
-    // result that lacks its file.
-    sweep(&outputs);
-    let (embedded, url, token) = match args.url {
-        Some(url) => (None, url, token),
-        None => {
-            // A token of its own keeps other local users off the embedded service.
-            let token = token.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-            let server = Server::builder()
-                .token(token.clone())
-                .bind("127.0.0.1:0")
-                .await?;
-            let url = server.url();
-            (Some(server), url, Some(token))
-        }
+    // Without a URL, a service of our own: on loopback, with a token of its own unless given one.
+    let embedded = match &args.url {
+        Some(_) => None,
+        None => Some(token.iter().fold(Server::builder(), |b, t| b.token(t))),
     };
-    let mut builder = Client::builder(&url);
-    if let Some(token) = token {
-        builder = builder.token(token);
-    }
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let client = builder.build()?;
-    let config = JobsConfig::default()
-        .buffer_bytes(args.job_buffer_bytes)
-        .max_finished(args.max_finished_jobs)
-        .output_files(outputs.clone());
-    let jobs = Jobs::with_config(client.clone(), config);
-    let sweeper = tokio::spawn(sweep_every_hour(outputs.clone(), jobs.clone()));
-    let executor = Executor::new(Settings {
-        client,
+    let embedded = match embedded {
+        Some(builder) => Some(builder.bind_private().await?),
+        None => None,
+    };
+    let (url, token) = match &embedded {
+        Some(server) => (server.url(), server.token().map(str::to_owned)),
+        None => (args.url.unwrap_or_default(), token),
+    };
+    let client = token
+        .into_iter()
+        .fold(Client::builder(&url), ClientBuilder::token);
+    let client = client.build()?;
+    let config = JobsConfig::default().buffer_bytes(args.job_buffer_bytes);
+    let output_dir = args
+        .output_dir
+        .unwrap_or_else(|| std::env::temp_dir().join("cc-executor"));
+    let executor = Executor {
+        client: client.clone(),
+        jobs: Jobs::with_config(client.clone(), config),
         default_timeout: Duration::from_secs(args.default_timeout),
         max_output: args.max_output_chars,
-        outputs,
-        jobs: jobs.clone(),
-        shutdown: shutdown.clone(),
-        tracker: tracker.clone(),
-    });
+        output_dir,
+    };
     tracing::info!("serving MCP on stdio, executor service {url}");
-    let served = serve(executor, shutdown.clone()).await;
-    sweeper.abort();
-    shutdown.cancel();
-    tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
-        .await
-        .is_err()
-    {
+    let served = serve(executor).await;
+    // Cancel the calls and jobs still running and wait for their groups, then stop the service.
+    if !client.cancel_all(SHUTDOWN_GRACE).await {
         tracing::warn!("some runs did not end in time");
     }
-    if !jobs.stop_all(SHUTDOWN_GRACE).await {
-        tracing::warn!("some jobs did not end in time");
-    }
     if let Some(server) = embedded {
-        stop(server).await;
+        server.shutdown().await;
     }
     served
 }
 
-/// Remove outputs past their retention; say why when the folder is refused.
-fn sweep(outputs: &OutputFiles) {
-    match outputs.sweep() {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            "removed {n} old output files from {}",
-            outputs.dir().display()
-        ),
-        Err(e) => tracing::warn!("{e}; whole outputs will not be saved to files"),
-    }
-}
-
-/// Every hour: evict finished jobs past their time (deleting their files), then sweep.
-async fn sweep_every_hour(outputs: OutputFiles, jobs: Jobs) {
-    let mut every =
-        tokio::time::interval_at(tokio::time::Instant::now() + SWEEP_INTERVAL, SWEEP_INTERVAL);
-    loop {
-        every.tick().await;
-        jobs.list();
-        sweep(&outputs);
-    }
-}
-
 /// Serve MCP until the host closes stdin or a termination signal arrives.
-async fn serve(
-    executor: Executor,
-    shutdown: CancellationToken,
-) -> Result<(), Box<dyn std::error::Error>> {
-    // rmcp waits for in-flight calls before it reports the end of stdin: cancel them at once.
-    let (stdin, stdout) = rmcp::transport::stdio();
-    let stdin = EofSignal {
-        inner: stdin,
-        eof: shutdown,
-    };
-    let service = executor.serve((stdin, stdout)).await?;
-    tokio::select! {
-        quit = service.waiting() => {
-            tracing::info!("MCP session ended: {quit:?}");
+async fn serve(executor: Executor) -> Result<(), Box<dyn std::error::Error>> {
+    // rmcp waits for calls in flight before it reports the end of stdin: see the end at once.
+    let (eof, (stdin, stdout)) = (CancellationToken::new(), rmcp::transport::stdio());
+    let read_end = eof.clone();
+    let stdin = InspectReader::new(stdin, move |read: &[u8]| {
+        if read.is_empty() {
+            read_end.cancel();
         }
-        () = terminated() => tracing::info!("terminated by signal"),
+    });
+    let service = executor.serve((stdin, stdout)).await?;
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        quit = service.waiting() => tracing::info!("MCP session ended: {quit:?}"),
+        () = eof.cancelled() => tracing::info!("the host closed stdin"),
+        _ = term.recv() => tracing::info!("terminated by signal"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
     }
     Ok(())
-}
-
-/// Stdin that fires `eof` when the host closes it.
-struct EofSignal<R> {
-    inner: R,
-    eof: CancellationToken,
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for EofSignal<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(poll, Poll::Ready(Ok(())))
-            && buf.filled().len() == before
-            && buf.remaining() > 0
-        {
-            self.eof.cancel();
-        }
-        poll
-    }
-}
-
-async fn stop(server: ServerHandle) {
-    if tokio::time::timeout(SHUTDOWN_GRACE, server.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("the embedded service did not shut down in time");
-    }
-}
-
-async fn terminated() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }

@@ -107,23 +107,75 @@ pub fn shell_quote(s: &str) -> Cow<'_, str> {
 /// let command: cc_executor_client::Command = cmd.into();
 /// assert_eq!(command.get_timeout(), Some(Duration::from_secs(600)));
 /// ```
+///
+/// With the `schema` feature it deserializes from what a tool takes: `prompt`, `timeout_secs`,
+/// `model`, `allowed_tools`, `mcp_config` (one), `max_turns`, `cwd` and `resume_session_id`;
+/// the program, the environment and the other options keep their defaults.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "schema", derive(serde::Deserialize, schemars::JsonSchema))]
 pub struct ClaudeCommand {
+    /// The prompt for the fresh Claude instance (passed verbatim as one argument).
     prompt: String,
+    #[cfg_attr(feature = "schema", serde(skip, default = "default_program"))]
     program: String,
+    /// Model alias or name, e.g. `sonnet` or `opus`.
+    #[cfg_attr(feature = "schema", serde(default))]
     model: Option<String>,
+    /// Tools the instance may use without asking, e.g. `["Read", "Bash(git log:*)"]`.
+    #[cfg_attr(
+        feature = "schema",
+        serde(default, deserialize_with = "crate::schema::list"),
+        schemars(with = "Option<Vec<String>>")
+    )]
     allowed_tools: Vec<String>,
+    #[cfg_attr(feature = "schema", serde(skip))]
     disallowed_tools: Vec<String>,
+    /// MCP servers for the instance: a path to an `.mcp.json` file or a JSON string.
+    #[cfg_attr(
+        feature = "schema",
+        serde(
+            default,
+            rename = "mcp_config",
+            deserialize_with = "crate::schema::one"
+        ),
+        schemars(with = "Option<String>")
+    )]
     mcp_configs: Vec<String>,
+    /// Most agentic turns before the instance stops.
+    #[cfg_attr(feature = "schema", serde(default))]
     max_turns: Option<u32>,
+    #[cfg_attr(feature = "schema", serde(skip))]
     permission_mode: Option<String>,
+    /// Continue this earlier session (the `session_id` of a previous result).
+    #[cfg_attr(feature = "schema", serde(default, rename = "resume_session_id"))]
     resume: Option<String>,
+    #[cfg_attr(feature = "schema", serde(skip))]
     append_system_prompt: Option<String>,
+    #[cfg_attr(feature = "schema", serde(skip))]
     extra_args: Vec<String>,
+    #[cfg_attr(feature = "schema", serde(skip, default = "nested_env_vars"))]
     unset_env: Vec<String>,
+    #[cfg_attr(feature = "schema", serde(skip))]
     nested_env: NestedEnv,
+    /// Seconds before the instance is killed (default: the server's default timeout).
+    #[cfg_attr(
+        feature = "schema",
+        serde(default, rename = "timeout_secs"),
+        serde(deserialize_with = "crate::schema::timeout_secs"),
+        schemars(with = "Option<u64>")
+    )]
     timeout: Option<Duration>,
+    /// Working directory of the instance.
+    #[cfg_attr(feature = "schema", serde(default))]
     cwd: Option<PathBuf>,
+}
+
+fn default_program() -> String {
+    "claude".to_owned()
+}
+
+fn nested_env_vars() -> Vec<String> {
+    NESTED_ENV_VARS.iter().map(|s| (*s).to_owned()).collect()
 }
 
 impl ClaudeCommand {
@@ -131,7 +183,7 @@ impl ClaudeCommand {
     pub fn new(prompt: impl Into<String>) -> Self {
         ClaudeCommand {
             prompt: prompt.into(),
-            program: "claude".to_owned(),
+            program: default_program(),
             model: None,
             allowed_tools: Vec::new(),
             disallowed_tools: Vec::new(),
@@ -141,7 +193,7 @@ impl ClaudeCommand {
             resume: None,
             append_system_prompt: None,
             extra_args: Vec::new(),
-            unset_env: NESTED_ENV_VARS.iter().map(|s| (*s).to_owned()).collect(),
+            unset_env: nested_env_vars(),
             nested_env: NestedEnv::Unset,
             timeout: None,
             cwd: None,
@@ -252,6 +304,18 @@ impl ClaudeCommand {
     /// Working directory of the run on the service's machine.
     pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Bound the whole run by `timeout` unless it has a timeout already (e.g. a default).
+    pub fn or_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout.get_or_insert(timeout);
+        self
+    }
+
+    /// Run in `dir` unless a working directory is set already.
+    pub fn or_cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd.get_or_insert(dir.into());
         self
     }
 

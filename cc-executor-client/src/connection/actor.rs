@@ -11,7 +11,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -513,7 +512,7 @@ impl Actor {
                 if let Some(err) = resp.error {
                     // The run never started.
                     if let Some(run) = self.run.take() {
-                        run.shared.finished.store(true, Ordering::Release);
+                        run.shared.finished.send_replace(true);
                     }
                     let _ = reply.send(Err(Error::from_rpc(err, false)));
                     if self.one_run {
@@ -631,7 +630,7 @@ impl Actor {
             return;
         }
         if let Some(run) = self.run.take() {
-            run.shared.finished.store(true, Ordering::Release);
+            run.shared.finished.send_replace(true);
         }
         if self.one_run || !self.cmds_open {
             self.start_close().await;

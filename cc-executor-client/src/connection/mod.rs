@@ -12,10 +12,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{Error, Result};
 use crate::event::OutputEvent;
+use crate::execution::Runs;
 use crate::protocol::{ConnectedParams, ControlType, ExecuteParams, ExecuteResult};
 use crate::transport::Ws;
 
@@ -58,7 +59,7 @@ pub(crate) struct Started {
 pub(crate) struct RunShared {
     pub(crate) id: u64,
     /// Set once the run is over for the service and every event has been handed over.
-    pub(crate) finished: AtomicBool,
+    pub(crate) finished: watch::Sender<bool>,
     /// Set once a CANCEL went out for the run (from a `Controller`, the client's deadline or a
     /// drop), or the service reported it canceled: a run that then dies by a signal was canceled.
     pub(crate) cancel_sent: AtomicBool,
@@ -71,6 +72,8 @@ pub(crate) struct ConnHandle {
     pub(crate) connected: Arc<ConnectedParams>,
     /// Bound on the wait for an answer to `execute` or `control`.
     pub(crate) request_timeout: Duration,
+    /// The runs of the client this connection belongs to (see `Client::cancel_all`).
+    pub(crate) runs: Runs,
     ended: Arc<Mutex<Option<End>>>,
 }
 
@@ -167,6 +170,7 @@ pub(crate) fn spawn(
     heartbeat: Duration,
     request_timeout: Duration,
     one_run: bool,
+    runs: Runs,
 ) -> ConnHandle {
     let (tx, cmds) = mpsc::unbounded_channel();
     let ended = Arc::new(Mutex::new(None));
@@ -176,6 +180,7 @@ pub(crate) fn spawn(
         tx,
         connected: Arc::new(connected),
         request_timeout,
+        runs,
         ended,
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::{Batch, Item, RunShared};
@@ -48,7 +48,7 @@ impl Run {
         Run {
             shared: Arc::new(RunShared {
                 id,
-                finished: AtomicBool::new(false),
+                finished: watch::channel(false).0,
                 cancel_sent: AtomicBool::new(false),
             }),
             queue: Queue {

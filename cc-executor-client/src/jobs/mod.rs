@@ -484,27 +484,25 @@ impl Jobs {
         }
     }
 
-    /// What job `id` is doing, from its latest output past byte `since`: for a Claude job the
-    /// latest assistant text or tool in use
+    /// What job `id` is doing, from its output past byte `since` (which moves on to its end):
+    /// for a Claude job the latest assistant text or tool in use
     /// ([`ClaudeEvent::activity`](crate::claude::ClaudeEvent::activity)), otherwise its last
-    /// non-blank line. Returns the offset to pass next time, and the line when there is new
-    /// output that says something.
-    pub fn activity(&self, id: JobId, since: u64) -> Result<(u64, Option<String>)> {
+    /// non-blank line; `None` when there is no new output that says something.
+    pub fn activity(&self, id: JobId, since: &mut u64) -> Result<Option<String>> {
         let job = self.job(id)?;
         let claude = job.status().kind == JobKind::Claude;
         let page = job.page(None, if claude { 64 * 1024 } else { 4096 });
-        if page.total <= since {
-            return Ok((page.total, None));
+        if std::mem::replace(since, page.total) >= page.total {
+            return Ok(None);
         }
         let mut lines = page.data.lines().rev();
-        let line = match claude {
+        Ok(match claude {
             true => lines.find_map(|l| crate::claude::parse_line(l).activity()),
             false => lines
                 .map(str::trim)
                 .find(|l| !l.is_empty())
                 .map(str::to_owned),
-        };
-        Ok((page.total, line))
+        })
     }
 
     /// Job `id` as a reader is told about it: its status, the notes about its limits, and for a

@@ -251,10 +251,16 @@ async fn cancel_and_wait_returns_once_the_group_is_gone_and_activity_follows_the
     let (mut seen, mut line) = (0, None);
     while line.is_none() {
         jobs.wait_for_output(id, seen, 1, BOUND).await.unwrap();
-        (seen, line) = jobs.activity(id, seen).unwrap();
+        line = jobs.activity(id, &mut seen).unwrap();
         assert!(seen > 0, "no output within {BOUND:?}");
     }
     assert!(line.unwrap().starts_with("line"));
+    // Nothing new, nothing to say.
+    let end = jobs.status(id).unwrap().output_bytes;
+    let mut at_end = end;
+    if jobs.activity(id, &mut at_end).unwrap().is_some() {
+        assert!(at_end > end, "a line without new output");
+    }
     let status = jobs.cancel_and_wait(id, BOUND).await.expect("cancel");
     assert_eq!(status.state, JobState::Canceled);
     assert_eq!(wait_group_gone(pgid, Duration::ZERO).await, Ok(()));

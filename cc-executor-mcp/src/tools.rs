@@ -1,0 +1,376 @@
+//! The tools. Each turns its parameters into a client call and returns the client's own result
+//! types (serialized by the client's `schema` feature).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cc_executor_client::capture::{BoundedOutcome, OutputCapture};
+use cc_executor_client::claude::{BoundedResult, ClaudeCommand};
+use cc_executor_client::jobs::{JobId, JobOptions, JobReport, Jobs, OutputPage};
+use cc_executor_client::progress::{report_while, Latest};
+use cc_executor_client::{Client, Command, Error};
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam};
+use rmcp::service::RequestContext;
+use rmcp::{tool, tool_handler, tool_router, RoleServer, ServerHandler};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How long a canceled run may take to report its end before the call gives up on it.
+const CANCEL_WAIT: Duration = Duration::from_secs(20);
+/// At most one progress notification per tick (~10 per second).
+const TICK: Duration = Duration::from_millis(100);
+/// A heartbeat after a silence this long: well under the idle timeouts of hosts.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// `job_wait`'s default and longest wait, in seconds.
+const WAIT_SECS: (u64, u64) = (30, 600);
+const ONE_JOB: &str = "Give exactly one of `command` (a shell command line) and `claude` (an \
+                       object with a `prompt`).";
+
+/// A tool error. Tools answer `Result<Json<T>, Fail>` and take `Parameters<T>`, spelled out: rmcp
+/// reads the schemas from the signature.
+type Fail = CallToolResult;
+/// A call's context: its peer, progress token and cancellation.
+pub type Ctx = RequestContext<RoleServer>;
+
+/// The MCP server: one instance (cheap to clone) serves every call.
+#[derive(Clone)]
+pub struct Executor {
+    pub client: Client,
+    pub jobs: Jobs,
+    pub default_timeout: Duration,
+    pub max_output: usize,
+    pub output_dir: PathBuf,
+}
+
+/// Input of `job_start`: exactly one of `command` and `claude`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct JobStartParams {
+    /// Shell command line to run in the background (sh -c, in its own process group).
+    pub command: Option<String>,
+    /// A fresh `claude -p` instance to run in the background. Its own `timeout_secs` and `cwd`
+    /// take precedence over the ones beside it.
+    pub claude: Option<ClaudeCommand>,
+    /// Seconds before the job's process group is killed (default: the server's default timeout).
+    pub timeout_secs: Option<u64>,
+    /// Working directory of the job (default: the service's working directory).
+    pub cwd: Option<String>,
+}
+
+/// A job to act on.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct JobIdParams {
+    /// The job id: the integer `id` that `job_start` returned.
+    pub id: u64,
+}
+
+/// Input of `job_output`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct JobOutputParams {
+    /// The job id: the integer `id` that `job_start` returned.
+    pub id: u64,
+    /// Byte offset to read from (default 0): pass the previous page's `next_offset`.
+    pub offset: Option<u64>,
+    /// Most bytes of UTF-8 text to return (default and most: the server's output bound, 20,000
+    /// unless configured otherwise).
+    pub limit: Option<usize>,
+    /// Return the last `limit` bytes instead of reading from `offset`.
+    pub tail: Option<bool>,
+}
+
+/// Input of `job_wait`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct JobWaitParams {
+    /// The job id: the integer `id` that `job_start` returned.
+    pub id: u64,
+    /// Most seconds to wait (default 30, at most 600; 0 returns at once).
+    pub timeout_secs: Option<u64>,
+}
+
+/// The jobs held.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct JobList {
+    /// Running and recently finished jobs, oldest first (without Claude results).
+    pub jobs: Vec<JobReport>,
+}
+
+#[tool_router]
+impl Executor {
+    /// Run a shell command (sh -c) in its own process group and return its exit code, stdout and
+    /// stderr. Long output is cut to its head and tail, and the whole output is saved to
+    /// `output_file`. Sends progress with the latest output line. isError is set for a non-zero
+    /// exit, a timeout, a refused command or a rate limit.
+    #[tool]
+    async fn execute(
+        &self,
+        Parameters(cmd): Parameters<Command>,
+        ctx: Ctx,
+    ) -> Result<Json<BoundedOutcome>, Fail> {
+        let run = self
+            .client
+            .execute(cmd.or_timeout(self.default_timeout))
+            .await
+            .map_err(err)?;
+        let (latest, ctl, capture) = (Latest::default(), run.controller(), self.capture());
+        let noted = latest.clone();
+        let read = run.collect_bounded(capture, move |_, data| noted.note(data));
+        let run = ctl.until_canceled(read, ctx.ct.cancelled(), CANCEL_WAIT);
+        let out = self.drive(&ctx, || latest.take(), run).await?;
+        match out.not_run {
+            Some(_) => Err(text_error(out.notes().concat())),
+            None => reply(out.notes(), out),
+        }
+    }
+
+    /// Hand a task to a fresh Claude Code instance (`claude -p`) and return its final result,
+    /// session id (to resume), turns, cost and token usage. Sends progress with the latest
+    /// assistant text or tool in use. A usage limit or API rate limit is an error that says when
+    /// the limit resets.
+    #[tool]
+    async fn execute_claude(
+        &self,
+        Parameters(c): Parameters<ClaudeCommand>,
+        ctx: Ctx,
+    ) -> Result<Json<BoundedResult>, Fail> {
+        let run = self
+            .client
+            .execute_claude(c.or_timeout(self.default_timeout))
+            .await;
+        let (run, latest) = (run.map_err(err)?, Latest::default());
+        let (ctl, noted) = (run.controller(), latest.clone());
+        let wait = run.wait_with(move |event| noted.note(&event.activity().unwrap_or_default()));
+        let run = ctl.until_canceled(wait, ctx.ct.cancelled(), CANCEL_WAIT);
+        let result = self.drive(&ctx, || latest.take(), run).await?;
+        let failure = result.failure().into_iter().collect();
+        reply(
+            failure,
+            result.bounded(self.max_output, |text| self.save(text)),
+        )
+    }
+
+    /// Start a shell command (`command`) or a fresh Claude Code instance (`claude`, with `prompt`
+    /// and options as for execute_claude) as a background job and return its integer `id` at
+    /// once. The job keeps running after this call; its whole output goes to `output_file`.
+    /// Follow it with job_status, job_output, job_wait; control it with job_pause, job_resume,
+    /// job_cancel.
+    #[tool]
+    async fn job_start(
+        &self,
+        Parameters(p): Parameters<JobStartParams>,
+    ) -> Result<Json<JobReport>, Fail> {
+        let options = JobOptions::default().output_file(self.output_file("job", "log"));
+        let started = match (p.command, p.claude) {
+            (Some(line), None) => {
+                let cmd = command(line, self.timeout(p.timeout_secs)?, p.cwd);
+                self.jobs.start_with(cmd, options).await
+            }
+            (None, Some(c)) => {
+                let c = p.cwd.into_iter().fold(c, ClaudeCommand::or_cwd);
+                let timeout = self.timeout(p.timeout_secs)?;
+                self.jobs.start_claude(c.or_timeout(timeout), options).await
+            }
+            _ => return Err(text_error(ONE_JOB)),
+        };
+        self.report(started.map_err(err)?)
+    }
+
+    /// Status of a background job: state, exit code, output size, output file and notes; for a
+    /// finished Claude job also its final result (answer, session id, cost).
+    #[tool]
+    async fn job_status(
+        &self,
+        Parameters(p): Parameters<JobIdParams>,
+    ) -> Result<Json<JobReport>, Fail> {
+        self.report(JobId(p.id))
+    }
+
+    /// Read a background job's output (stdout and stderr interleaved) in pages of at most `limit`
+    /// bytes: pass `next_offset` back as `offset` until `eof`. `tail: true` returns the last
+    /// `limit` bytes. Only the latest output (1 MiB by default) is held in memory; `dropped` bytes
+    /// are in the job's output_file.
+    #[tool]
+    async fn job_output(
+        &self,
+        Parameters(p): Parameters<JobOutputParams>,
+    ) -> Result<Json<OutputPage>, Fail> {
+        let (id, limit) = (
+            JobId(p.id),
+            p.limit.unwrap_or(usize::MAX).min(self.max_output).max(1),
+        );
+        let page = match p.tail {
+            Some(true) => self.jobs.tail(id, limit),
+            _ => self.jobs.output(id, p.offset.unwrap_or(0), limit),
+        };
+        page.map(Json).map_err(err)
+    }
+
+    /// Wait until a background job ends or `timeout_secs` pass (default 30, at most 600), then
+    /// return its status. A job still running at the timeout is not an error: call again or do
+    /// other work. Sends progress with the job's latest output line while it waits.
+    #[tool]
+    async fn job_wait(
+        &self,
+        Parameters(p): Parameters<JobWaitParams>,
+        ctx: Ctx,
+    ) -> Result<Json<JobReport>, Fail> {
+        let (id, mut seen) = (JobId(p.id), 0);
+        let bound = Duration::from_secs(p.timeout_secs.unwrap_or(WAIT_SECS.0).min(WAIT_SECS.1));
+        let activity = || self.jobs.activity(id, &mut seen).ok().flatten();
+        // A cancel ends the wait, not the job.
+        let wait = async {
+            tokio::select! {
+                status = self.jobs.wait(id, bound) => status,
+                () = ctx.ct.cancelled() => self.jobs.status(id),
+            }
+        };
+        self.drive(&ctx, activity, wait).await?;
+        self.report(id)
+    }
+
+    /// Pause a background job: SIGSTOP to its whole process group.
+    #[tool]
+    async fn job_pause(
+        &self,
+        Parameters(p): Parameters<JobIdParams>,
+    ) -> Result<Json<JobReport>, Fail> {
+        self.jobs.pause(JobId(p.id)).await.map_err(err)?;
+        self.report(JobId(p.id))
+    }
+
+    /// Resume a paused background job: SIGCONT to its whole process group.
+    #[tool]
+    async fn job_resume(
+        &self,
+        Parameters(p): Parameters<JobIdParams>,
+    ) -> Result<Json<JobReport>, Fail> {
+        self.jobs.resume(JobId(p.id)).await.map_err(err)?;
+        self.report(JobId(p.id))
+    }
+
+    /// Cancel a background job: SIGTERM, then SIGKILL, to its whole process group. Returns once
+    /// the group has exited (or after 20 s); canceling a job that has ended just returns its
+    /// status.
+    #[tool]
+    async fn job_cancel(
+        &self,
+        Parameters(p): Parameters<JobIdParams>,
+    ) -> Result<Json<JobReport>, Fail> {
+        let canceled = self.jobs.cancel_and_wait(JobId(p.id), CANCEL_WAIT).await;
+        self.report(canceled.map_err(err)?.id)
+    }
+
+    /// List the background jobs held: running ones and recently finished ones, oldest first.
+    #[tool]
+    async fn job_list(&self) -> Json<JobList> {
+        let jobs = self.jobs.list().into_iter().map(JobReport::from).collect();
+        Json(JobList { jobs })
+    }
+}
+
+#[tool_handler(
+    name = "cc-executor",
+    instructions = "Run shell commands (`execute`) or a fresh `claude -p` instance (`execute_claude`) \
+                    in their own process groups. Long output is cut to its head and tail and saved \
+                    whole to a file; canceling a call kills the whole process group. For work that \
+                    outlasts a tool call, `job_start` runs it in the background: come back with \
+                    `job_status`, `job_output` and `job_wait`, and stop it with `job_cancel`."
+)]
+impl ServerHandler for Executor {}
+
+/// A command line killed after `timeout`, run in `cwd` when given.
+fn command(line: String, timeout: Duration, cwd: Option<String>) -> Command {
+    cwd.into_iter()
+        .fold(Command::new(line).timeout(timeout), Command::cwd)
+}
+
+impl Executor {
+    /// Drive a call's `work` to its end, notifying the host of progress from `next` when it
+    /// asked for it: the one way execute, execute_claude and job_wait run (their work ends on
+    /// the call's cancellation).
+    async fn drive<T>(
+        &self,
+        ctx: &Ctx,
+        next: impl FnMut() -> Option<String>,
+        work: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Fail> {
+        let Some(token) = ctx.meta.get_progress_token() else {
+            return work.await.map_err(err);
+        };
+        let mut sent = 0;
+        let report = |message| {
+            sent += 1;
+            let param = ProgressNotificationParam::new(token.clone(), f64::from(sent));
+            let (peer, param) = (ctx.peer.clone(), param.with_message(message));
+            async move { drop(peer.notify_progress(param).await) }
+        };
+        report_while(work, TICK, HEARTBEAT, next, report)
+            .await
+            .map_err(err)
+    }
+
+    fn timeout(&self, secs: Option<u64>) -> Result<Duration, CallToolResult> {
+        match secs {
+            Some(0) => Err(text_error("`timeout_secs` must be at least 1.")),
+            secs => Ok(secs.map_or(self.default_timeout, Duration::from_secs)),
+        }
+    }
+
+    fn report(&self, id: JobId) -> Result<Json<JobReport>, Fail> {
+        self.jobs.report(id, self.max_output).map(Json).map_err(err)
+    }
+
+    /// A new file in the output folder for a whole output of `kind`.
+    fn output_file(&self, kind: &str, ext: &str) -> PathBuf {
+        let name = format!("{kind}-{}.{ext}", uuid::Uuid::new_v4());
+        self.output_dir.join(name)
+    }
+
+    /// A bounded capture that also saves the whole output (logged when it cannot).
+    fn capture(&self) -> OutputCapture {
+        let capture = OutputCapture::new(self.max_output);
+        let spilled = capture.spill_to(self.output_file("output", "log"));
+        spilled.unwrap_or_else(|e| {
+            tracing::warn!("whole output not saved: {e}");
+            OutputCapture::new(self.max_output)
+        })
+    }
+
+    /// Save a long answer whole; its file, or `None` (logged) when that fails.
+    fn save(&self, text: &str) -> Option<PathBuf> {
+        let path = self.output_file("answer", "txt");
+        let dir = std::fs::create_dir_all(&self.output_dir);
+        let saved = dir
+            .and_then(|()| std::fs::write(&path, text))
+            .map(|()| path);
+        saved
+            .map_err(|e| tracing::warn!("whole answer not saved: {e}"))
+            .ok()
+    }
+}
+
+/// A tool error for a client error, in plain sentences.
+fn err(e: Error) -> CallToolResult {
+    text_error(match e {
+        Error::UnknownJob { .. } => format!("{e} with `job_list`."),
+        e => e.advice(),
+    })
+}
+
+/// The result, or, when there are `notes` (why it failed), an error with the structured result
+/// after those sentences.
+fn reply<T: Serialize>(notes: Vec<String>, value: T) -> Result<Json<T>, Fail> {
+    if notes.is_empty() {
+        return Ok(Json(value));
+    }
+    let mut result =
+        CallToolResult::structured_error(serde_json::to_value(&value).unwrap_or_default());
+    result
+        .content
+        .splice(0..0, notes.into_iter().map(ContentBlock::text));
+    Err(result)
+}
+
+fn text_error(text: impl Into<String>) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(text.into())])
+}
