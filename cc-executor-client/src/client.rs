@@ -128,12 +128,13 @@ impl Client {
     /// [`Jobs`](crate::jobs::Jobs) on it) that is still going, and wait until each has ended (its
     /// group has exited), for at most `bound` in all. Returns whether they all ended in time.
     ///
-    /// For shutting down: nothing the client started outlives it.
+    /// For shutting down: nothing the client started outlives it, except runs that were
+    /// [detached](Execution::detach) and then dropped, which no handle reaches any more.
     pub async fn cancel_all(&self, bound: Duration) -> bool {
-        let live = {
+        let live: Vec<_> = {
             let mut runs = self.inner.runs.lock().unwrap_or_else(|e| e.into_inner());
             runs.retain(|run| !run.is_finished());
-            runs.clone()
+            runs.iter().filter(|run| run.reachable()).cloned().collect()
         };
         let ended = live.iter().map(|run| async move {
             let _ = run.cancel().await;

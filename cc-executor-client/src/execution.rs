@@ -327,6 +327,12 @@ impl Controller {
         *self.run.finished.borrow()
     }
 
+    /// Whether the run's connection is still there to take a control (it goes once the run's
+    /// `Execution` is dropped, unless a session holds it).
+    pub(crate) fn reachable(&self) -> bool {
+        self.conn.upgrade().is_some()
+    }
+
     /// Resolves once the run is over (see [`Controller::is_finished`]).
     pub(crate) async fn finished(&self) {
         let _ = self.run.finished.subscribe().wait_for(|done| *done).await;

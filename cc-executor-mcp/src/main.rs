@@ -38,8 +38,9 @@ struct Args {
     /// service is started on a loopback port.
     #[arg(long, env = "CC_EXECUTOR_WEBSOCKET_URL")]
     url: Option<String>,
-    /// Default timeout of a run, in seconds.
+    /// Default timeout of a run, in seconds (at least 1).
     #[arg(long, env = "CC_EXECUTOR_DEFAULT_TIMEOUT", default_value_t = 600)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
     default_timeout: u64,
     /// Bearer token for the service. Prefer --token-file: every local user can read a command
     /// line.
@@ -65,15 +66,14 @@ struct Args {
 #[tokio::main]
 async fn main() {
     // stdout carries the MCP protocol: logs go to stderr only.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
     let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
         .with_ansi(false);
-    logs.with_env_filter(filter).init();
+    logs.with_writer(std::io::stderr).init();
     let code = match run(Args::parse()).await {
         Ok(()) => 0,
         Err(e) => {
-            tracing::error!("{e}");
             eprintln!("cc-executor-mcp: {e}");
             1
         }
@@ -83,9 +83,6 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    if args.default_timeout == 0 {
-        return Err("--default-timeout must be at least 1 second".into());
-    }
     let token = match &args.token_file {
         Some(path) => Some(cc_executor_server::read_token_file(path)?),
         None => args.token,
@@ -112,7 +109,6 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .output_dir
         .unwrap_or_else(|| std::env::temp_dir().join("cc-executor"));
     let executor = Executor {
-        client: client.clone(),
         jobs: Jobs::with_config(client.clone(), config),
         default_timeout: Duration::from_secs(args.default_timeout),
         max_output: args.max_output_chars,

@@ -9,7 +9,7 @@ use cc_executor_client::capture::{BoundedOutcome, OutputCapture};
 use cc_executor_client::claude::{BoundedResult, ClaudeCommand};
 use cc_executor_client::jobs::{JobId, JobOptions, JobReport, Jobs, OutputPage};
 use cc_executor_client::progress::{report_while, Latest};
-use cc_executor_client::{Client, Command, Error};
+use cc_executor_client::{Command, Error};
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam};
 use rmcp::service::RequestContext;
@@ -37,7 +37,7 @@ pub type Ctx = RequestContext<RoleServer>;
 /// The MCP server: one instance (cheap to clone) serves every call.
 #[derive(Clone)]
 pub struct Executor {
-    pub client: Client,
+    /// Background jobs, and the client every run goes through ([`Jobs::client`]).
     pub jobs: Jobs,
     pub default_timeout: Duration,
     pub max_output: usize,
@@ -46,7 +46,7 @@ pub struct Executor {
 
 /// Input of `job_start`: exactly one of `command` and `claude`.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct JobStartParams {
+pub struct NewJob {
     /// Shell command line to run in the background (sh -c, in its own process group).
     pub command: Option<String>,
     /// A fresh `claude -p` instance to run in the background. Its own `timeout_secs` and `cwd`
@@ -60,14 +60,14 @@ pub struct JobStartParams {
 
 /// A job to act on.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct JobIdParams {
+pub struct JobRef {
     /// The job id: the integer `id` that `job_start` returned.
     pub id: u64,
 }
 
 /// Input of `job_output`.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct JobOutputParams {
+pub struct Range {
     /// The job id: the integer `id` that `job_start` returned.
     pub id: u64,
     /// Byte offset to read from (default 0): pass the previous page's `next_offset`.
@@ -81,7 +81,7 @@ pub struct JobOutputParams {
 
 /// Input of `job_wait`.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct JobWaitParams {
+pub struct JobWait {
     /// The job id: the integer `id` that `job_start` returned.
     pub id: u64,
     /// Most seconds to wait (default 30, at most 600; 0 returns at once).
@@ -107,11 +107,8 @@ impl Executor {
         Parameters(cmd): Parameters<Command>,
         ctx: Ctx,
     ) -> Result<Json<BoundedOutcome>, Fail> {
-        let run = self
-            .client
-            .execute(cmd.or_timeout(self.default_timeout))
-            .await
-            .map_err(err)?;
+        let cmd = cmd.or_timeout(self.default_timeout);
+        let run = self.jobs.client().execute(cmd).await.map_err(err)?;
         let (latest, ctl, capture) = (Latest::default(), run.controller(), self.capture());
         let noted = latest.clone();
         let read = run.collect_bounded(capture, move |_, data| noted.note(data));
@@ -133,20 +130,16 @@ impl Executor {
         Parameters(c): Parameters<ClaudeCommand>,
         ctx: Ctx,
     ) -> Result<Json<BoundedResult>, Fail> {
-        let run = self
-            .client
-            .execute_claude(c.or_timeout(self.default_timeout))
-            .await;
-        let (run, latest) = (run.map_err(err)?, Latest::default());
-        let (ctl, noted) = (run.controller(), latest.clone());
+        let cmd = c.or_timeout(self.default_timeout);
+        let run = self.jobs.client().execute_claude(cmd).await.map_err(err)?;
+        let (latest, ctl) = (Latest::default(), run.controller());
+        let noted = latest.clone();
         let wait = run.wait_with(move |event| noted.note(&event.activity().unwrap_or_default()));
         let run = ctl.until_canceled(wait, ctx.ct.cancelled(), CANCEL_WAIT);
         let result = self.drive(&ctx, || latest.take(), run).await?;
         let failure = result.failure().into_iter().collect();
-        reply(
-            failure,
-            result.bounded(self.max_output, |text| self.save(text)),
-        )
+        let out = result.bounded(self.max_output, |text| self.save(text));
+        reply(failure, out)
     }
 
     /// Start a shell command (`command`) or a fresh Claude Code instance (`claude`, with `prompt`
@@ -155,10 +148,7 @@ impl Executor {
     /// Follow it with job_status, job_output, job_wait; control it with job_pause, job_resume,
     /// job_cancel.
     #[tool]
-    async fn job_start(
-        &self,
-        Parameters(p): Parameters<JobStartParams>,
-    ) -> Result<Json<JobReport>, Fail> {
+    async fn job_start(&self, Parameters(p): Parameters<NewJob>) -> Result<Json<JobReport>, Fail> {
         let options = JobOptions::default().output_file(self.output_file("job", "log"));
         let started = match (p.command, p.claude) {
             (Some(line), None) => {
@@ -178,10 +168,7 @@ impl Executor {
     /// Status of a background job: state, exit code, output size, output file and notes; for a
     /// finished Claude job also its final result (answer, session id, cost).
     #[tool]
-    async fn job_status(
-        &self,
-        Parameters(p): Parameters<JobIdParams>,
-    ) -> Result<Json<JobReport>, Fail> {
+    async fn job_status(&self, Parameters(p): Parameters<JobRef>) -> Result<Json<JobReport>, Fail> {
         self.report(JobId(p.id))
     }
 
@@ -190,14 +177,9 @@ impl Executor {
     /// `limit` bytes. Only the latest output (1 MiB by default) is held in memory; `dropped` bytes
     /// are in the job's output_file.
     #[tool]
-    async fn job_output(
-        &self,
-        Parameters(p): Parameters<JobOutputParams>,
-    ) -> Result<Json<OutputPage>, Fail> {
-        let (id, limit) = (
-            JobId(p.id),
-            p.limit.unwrap_or(usize::MAX).min(self.max_output).max(1),
-        );
+    async fn job_output(&self, Parameters(p): Parameters<Range>) -> Result<Json<OutputPage>, Fail> {
+        let id = JobId(p.id);
+        let limit = p.limit.unwrap_or(usize::MAX).min(self.max_output).max(1);
         let page = match p.tail {
             Some(true) => self.jobs.tail(id, limit),
             _ => self.jobs.output(id, p.offset.unwrap_or(0), limit),
@@ -211,7 +193,7 @@ impl Executor {
     #[tool]
     async fn job_wait(
         &self,
-        Parameters(p): Parameters<JobWaitParams>,
+        Parameters(p): Parameters<JobWait>,
         ctx: Ctx,
     ) -> Result<Json<JobReport>, Fail> {
         let (id, mut seen) = (JobId(p.id), 0);
@@ -230,20 +212,14 @@ impl Executor {
 
     /// Pause a background job: SIGSTOP to its whole process group.
     #[tool]
-    async fn job_pause(
-        &self,
-        Parameters(p): Parameters<JobIdParams>,
-    ) -> Result<Json<JobReport>, Fail> {
+    async fn job_pause(&self, Parameters(p): Parameters<JobRef>) -> Result<Json<JobReport>, Fail> {
         self.jobs.pause(JobId(p.id)).await.map_err(err)?;
         self.report(JobId(p.id))
     }
 
     /// Resume a paused background job: SIGCONT to its whole process group.
     #[tool]
-    async fn job_resume(
-        &self,
-        Parameters(p): Parameters<JobIdParams>,
-    ) -> Result<Json<JobReport>, Fail> {
+    async fn job_resume(&self, Parameters(p): Parameters<JobRef>) -> Result<Json<JobReport>, Fail> {
         self.jobs.resume(JobId(p.id)).await.map_err(err)?;
         self.report(JobId(p.id))
     }
@@ -252,10 +228,7 @@ impl Executor {
     /// the group has exited (or after 20 s); canceling a job that has ended just returns its
     /// status.
     #[tool]
-    async fn job_cancel(
-        &self,
-        Parameters(p): Parameters<JobIdParams>,
-    ) -> Result<Json<JobReport>, Fail> {
+    async fn job_cancel(&self, Parameters(p): Parameters<JobRef>) -> Result<Json<JobReport>, Fail> {
         let canceled = self.jobs.cancel_and_wait(JobId(p.id), CANCEL_WAIT).await;
         self.report(canceled.map_err(err)?.id)
     }
@@ -280,8 +253,8 @@ impl ServerHandler for Executor {}
 
 /// A command line killed after `timeout`, run in `cwd` when given.
 fn command(line: String, timeout: Duration, cwd: Option<String>) -> Command {
-    cwd.into_iter()
-        .fold(Command::new(line).timeout(timeout), Command::cwd)
+    let cmd = Command::new(line).timeout(timeout);
+    cwd.into_iter().fold(cmd, Command::cwd)
 }
 
 impl Executor {
@@ -304,12 +277,11 @@ impl Executor {
             let (peer, param) = (ctx.peer.clone(), param.with_message(message));
             async move { drop(peer.notify_progress(param).await) }
         };
-        report_while(work, TICK, HEARTBEAT, next, report)
-            .await
-            .map_err(err)
+        let done = report_while(work, TICK, HEARTBEAT, next, report).await;
+        done.map_err(err)
     }
 
-    fn timeout(&self, secs: Option<u64>) -> Result<Duration, CallToolResult> {
+    fn timeout(&self, secs: Option<u64>) -> Result<Duration, Fail> {
         match secs {
             Some(0) => Err(text_error("`timeout_secs` must be at least 1.")),
             secs => Ok(secs.map_or(self.default_timeout, Duration::from_secs)),
@@ -350,11 +322,8 @@ impl Executor {
 }
 
 /// A tool error for a client error, in plain sentences.
-fn err(e: Error) -> CallToolResult {
-    text_error(match e {
-        Error::UnknownJob { .. } => format!("{e} with `job_list`."),
-        e => e.advice(),
-    })
+fn err(e: Error) -> Fail {
+    text_error(e.advice())
 }
 
 /// The result, or, when there are `notes` (why it failed), an error with the structured result
@@ -363,14 +332,12 @@ fn reply<T: Serialize>(notes: Vec<String>, value: T) -> Result<Json<T>, Fail> {
     if notes.is_empty() {
         return Ok(Json(value));
     }
-    let mut result =
-        CallToolResult::structured_error(serde_json::to_value(&value).unwrap_or_default());
-    result
-        .content
-        .splice(0..0, notes.into_iter().map(ContentBlock::text));
+    let mut result = Fail::structured_error(serde_json::to_value(&value).unwrap_or_default());
+    let notes = notes.into_iter().map(ContentBlock::text);
+    result.content.splice(0..0, notes);
     Err(result)
 }
 
-fn text_error(text: impl Into<String>) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(text.into())])
+fn text_error(text: impl Into<String>) -> Fail {
+    Fail::error(vec![ContentBlock::text(text.into())])
 }

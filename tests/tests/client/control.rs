@@ -242,3 +242,40 @@ async fn blank_commands_and_zero_timeouts_fail_before_anything_is_sent() {
     }
     assert_eq!(server.active_sessions(), 0, "a connection was opened");
 }
+
+#[tokio::test]
+async fn cancel_all_ends_every_run_the_client_started() {
+    let server = start().await;
+    let client = Client::new(server.url()).unwrap();
+    // One run held, one on a session, one that has ended, and one detached and dropped, which
+    // no handle reaches any more.
+    let held = bounded("execute", client.execute(TICKER)).await.unwrap();
+    let session = bounded("session", client.session()).await.unwrap();
+    let on_session = bounded("execute", session.execute(TICKER)).await.unwrap();
+    let done = bounded("execute", client.execute("true")).await.unwrap();
+    collect(done).await;
+    let mut lost = bounded("execute", client.execute("sleep 1")).await.unwrap();
+    lost.detach();
+    drop(lost);
+    let groups = [held.pgid().expect("pgid"), on_session.pgid().expect("pgid")];
+    let reader = tokio::spawn(collect(held));
+    let session_reader = tokio::spawn(collect(on_session));
+    assert!(bounded("cancel_all", client.cancel_all(BOUND)).await);
+    for pgid in groups {
+        assert_eq!(
+            wait_group_gone(pgid, Duration::ZERO).await,
+            Ok(()),
+            "{pgid}"
+        );
+    }
+    for events in [reader.await.unwrap(), session_reader.await.unwrap()] {
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Ok(OutputEvent::Canceled))),
+            "{events:?}"
+        );
+    }
+    // Nothing left to cancel.
+    assert!(bounded("again", client.cancel_all(BOUND)).await);
+}
