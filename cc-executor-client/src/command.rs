@@ -94,14 +94,15 @@ impl Command {
         self.raw_chunks
     }
 
-    /// Check that the command can be run: a non-blank command line, a timeout (when set) above
-    /// zero. [`Client::execute`](crate::Client::execute) and the other ways to run a command call
-    /// it first, so a bad command fails with [`Error::InvalidCommand`] before anything is sent.
+    /// Check that the command can be run: a non-blank command line (else
+    /// [`Error::CommandNotAllowed`], as a service answers it), a timeout (when set) above zero
+    /// (else [`Error::InvalidCommand`]). [`Client::execute`](crate::Client::execute) and the other
+    /// ways to run a command call it first, so a bad command fails before anything is sent.
     pub fn validate(&self) -> Result<()> {
         if self.line.trim().is_empty() {
-            return Err(invalid(
-                "the command line is empty; give a shell command line to run",
-            ));
+            return Err(Error::CommandNotAllowed {
+                message: "the command line is empty".into(),
+            });
         }
         if self.timeout == Some(Duration::ZERO) {
             return Err(invalid(
@@ -172,12 +173,12 @@ mod tests {
 
     #[test]
     fn blank_lines_and_zero_timeouts_are_refused() {
-        for bad in [
-            Command::new(" \n"),
-            Command::new("true").timeout(Duration::ZERO),
-        ] {
-            assert!(matches!(bad.validate(), Err(Error::InvalidCommand { .. })));
-        }
+        assert!(matches!(
+            Command::new(" \n").validate(),
+            Err(Error::CommandNotAllowed { .. })
+        ));
+        let zero = Command::new("true").timeout(Duration::ZERO);
+        assert!(matches!(zero.validate(), Err(Error::InvalidCommand { .. })));
         assert!(Command::new("true").validate().is_ok());
     }
 }

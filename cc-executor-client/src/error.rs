@@ -96,16 +96,14 @@ pub enum Error {
         /// The error's `data`.
         data: Value,
     },
-    /// The command was not sent: it cannot be run as it is (an empty command line or prompt, a
-    /// zero timeout).
+    /// The command was not sent: it cannot be run as it is (an empty prompt, a zero timeout).
     #[error("invalid command: {reason}")]
     InvalidCommand {
-        /// What is wrong and what to do, e.g. "the command line is empty; give a shell command
-        /// line to run".
+        /// What is wrong and what to do, e.g. "the prompt is empty; give Claude a task to do".
         reason: String,
     },
     /// The command is empty or the service's allowlist refuses it (-32001).
-    #[error("the service refused the command ({message}); run a non-empty command that its allowlist permits")]
+    #[error("the command was refused ({message}); run a non-empty command that the service's allowlist permits")]
     CommandNotAllowed {
         /// The service's message.
         message: String,
@@ -441,7 +439,7 @@ mod tests {
                 message: "rm is not allowed".into(),
             },
             Error::InvalidCommand {
-                reason: "the command line is empty; give a shell command line to run".into(),
+                reason: "the timeout is zero; give a positive timeout, or none".into(),
             },
             Error::AlreadyRunning,
             Error::NoProcess {

@@ -337,7 +337,7 @@ async fn blank_commands_and_prompts_start_no_job() {
     let (_server, jobs) = setup(JobsConfig::default()).await;
     assert!(matches!(
         jobs.start(" ").await,
-        Err(Error::InvalidCommand { .. })
+        Err(Error::CommandNotAllowed { .. })
     ));
     assert!(matches!(
         jobs.start_claude(ClaudeCommand::new("\n"), JobOptions::default())
