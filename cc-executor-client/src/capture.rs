@@ -73,6 +73,9 @@ pub struct CapturedOutput {
     /// File holding the whole combined output, present only when stdout or stderr was cut.
     #[cfg_attr(feature = "schema", serde(rename = "output_file"))]
     pub file: Option<PathBuf>,
+    /// Why the whole output of a cut result was not saved to a file, as a sentence, when it was
+    /// not.
+    pub output_error: Option<String>,
     /// Why the spill file could not be written, when that happened.
     #[cfg_attr(feature = "schema", serde(skip))]
     pub spill_error: Option<String>,
@@ -110,6 +113,20 @@ impl OutputCapture {
             file: BufWriter::with_capacity(64 * 1024, file),
         });
         self
+    }
+
+    /// Also write the whole combined output to a new private file of `files`
+    /// ([`OutputKind::Output`](crate::output_dir::OutputKind::Output)). When the policy refuses
+    /// its folder, the capture goes on without a file and says why
+    /// ([`CapturedOutput::output_error`]).
+    pub fn save_to(mut self, files: &crate::output_dir::OutputFiles) -> Self {
+        match files.create(crate::output_dir::OutputKind::Output) {
+            Ok(out) => self.spill_into(out.path, out.file),
+            Err(e) => {
+                self.spill_error = Some(e.to_string());
+                self
+            }
+        }
     }
 
     /// Add output of `stream`.
@@ -150,6 +167,10 @@ impl OutputCapture {
                 }
             }
         }
+        let output_error = match (truncated, &file, &self.spill_error) {
+            (true, None, Some(why)) => Some(crate::output_dir::unsaved(why)),
+            _ => None,
+        };
         CapturedOutput {
             stdout,
             stderr,
@@ -157,6 +178,7 @@ impl OutputCapture {
             stderr_bytes: self.stderr.total(),
             truncated,
             file,
+            output_error,
             spill_error: self.spill_error,
         }
     }

@@ -13,9 +13,10 @@ const UNBOUNDED: Duration = Duration::from_secs(100 * 365 * 86_400);
 /// A command line to run with the service's shell (`<shell> -c`, bash by default), and how to run it.
 ///
 /// With the `schema` feature it deserializes from what a tool takes: `command`, `timeout_secs`
-/// (at least 1) and `cwd`.
+/// (at least 1; `timeout` is accepted too) and `cwd`; other fields are refused.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "schema", derive(serde::Deserialize, schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", serde(deny_unknown_fields))]
 pub struct Command {
     /// Shell command line, run by the service's shell (`<shell> -c`) in its own process group.
     #[cfg_attr(feature = "schema", serde(rename = "command"))]
@@ -23,7 +24,7 @@ pub struct Command {
     /// Seconds before the whole process group is killed (default: the server's default timeout).
     #[cfg_attr(
         feature = "schema",
-        serde(default, rename = "timeout_secs"),
+        serde(default, rename = "timeout_secs", alias = "timeout"),
         serde(deserialize_with = "crate::schema::timeout_secs"),
         schemars(with = "Option<u64>")
     )]

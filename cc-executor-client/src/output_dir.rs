@@ -309,6 +309,44 @@ impl OutputFiles {
         }
         Ok(removed)
     }
+
+    /// Write `text` whole to a new private file of `kind`; its path. A file that could not be
+    /// written whole is removed.
+    pub fn save(&self, kind: OutputKind, text: &str) -> Result<PathBuf, OutputDirError> {
+        use std::io::Write;
+        let mut out = self.create(kind)?;
+        match out.file.write_all(text.as_bytes()) {
+            Ok(()) => Ok(out.path),
+            Err(source) => {
+                let _ = std::fs::remove_file(&out.path);
+                Err(OutputDirError::Io {
+                    path: out.path,
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Remove old files now ([`OutputFiles::sweep`]), saying why when the folder is refused; the
+    /// number removed.
+    pub(crate) fn sweep_and_log(&self) -> usize {
+        match self.sweep() {
+            Ok(0) => 0,
+            Ok(n) => {
+                tracing::info!("removed {n} old output files from {}", self.dir().display());
+                n
+            }
+            Err(e) => {
+                tracing::warn!("{e}; whole outputs will not be saved to files");
+                0
+            }
+        }
+    }
+}
+
+/// Why a whole output is not in a file, as a sentence.
+pub(crate) fn unsaved(why: impl std::fmt::Display) -> String {
+    format!("The whole output was not saved to a file: {why}.")
 }
 
 /// `$XDG_RUNTIME_DIR/cc-executor` when `XDG_RUNTIME_DIR` is set (to an absolute path), else

@@ -31,6 +31,14 @@ pub(crate) fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Er
     Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
 
+/// Why a whole output is not in a file, as a sentence.
+pub(crate) fn unsaved<S: Serializer>(why: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match why {
+        Some(why) => s.serialize_some(&crate::output_dir::unsaved(why)),
+        None => s.serialize_none(),
+    }
+}
+
 /// A run status by its wire name (`completed`, `failed`, `canceled`, …).
 pub(crate) fn status<S: Serializer>(status: &RunStatus, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(status.as_str())

@@ -14,7 +14,9 @@ mod tools;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cc_executor_client::error::Report;
 use cc_executor_client::jobs::{Jobs, JobsConfig};
+use cc_executor_client::output_dir::{OutputFiles, SWEEP_INTERVAL};
 use cc_executor_client::{Client, ClientBuilder};
 use cc_executor_server::Server;
 use clap::Parser;
@@ -53,10 +55,24 @@ struct Args {
     /// head and tail, and saved whole to a file.
     #[arg(long, env = "CC_EXECUTOR_MAX_OUTPUT_CHARS", default_value_t = 20_000)]
     max_output_chars: usize,
-    /// Directory for the full outputs of cut results and of background jobs [default:
-    /// `cc-executor` in the system temp dir].
+    /// Folder for the whole outputs of cut results and of background jobs. It is created private
+    /// (0700) and refused unless it is a directory of this user that no one else can open; files
+    /// in it are 0600. Default: `$XDG_RUNTIME_DIR/cc-executor`, else `cc-executor-<uid>` in the
+    /// system temp dir.
     #[arg(long, env = "CC_EXECUTOR_OUTPUT_DIR")]
     output_dir: Option<PathBuf>,
+    /// Keep a background job's output file when the job is evicted (an hour after it ends, or
+    /// past the 100 finished jobs kept); by default the file is deleted then.
+    #[arg(long, env = "CC_EXECUTOR_KEEP_OUTPUTS")]
+    keep_outputs: bool,
+    /// Hours a cut result's whole-output file is kept (at least 1); older ones are removed at
+    /// start and every hour.
+    #[arg(long, env = "CC_EXECUTOR_OUTPUT_RETENTION", default_value_t = 24)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+    output_retention: u64,
+    /// Most finished background jobs kept; the oldest are evicted past it.
+    #[arg(long, hide = true, default_value_t = 100)]
+    max_finished_jobs: usize,
     /// Bytes of each background job's latest output held in memory for `job_output` (the whole
     /// output is in its file).
     #[arg(long, env = "CC_EXECUTOR_JOB_BUFFER_BYTES", default_value_t = 1 << 20)]
@@ -74,7 +90,7 @@ async fn main() {
     let code = match run(Args::parse()).await {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("cc-executor-mcp: {e}");
+            eprintln!("error: {}", Report(&*e));
             1
         }
     };
@@ -104,18 +120,30 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .into_iter()
         .fold(Client::builder(&url), ClientBuilder::token);
     let client = client.build()?;
-    let config = JobsConfig::default().buffer_bytes(args.job_buffer_bytes);
-    let output_dir = args
+    let retention = Duration::from_secs(args.output_retention.saturating_mul(3600));
+    let outputs = args
         .output_dir
-        .unwrap_or_else(|| std::env::temp_dir().join("cc-executor"));
+        .map_or_else(OutputFiles::default, OutputFiles::new);
+    let outputs = outputs
+        .keep_job_outputs(args.keep_outputs)
+        .retention(retention);
+    let config = JobsConfig::default().buffer_bytes(args.job_buffer_bytes);
+    let config = config
+        .max_finished(args.max_finished_jobs)
+        .output_files(outputs.clone());
+    let jobs = Jobs::with_config(client.clone(), config);
+    // Old outputs go before the first call; a refused folder is said here, then in each result
+    // that lacks its file.
+    let tidy = jobs.spawn_tidy(SWEEP_INTERVAL);
     let executor = Executor {
-        jobs: Jobs::with_config(client.clone(), config),
+        jobs,
         default_timeout: Duration::from_secs(args.default_timeout),
         max_output: args.max_output_chars,
-        output_dir,
+        outputs,
     };
     tracing::info!("serving MCP on stdio, executor service {url}");
     let served = serve(executor).await;
+    tidy.abort();
     // Cancel the calls and jobs still running and wait for their groups, then stop the service.
     if !client.cancel_all(SHUTDOWN_GRACE).await {
         tracing::warn!("some runs did not end in time");

@@ -2,12 +2,12 @@
 //! types (serialized by the client's `schema` feature).
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use cc_executor_client::capture::{BoundedOutcome, OutputCapture};
 use cc_executor_client::claude::{BoundedResult, ClaudeCommand};
 use cc_executor_client::jobs::{JobId, JobOptions, JobReport, Jobs, OutputPage};
+use cc_executor_client::output_dir::{OutputFiles, OutputKind};
 use cc_executor_client::progress::{report_while, Latest};
 use cc_executor_client::{Command, Error};
 use rmcp::handler::server::wrapper::{Json, Parameters};
@@ -41,11 +41,13 @@ pub struct Executor {
     pub jobs: Jobs,
     pub default_timeout: Duration,
     pub max_output: usize,
-    pub output_dir: PathBuf,
+    /// Where whole outputs are saved, and for how long.
+    pub outputs: OutputFiles,
 }
 
 /// Input of `job_start`: exactly one of `command` and `claude`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewJob {
     /// Shell command line to run in the background (sh -c, in its own process group).
     pub command: Option<String>,
@@ -53,6 +55,7 @@ pub struct NewJob {
     /// take precedence over the ones beside it.
     pub claude: Option<ClaudeCommand>,
     /// Seconds before the job's process group is killed (default: the server's default timeout).
+    #[serde(alias = "timeout")]
     pub timeout_secs: Option<u64>,
     /// Working directory of the job (default: the service's working directory).
     pub cwd: Option<String>,
@@ -60,6 +63,7 @@ pub struct NewJob {
 
 /// A job to act on.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct JobRef {
     /// The job id: the integer `id` that `job_start` returned.
     pub id: u64,
@@ -67,6 +71,7 @@ pub struct JobRef {
 
 /// Input of `job_output`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Range {
     /// The job id: the integer `id` that `job_start` returned.
     pub id: u64,
@@ -81,12 +86,19 @@ pub struct Range {
 
 /// Input of `job_wait`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct JobWait {
     /// The job id: the integer `id` that `job_start` returned.
     pub id: u64,
     /// Most seconds to wait (default 30, at most 600; 0 returns at once).
+    #[serde(alias = "timeout")]
     pub timeout_secs: Option<u64>,
 }
+
+/// Input of `job_list`: none.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Nothing {}
 
 /// The jobs held.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -109,7 +121,8 @@ impl Executor {
     ) -> Result<Json<BoundedOutcome>, Fail> {
         let cmd = cmd.or_timeout(self.default_timeout);
         let run = self.jobs.client().execute(cmd).await.map_err(err)?;
-        let (latest, ctl, capture) = (Latest::default(), run.controller(), self.capture());
+        let capture = OutputCapture::new(self.max_output).save_to(&self.outputs);
+        let (latest, ctl) = (Latest::default(), run.controller());
         let noted = latest.clone();
         let read = run.collect_bounded(capture, move |_, data| noted.note(data));
         let run = ctl.until_canceled(read, ctx.ct.cancelled(), CANCEL_WAIT);
@@ -138,7 +151,8 @@ impl Executor {
         let run = ctl.until_canceled(wait, ctx.ct.cancelled(), CANCEL_WAIT);
         let result = self.drive(&ctx, || latest.take(), run).await?;
         let failure = result.failure().into_iter().collect();
-        let out = result.bounded(self.max_output, |text| self.save(text));
+        let save = |text: &str| self.outputs.save(OutputKind::Answer, text).map(Some);
+        let out = result.bounded(self.max_output, save);
         reply(failure, out)
     }
 
@@ -149,7 +163,8 @@ impl Executor {
     /// job_cancel.
     #[tool]
     async fn job_start(&self, Parameters(p): Parameters<NewJob>) -> Result<Json<JobReport>, Fail> {
-        let options = JobOptions::default().output_file(self.output_file("job", "log"));
+        // The registry saves the output under the server's output policy.
+        let options = JobOptions::default();
         let started = match (p.command, p.claude) {
             (Some(line), None) => {
                 let cmd = command(line, self.timeout(p.timeout_secs)?, p.cwd);
@@ -235,7 +250,7 @@ impl Executor {
 
     /// List the background jobs held: running ones and recently finished ones, oldest first.
     #[tool]
-    async fn job_list(&self) -> Json<JobList> {
+    async fn job_list(&self, _: Parameters<Nothing>) -> Json<JobList> {
         let jobs = self.jobs.list().into_iter().map(JobReport::from).collect();
         Json(JobList { jobs })
     }
@@ -290,34 +305,6 @@ impl Executor {
 
     fn report(&self, id: JobId) -> Result<Json<JobReport>, Fail> {
         self.jobs.report(id, self.max_output).map(Json).map_err(err)
-    }
-
-    /// A new file in the output folder for a whole output of `kind`.
-    fn output_file(&self, kind: &str, ext: &str) -> PathBuf {
-        let name = format!("{kind}-{}.{ext}", uuid::Uuid::new_v4());
-        self.output_dir.join(name)
-    }
-
-    /// A bounded capture that also saves the whole output (logged when it cannot).
-    fn capture(&self) -> OutputCapture {
-        let capture = OutputCapture::new(self.max_output);
-        let spilled = capture.spill_to(self.output_file("output", "log"));
-        spilled.unwrap_or_else(|e| {
-            tracing::warn!("whole output not saved: {e}");
-            OutputCapture::new(self.max_output)
-        })
-    }
-
-    /// Save a long answer whole; its file, or `None` (logged) when that fails.
-    fn save(&self, text: &str) -> Option<PathBuf> {
-        let path = self.output_file("answer", "txt");
-        let dir = std::fs::create_dir_all(&self.output_dir);
-        let saved = dir
-            .and_then(|()| std::fs::write(&path, text))
-            .map(|()| path);
-        saved
-            .map_err(|e| tracing::warn!("whole answer not saved: {e}"))
-            .ok()
     }
 }
 

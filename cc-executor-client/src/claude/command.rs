@@ -110,9 +110,11 @@ pub fn shell_quote(s: &str) -> Cow<'_, str> {
 ///
 /// With the `schema` feature it deserializes from what a tool takes: `prompt`, `timeout_secs`,
 /// `model`, `allowed_tools`, `mcp_config` (one), `max_turns`, `cwd` and `resume_session_id`;
-/// the program, the environment and the other options keep their defaults.
+/// the program, the environment and the other options keep their defaults; other fields are
+/// refused, and `timeout` is accepted for `timeout_secs`.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "schema", derive(serde::Deserialize, schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", serde(deny_unknown_fields))]
 pub struct ClaudeCommand {
     /// The prompt for the fresh Claude instance (passed verbatim as one argument).
     prompt: String,
@@ -160,7 +162,7 @@ pub struct ClaudeCommand {
     /// Seconds before the instance is killed (default: the server's default timeout).
     #[cfg_attr(
         feature = "schema",
-        serde(default, rename = "timeout_secs"),
+        serde(default, rename = "timeout_secs", alias = "timeout"),
         serde(deserialize_with = "crate::schema::timeout_secs"),
         schemars(with = "Option<u64>")
     )]

@@ -150,7 +150,9 @@ pub struct JobStatus {
     pub dropped_bytes: u64,
     /// File receiving the job's whole output, when asked for.
     pub output_file: Option<PathBuf>,
-    /// Why the full output is not (or no longer) being saved to a file, when a file was wanted.
+    /// Why the full output is not (or no longer) being saved to a file, when a file was wanted
+    /// (serialized as a sentence).
+    #[cfg_attr(feature = "schema", serde(serialize_with = "crate::schema::unsaved"))]
     pub output_error: Option<String>,
     /// Why it failed, or the limit it hit, when known.
     pub error: Option<String>,
@@ -519,11 +521,34 @@ impl Jobs {
             Some(result) => {
                 report.notes.extend(result.failure());
                 let file = status.output_file.clone();
-                report.claude = Some(result.bounded(answer_limit, |_| file));
+                let whole = |_: &str| Ok::<_, std::convert::Infallible>(file);
+                report.claude = Some(result.bounded(answer_limit, whole));
             }
             None => report.notes.push(report::CLAUDE_WITHOUT_RESULT.to_owned()),
         }
         Ok(report)
+    }
+
+    /// Keep the registry tidy: evict finished jobs past their time (releasing their output
+    /// files) and sweep the output policy's old files ([`OutputFiles::sweep`]) now, then every
+    /// `every` in a task of its own. Abort the task to stop.
+    pub fn spawn_tidy(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        self.tidy();
+        let (jobs, every) = (self.clone(), every.max(Duration::from_secs(1)));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tick.tick().await;
+                jobs.tidy();
+            }
+        })
+    }
+
+    fn tidy(&self) {
+        self.evict();
+        if let Some(files) = &self.inner.config.output_files {
+            files.sweep_and_log();
+        }
     }
 
     /// Snapshots of every job held, oldest first.
