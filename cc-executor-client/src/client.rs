@@ -44,10 +44,21 @@ pub(crate) struct Config {
     pub(crate) connect_timeout: Duration,
     pub(crate) heartbeat_timeout: Duration,
     pub(crate) request_timeout: Duration,
+    /// The timeout of a command that sets none.
+    pub(crate) default_timeout: Option<Duration>,
     /// `None`: the platform's roots plus the Mozilla roots, with the `ring` provider.
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     /// Runs started through this client (and its clones) that may still go on.
     pub(crate) runs: Runs,
+}
+
+impl Config {
+    /// `cmd` with the client's default timeout when it sets none.
+    pub(crate) fn with_defaults(&self, cmd: Command) -> Command {
+        self.default_timeout
+            .into_iter()
+            .fold(cmd, Command::or_timeout)
+    }
 }
 
 /// Builds a [`Client`]: token, connect timeout, heartbeat, TLS roots.
@@ -58,6 +69,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     heartbeat_timeout: Duration,
     request_timeout: Duration,
+    default_timeout: Option<Duration>,
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
@@ -75,6 +87,7 @@ impl Client {
             connect_timeout: Duration::from_secs(10),
             heartbeat_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
+            default_timeout: None,
             tls: None,
         }
     }
@@ -93,13 +106,9 @@ impl Client {
     /// [`Error::Unauthorized`], [`Error::SessionLimit`]) and the service refusing the command
     /// ([`Error::CommandNotAllowed`], [`Error::Rpc`], ...).
     pub async fn execute(&self, cmd: impl Into<Command>) -> Result<Execution> {
-        let cmd = cmd.into();
+        let cmd = self.inner.with_defaults(cmd.into());
         cmd.validate()?;
-        let conn = self.connect(true).await?;
-        let started = conn
-            .execute(cmd.to_params(), cmd.raw_chunks, cmd.bound())
-            .await?;
-        Ok(Execution::new(conn, started, cmd.bound()))
+        Execution::start(self.connect(true).await?, cmd).await
     }
 
     /// Run `cmd` to the end and collect its output.
@@ -109,7 +118,8 @@ impl Client {
 
     /// Open one session (connection) for several executions one after another.
     pub async fn session(&self) -> Result<Session> {
-        Ok(Session::new(self.connect(false).await?))
+        let conn = self.connect(false).await?;
+        Ok(Session::new(conn, self.inner.default_timeout))
     }
 
     async fn connect(&self, one_run: bool) -> Result<connection::ConnHandle> {
@@ -126,7 +136,8 @@ impl Client {
 
     /// Cancel every run started through this client (and its clones, its sessions and the
     /// [`Jobs`](crate::jobs::Jobs) on it) that is still going, and wait until each has ended (its
-    /// group has exited), for at most `bound` in all. Returns whether they all ended in time.
+    /// group has exited), for at most `bound` in all. Returns whether they all ended in time (and
+    /// logs a warning when they did not).
     ///
     /// For shutting down: nothing the client started outlives it, except runs that were
     /// [detached](Execution::detach) and then dropped, which no handle reaches any more.
@@ -140,9 +151,11 @@ impl Client {
             let _ = run.cancel().await;
             run.finished().await;
         });
-        tokio::time::timeout(bound, futures_util::future::join_all(ended))
-            .await
-            .is_ok()
+        let all_ended = tokio::time::timeout(bound, futures_util::future::join_all(ended)).await;
+        if all_ended.is_err() {
+            tracing::warn!("some runs did not end within {}", crate::text::secs(bound));
+        }
+        all_ended.is_ok()
     }
 }
 
@@ -173,6 +186,13 @@ impl ClientBuilder {
     /// not answer. Default 30 s.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// Bound every run whose command sets no timeout by `timeout` (see [`Command::timeout`]),
+    /// e.g. so that a tool's runs cannot outlive a default. No default unless set.
+    pub fn default_timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = Some(timeout);
         self
     }
 
@@ -235,6 +255,7 @@ impl ClientBuilder {
                 connect_timeout: self.connect_timeout,
                 heartbeat_timeout: self.heartbeat_timeout,
                 request_timeout: self.request_timeout,
+                default_timeout: self.default_timeout,
                 tls: self.tls,
                 runs: Runs::default(),
             }),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::command::Command;
 use crate::connection::{Batch, Cmd, ConnHandle, Item, RunShared, Started};
 use crate::error::{Error, Result};
 use crate::event::{OutputEvent, OutputStream, RunStatus};
@@ -115,7 +116,13 @@ impl Outcome {
 }
 
 impl Execution {
-    pub(crate) fn new(conn: ConnHandle, started: Started, timeout: Option<Duration>) -> Self {
+    /// Start `cmd` (validated) on `conn`.
+    pub(crate) async fn start(conn: ConnHandle, cmd: Command) -> Result<Execution> {
+        let started = (conn.execute(cmd.to_params(), cmd.raw_chunks, cmd.bound())).await?;
+        Ok(Execution::new(conn, started, cmd.bound()))
+    }
+
+    fn new(conn: ConnHandle, started: Started, timeout: Option<Duration>) -> Self {
         let execution = Execution {
             events: started.events,
             ready: Vec::new().into_iter(),

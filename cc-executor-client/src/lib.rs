@@ -74,7 +74,7 @@ mod outcome;
 pub mod output_dir;
 pub mod progress;
 #[cfg(feature = "schema")]
-mod schema;
+pub mod schema;
 mod session;
 mod text;
 mod transport;

@@ -15,8 +15,7 @@
 //!     42
 //! };
 //! let mut seen = Vec::new();
-//! let every = Duration::from_millis(10);
-//! let out = report_while(work, every, Duration::from_secs(60), || latest.take(), |message| {
+//! let out = report_while(work, || latest.take(), |message| {
 //!     seen.push(message);
 //!     async {}
 //! })
@@ -35,6 +34,13 @@ use crate::text::secs;
 
 /// Longest message, in characters.
 const MESSAGE_CHARS: usize = 200;
+
+/// A report at most this often suits a person or a model watching (about 10 a second).
+pub const EVERY: Duration = Duration::from_millis(100);
+
+/// A sign of life after this long without a report: well under the idle timeouts of hosts that
+/// drop a silent call.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// The latest line noted, for the next report. Cheap to clone: note from one task, take from
 /// another.
@@ -56,10 +62,19 @@ impl Latest {
     }
 }
 
-/// Await `work` while reporting its progress: every `every`, `report` gets the last non-blank
-/// line of what `next` gives, if anything, or `running for 12s` once `heartbeat` has passed
+/// Await `work` while reporting its progress: every [`EVERY`], `report` gets the last non-blank
+/// line of what `next` gives, if anything, or `running for 12s` once [`HEARTBEAT`] has passed
 /// since the last report.
 pub async fn report_while<T, R: Future<Output = ()>>(
+    work: impl Future<Output = T>,
+    next: impl FnMut() -> Option<String>,
+    report: impl FnMut(String) -> R,
+) -> T {
+    report_at(work, EVERY, HEARTBEAT, next, report).await
+}
+
+/// [`report_while`] at another pace: every `every`, with a heartbeat after `heartbeat`.
+pub async fn report_at<T, R: Future<Output = ()>>(
     work: impl Future<Output = T>,
     every: Duration,
     heartbeat: Duration,
@@ -111,7 +126,7 @@ mod tests {
         let mut seen = Vec::new();
         let every = Duration::from_millis(100);
         let heartbeat = Duration::from_secs(2);
-        report_while(
+        report_at(
             work,
             every,
             heartbeat,

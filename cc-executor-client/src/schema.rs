@@ -1,5 +1,6 @@
 //! How the `schema` feature writes results and reads commands as JSON: durations as seconds,
-//! run statuses by their wire name.
+//! run statuses by their wire name. [`timeout_secs`] also serves the parameters of a tool of
+//! your own.
 
 use std::time::Duration;
 
@@ -13,8 +14,9 @@ pub(crate) fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error>
     s.serialize_f64(d.as_secs_f64())
 }
 
-/// `timeout_secs`: whole seconds, at least 1; absent or `null` for none.
-pub(crate) fn timeout_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+/// Read a `timeout_secs` parameter: whole seconds, at least 1 (0 is an error that names
+/// `timeout_secs`); absent or `null` for none. For `#[serde(deserialize_with = …)]`.
+pub fn timeout_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     match Option::<u64>::deserialize(d)? {
         Some(0) => Err(D::Error::custom("`timeout_secs` must be at least 1")),
         secs => Ok(secs.map(Duration::from_secs)),

@@ -1,5 +1,7 @@
 //! `Session`: one connection, several executions one after another.
 
+use std::time::Duration;
+
 use crate::command::Command;
 use crate::connection::ConnHandle;
 use crate::error::Result;
@@ -14,13 +16,15 @@ use crate::protocol::ConnectedParams;
 pub struct Session {
     connected: ConnectedParams,
     conn: ConnHandle,
+    default_timeout: Option<Duration>,
 }
 
 impl Session {
-    pub(crate) fn new(conn: ConnHandle) -> Session {
+    pub(crate) fn new(conn: ConnHandle, default_timeout: Option<Duration>) -> Session {
         Session {
             connected: (*conn.connected).clone(),
             conn,
+            default_timeout,
         }
     }
 
@@ -36,13 +40,9 @@ impl Session {
     /// event. A run whose [`Execution`] was dropped is canceled, and the session is busy until
     /// the service reports its end.
     pub async fn execute(&self, cmd: impl Into<Command>) -> Result<Execution> {
-        let cmd = cmd.into();
+        let cmd = (self.default_timeout.into_iter()).fold(cmd.into(), Command::or_timeout);
         cmd.validate()?;
-        let started = self
-            .conn
-            .execute(cmd.to_params(), cmd.raw_chunks, cmd.bound())
-            .await?;
-        Ok(Execution::new(self.conn.clone(), started, cmd.bound()))
+        Execution::start(self.conn.clone(), cmd).await
     }
 
     /// Run `cmd` to the end on this session and collect its output.

@@ -11,19 +11,16 @@
 
 mod tools;
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
-use cc_executor_client::error::Report;
 use cc_executor_client::jobs::{Jobs, JobsConfig};
 use cc_executor_client::output_dir::{OutputFiles, SWEEP_INTERVAL};
-use cc_executor_client::{Client, ClientBuilder};
-use cc_executor_server::Server;
+use cc_executor_client::{error::Report, Client, ClientBuilder};
+use cc_executor_server::read_token_file;
 use clap::Parser;
 use rmcp::ServiceExt;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio_util::io::InspectReader;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{io::InspectReader, sync::CancellationToken};
 use tracing_subscriber::EnvFilter;
 
 use crate::tools::Executor;
@@ -83,79 +80,43 @@ struct Args {
 async fn main() {
     // stdout carries the MCP protocol: logs go to stderr only.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false);
-    logs.with_writer(std::io::stderr).init();
-    let code = match run(Args::parse()).await {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {}", Report(&*e));
-            1
-        }
-    };
+    let logs = tracing_subscriber::fmt().with_ansi(false);
+    logs.with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     // A pending stdin read cannot be canceled; exit without waiting for the runtime to drain it.
-    std::process::exit(code)
+    if let Err(e) = run(Args::parse()).await {
+        eprintln!("error: {}", Report(&*e));
+        std::process::exit(1);
+    }
+    std::process::exit(0)
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let token = match &args.token_file {
-        Some(path) => Some(cc_executor_server::read_token_file(path)?),
-        None => args.token,
-    };
+    let from_file = args.token_file.as_deref().map(read_token_file);
+    let token = from_file.transpose()?.or(args.token);
     // Without a URL, a service of our own: on loopback, with a token of its own unless given one.
-    let embedded = match &args.url {
-        Some(_) => None,
-        None => Some(token.iter().fold(Server::builder(), |b, t| b.token(t))),
-    };
-    let embedded = match embedded {
-        Some(builder) => Some(builder.bind_private().await?),
-        None => None,
-    };
-    let (url, token) = match &embedded {
-        Some(server) => (server.url(), server.token().map(str::to_owned)),
-        None => (args.url.unwrap_or_default(), token),
-    };
-    let client = token
-        .into_iter()
-        .fold(Client::builder(&url), ClientBuilder::token);
+    // Dropping it at the end of `run` stops it and kills any group still there.
+    let (url, token, _embedded) = cc_executor_server::url_or_embedded(args.url, token).await?;
+    let client = Client::builder(&url).default_timeout(Duration::from_secs(args.default_timeout));
+    let client = token.into_iter().fold(client, ClientBuilder::token);
     let client = client.build()?;
-    let retention = Duration::from_secs(args.output_retention.saturating_mul(3600));
-    let outputs = args
-        .output_dir
-        .map_or_else(OutputFiles::default, OutputFiles::new);
-    let outputs = outputs
-        .keep_job_outputs(args.keep_outputs)
-        .retention(retention);
+    let (dir, hours) = (args.output_dir, args.output_retention);
+    let outputs = dir.map_or_else(OutputFiles::default, OutputFiles::new);
+    let outputs = outputs.keep_job_outputs(args.keep_outputs);
+    let outputs = outputs.retention(Duration::from_secs(hours.saturating_mul(3600)));
     let config = JobsConfig::default().buffer_bytes(args.job_buffer_bytes);
-    let config = config
-        .max_finished(args.max_finished_jobs)
-        .output_files(outputs.clone());
-    let jobs = Jobs::with_config(client.clone(), config);
+    let config = config.max_finished(args.max_finished_jobs);
+    let jobs = Jobs::with_config(client.clone(), config.output_files(outputs.clone()));
     // Old outputs go before the first call; a refused folder is said here, then in each result
     // that lacks its file.
-    let tidy = jobs.spawn_tidy(SWEEP_INTERVAL);
+    jobs.spawn_tidy(SWEEP_INTERVAL);
+    let max_output = args.max_output_chars;
     let executor = Executor {
         jobs,
-        default_timeout: Duration::from_secs(args.default_timeout),
-        max_output: args.max_output_chars,
+        max_output,
         outputs,
     };
-    tracing::info!("serving MCP on stdio, executor service {url}");
-    let served = serve(executor).await;
-    tidy.abort();
-    // Cancel the calls and jobs still running and wait for their groups, then stop the service.
-    if !client.cancel_all(SHUTDOWN_GRACE).await {
-        tracing::warn!("some runs did not end in time");
-    }
-    if let Some(server) = embedded {
-        server.shutdown().await;
-    }
-    served
-}
-
-/// Serve MCP until the host closes stdin or a termination signal arrives.
-async fn serve(executor: Executor) -> Result<(), Box<dyn std::error::Error>> {
     // rmcp waits for calls in flight before it reports the end of stdin: see the end at once.
     let (eof, (stdin, stdout)) = (CancellationToken::new(), rmcp::transport::stdio());
     let read_end = eof.clone();
@@ -172,5 +133,7 @@ async fn serve(executor: Executor) -> Result<(), Box<dyn std::error::Error>> {
         _ = term.recv() => tracing::info!("terminated by signal"),
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
     }
+    // Cancel the calls and jobs still running and wait for their groups.
+    client.cancel_all(SHUTDOWN_GRACE).await;
     Ok(())
 }

@@ -6,25 +6,17 @@ use std::time::Duration;
 
 use cc_executor_client::capture::{BoundedOutcome, OutputCapture};
 use cc_executor_client::claude::{BoundedResult, ClaudeCommand};
-use cc_executor_client::jobs::{JobId, JobOptions, JobReport, Jobs, OutputPage};
+use cc_executor_client::jobs::{JobId, JobReport, Jobs, OutputPage};
 use cc_executor_client::output_dir::{OutputFiles, OutputKind};
-use cc_executor_client::progress::{report_while, Latest};
-use cc_executor_client::{Command, Error};
+use cc_executor_client::{progress, schema, Command, Error};
 use rmcp::handler::server::wrapper::{Json, Parameters};
-use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam};
-use rmcp::service::RequestContext;
-use rmcp::{tool, tool_handler, tool_router, RoleServer, ServerHandler};
+use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam as Progress};
+use rmcp::{service::RequestContext, tool, tool_handler, tool_router, RoleServer, ServerHandler};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// How long a canceled run may take to report its end before the call gives up on it.
 const CANCEL_WAIT: Duration = Duration::from_secs(20);
-/// At most one progress notification per tick (~10 per second).
-const TICK: Duration = Duration::from_millis(100);
-/// A heartbeat after a silence this long: well under the idle timeouts of hosts.
-const HEARTBEAT: Duration = Duration::from_secs(5);
-/// `job_wait`'s default and longest wait, in seconds.
-const WAIT_SECS: (u64, u64) = (30, 600);
 const ONE_JOB: &str = "Give exactly one of `command` (a shell command line) and `claude` (an \
                        object with a `prompt`).";
 
@@ -39,7 +31,7 @@ pub type Ctx = RequestContext<RoleServer>;
 pub struct Executor {
     /// Background jobs, and the client every run goes through ([`Jobs::client`]).
     pub jobs: Jobs,
-    pub default_timeout: Duration,
+    /// Most bytes of output (or of an answer) a tool returns.
     pub max_output: usize,
     /// Where whole outputs are saved, and for how long.
     pub outputs: OutputFiles,
@@ -55,8 +47,9 @@ pub struct NewJob {
     /// take precedence over the ones beside it.
     pub claude: Option<ClaudeCommand>,
     /// Seconds before the job's process group is killed (default: the server's default timeout).
-    #[serde(alias = "timeout")]
-    pub timeout_secs: Option<u64>,
+    #[serde(default, alias = "timeout", deserialize_with = "schema::timeout_secs")]
+    #[schemars(with = "Option<u64>")]
+    pub timeout_secs: Option<Duration>,
     /// Working directory of the job (default: the service's working directory).
     pub cwd: Option<String>,
 }
@@ -119,10 +112,9 @@ impl Executor {
         Parameters(cmd): Parameters<Command>,
         ctx: Ctx,
     ) -> Result<Json<BoundedOutcome>, Fail> {
-        let cmd = cmd.or_timeout(self.default_timeout);
         let run = self.jobs.client().execute(cmd).await.map_err(err)?;
         let capture = OutputCapture::new(self.max_output).save_to(&self.outputs);
-        let (latest, ctl) = (Latest::default(), run.controller());
+        let (latest, ctl) = (progress::Latest::default(), run.controller());
         let noted = latest.clone();
         let read = run.collect_bounded(capture, move |_, data| noted.note(data));
         let run = ctl.until_canceled(read, ctx.ct.cancelled(), CANCEL_WAIT);
@@ -143,9 +135,8 @@ impl Executor {
         Parameters(c): Parameters<ClaudeCommand>,
         ctx: Ctx,
     ) -> Result<Json<BoundedResult>, Fail> {
-        let cmd = c.or_timeout(self.default_timeout);
-        let run = self.jobs.client().execute_claude(cmd).await.map_err(err)?;
-        let (latest, ctl) = (Latest::default(), run.controller());
+        let run = self.jobs.client().execute_claude(c).await.map_err(err)?;
+        let (latest, ctl) = (progress::Latest::default(), run.controller());
         let noted = latest.clone();
         let wait = run.wait_with(move |event| noted.note(&event.activity().unwrap_or_default()));
         let run = ctl.until_canceled(wait, ctx.ct.cancelled(), CANCEL_WAIT);
@@ -164,16 +155,17 @@ impl Executor {
     #[tool]
     async fn job_start(&self, Parameters(p): Parameters<NewJob>) -> Result<Json<JobReport>, Fail> {
         // The registry saves the output under the server's output policy.
-        let options = JobOptions::default();
+        let (timeout, cwd) = (p.timeout_secs, p.cwd);
         let started = match (p.command, p.claude) {
             (Some(line), None) => {
-                let cmd = command(line, self.timeout(p.timeout_secs)?, p.cwd);
-                self.jobs.start_with(cmd, options).await
+                let cmd = cwd.into_iter().fold(Command::new(line), Command::cwd);
+                let cmd = timeout.into_iter().fold(cmd, Command::timeout);
+                self.jobs.start(cmd).await
             }
             (None, Some(c)) => {
-                let c = p.cwd.into_iter().fold(c, ClaudeCommand::or_cwd);
-                let timeout = self.timeout(p.timeout_secs)?;
-                self.jobs.start_claude(c.or_timeout(timeout), options).await
+                let c = cwd.into_iter().fold(c, ClaudeCommand::or_cwd);
+                let c = timeout.into_iter().fold(c, ClaudeCommand::or_timeout);
+                self.jobs.start_claude(c).await
             }
             _ => return Err(text_error(ONE_JOB)),
         };
@@ -193,12 +185,9 @@ impl Executor {
     /// are in the job's output_file.
     #[tool]
     async fn job_output(&self, Parameters(p): Parameters<Range>) -> Result<Json<OutputPage>, Fail> {
-        let id = JobId(p.id);
         let limit = p.limit.unwrap_or(usize::MAX).min(self.max_output).max(1);
-        let page = match p.tail {
-            Some(true) => self.jobs.tail(id, limit),
-            _ => self.jobs.output(id, p.offset.unwrap_or(0), limit),
-        };
+        let offset = (p.tail != Some(true)).then(|| p.offset.unwrap_or(0));
+        let page = self.jobs.page(JobId(p.id), offset, limit);
         page.map(Json).map_err(err)
     }
 
@@ -212,15 +201,10 @@ impl Executor {
         ctx: Ctx,
     ) -> Result<Json<JobReport>, Fail> {
         let (id, mut seen) = (JobId(p.id), 0);
-        let bound = Duration::from_secs(p.timeout_secs.unwrap_or(WAIT_SECS.0).min(WAIT_SECS.1));
+        let bound = Duration::from_secs(p.timeout_secs.unwrap_or(30).min(600));
         let activity = || self.jobs.activity(id, &mut seen).ok().flatten();
         // A cancel ends the wait, not the job.
-        let wait = async {
-            tokio::select! {
-                status = self.jobs.wait(id, bound) => status,
-                () = ctx.ct.cancelled() => self.jobs.status(id),
-            }
-        };
+        let wait = self.jobs.wait_or(id, bound, ctx.ct.cancelled());
         self.drive(&ctx, activity, wait).await?;
         self.report(id)
     }
@@ -267,10 +251,6 @@ impl Executor {
 impl ServerHandler for Executor {}
 
 /// A command line killed after `timeout`, run in `cwd` when given.
-fn command(line: String, timeout: Duration, cwd: Option<String>) -> Command {
-    let cmd = Command::new(line).timeout(timeout);
-    cwd.into_iter().fold(cmd, Command::cwd)
-}
 
 impl Executor {
     /// Drive a call's `work` to its end, notifying the host of progress from `next` when it
@@ -285,22 +265,15 @@ impl Executor {
         let Some(token) = ctx.meta.get_progress_token() else {
             return work.await.map_err(err);
         };
-        let mut sent = 0;
+        // Progress counts the seconds the call has run: it only grows.
+        let started = tokio::time::Instant::now();
         let report = |message| {
-            sent += 1;
-            let param = ProgressNotificationParam::new(token.clone(), f64::from(sent));
+            let param = Progress::new(token.clone(), started.elapsed().as_secs_f64());
             let (peer, param) = (ctx.peer.clone(), param.with_message(message));
             async move { drop(peer.notify_progress(param).await) }
         };
-        let done = report_while(work, TICK, HEARTBEAT, next, report).await;
-        done.map_err(err)
-    }
-
-    fn timeout(&self, secs: Option<u64>) -> Result<Duration, Fail> {
-        match secs {
-            Some(0) => Err(text_error("`timeout_secs` must be at least 1.")),
-            secs => Ok(secs.map_or(self.default_timeout, Duration::from_secs)),
-        }
+        let done = progress::report_while(work, next, report);
+        done.await.map_err(err)
     }
 
     fn report(&self, id: JobId) -> Result<Json<JobReport>, Fail> {

@@ -78,6 +78,27 @@ use tokio::task::JoinHandle;
 pub use config::ServerBuilder;
 pub use token::{read_token_file, TokenFileError};
 
+/// The service a tool uses: the one at `url` when given (with `token`), else a private one started
+/// here ([`ServerBuilder::bind_private`], requiring `token` when given, else a token of its own).
+/// Returns its URL, the token to send, and the service started here (shut it down at the end).
+pub async fn url_or_embedded(
+    url: Option<String>,
+    token: Option<String>,
+) -> std::io::Result<(String, Option<String>, Option<ServerHandle>)> {
+    if let Some(url) = url {
+        return Ok((url, token, None));
+    }
+    let builder = token
+        .into_iter()
+        .fold(Server::builder(), ServerBuilder::token);
+    let server = builder.bind_private().await?;
+    Ok((
+        server.url(),
+        server.token().map(str::to_owned),
+        Some(server),
+    ))
+}
+
 /// Entry point: `Server::builder()`.
 #[derive(Debug)]
 pub struct Server;

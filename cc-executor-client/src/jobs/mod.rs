@@ -24,6 +24,7 @@ mod report;
 mod window;
 
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -335,7 +336,16 @@ impl Jobs {
 
     /// Start a fresh `claude -p` as a job: its status says [`JobKind::Claude`], and
     /// [`Jobs::report`] reads its final result once it has ended.
-    pub async fn start_claude(&self, cmd: ClaudeCommand, options: JobOptions) -> Result<JobId> {
+    pub async fn start_claude(&self, cmd: ClaudeCommand) -> Result<JobId> {
+        self.start_claude_with(cmd, JobOptions::default()).await
+    }
+
+    /// Start a fresh `claude -p` as a job with options (see [`Jobs::start_claude`]).
+    pub async fn start_claude_with(
+        &self,
+        cmd: ClaudeCommand,
+        options: JobOptions,
+    ) -> Result<JobId> {
         cmd.validate()?;
         self.start_kind(cmd.into(), JobKind::Claude, options).await
     }
@@ -403,18 +413,39 @@ impl Jobs {
 
     /// Up to `limit` bytes of output starting at byte `offset` (clamped to what is still held).
     pub fn output(&self, id: JobId, offset: u64, limit: usize) -> Result<OutputPage> {
-        Ok(self.job(id)?.page(Some(offset), limit))
+        self.page(id, Some(offset), limit)
     }
 
     /// The last `bytes` bytes of output held.
     pub fn tail(&self, id: JobId, bytes: usize) -> Result<OutputPage> {
-        Ok(self.job(id)?.page(None, bytes))
+        self.page(id, None, bytes)
+    }
+
+    /// Up to `limit` bytes of output from byte `offset` ([`Jobs::output`]), or the last `limit`
+    /// bytes when there is no offset ([`Jobs::tail`]).
+    pub fn page(&self, id: JobId, offset: Option<u64>, limit: usize) -> Result<OutputPage> {
+        Ok(self.job(id)?.page(offset, limit))
     }
 
     /// Wait until job `id` finishes or `timeout` passes; returns its status either way.
     pub async fn wait(&self, id: JobId, timeout: Duration) -> Result<JobStatus> {
+        self.wait_or(id, timeout, std::future::pending::<()>())
+            .await
+    }
+
+    /// [`Jobs::wait`], also ending when `stop` resolves (e.g. the caller gave up); returns the
+    /// job's status either way.
+    pub async fn wait_or(
+        &self,
+        id: JobId,
+        timeout: Duration,
+        stop: impl Future,
+    ) -> Result<JobStatus> {
         let job = self.job(id)?;
-        Self::wait_until(&job, timeout, |job| job.is_finished()).await;
+        tokio::select! {
+            () = Self::wait_until(&job, timeout, |job| job.is_finished()) => {}
+            _ = stop => {}
+        }
         Ok(job.status())
     }
 

@@ -280,3 +280,21 @@ async fn cancel_all_ends_every_run_the_client_started() {
     // Nothing left to cancel.
     assert!(bounded("again", client.cancel_all(BOUND)).await);
 }
+
+#[tokio::test]
+async fn a_default_timeout_bounds_commands_that_set_none() {
+    let server = start().await;
+    let client = Client::builder(server.url())
+        .default_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    match bounded("a run past the default", client.run("sleep 30")).await {
+        Err(Error::Timeout { after }) => assert_eq!(after, Duration::from_secs(1)),
+        other => panic!("{other:?}"),
+    }
+    // A command's own timeout wins, on a session too.
+    let session = bounded("session", client.session()).await.unwrap();
+    let own = Command::new("sleep 2; echo done").timeout(Duration::from_secs(30));
+    let outcome = bounded("a run with its own timeout", session.run(own)).await;
+    assert_eq!(outcome.unwrap().stdout, "done\n");
+}

@@ -261,6 +261,9 @@ async fn cancel_and_wait_returns_once_the_group_is_gone_and_activity_follows_the
     if jobs.activity(id, &mut at_end).unwrap().is_some() {
         assert!(at_end > end, "a line without new output");
     }
+    // A wait the caller gives up on returns at once, the job still running.
+    let waited = jobs.wait_or(id, BOUND, async {}).await.unwrap();
+    assert_eq!(waited.state, JobState::Running);
     let status = jobs.cancel_and_wait(id, BOUND).await.expect("cancel");
     assert_eq!(status.state, JobState::Canceled);
     assert_eq!(wait_group_gone(pgid, Duration::ZERO).await, Ok(()));
@@ -290,7 +293,7 @@ async fn a_claude_job_reports_its_result_cut_or_why_there_is_none() {
     let (_dir2, crash) = stand_in("echo boom >&2; exit 3");
 
     let id = jobs
-        .start_claude(ClaudeCommand::new("hi").program(ok), JobOptions::default())
+        .start_claude(ClaudeCommand::new("hi").program(ok))
         .await
         .unwrap();
     assert_eq!(jobs.status(id).unwrap().kind, JobKind::Claude);
@@ -308,10 +311,7 @@ async fn a_claude_job_reports_its_result_cut_or_why_there_is_none() {
     assert_eq!(whole.result.result.as_deref(), Some("The script prints 4."));
 
     let id = jobs
-        .start_claude(
-            ClaudeCommand::new("hi").program(crash),
-            JobOptions::default(),
-        )
+        .start_claude(ClaudeCommand::new("hi").program(crash))
         .await
         .unwrap();
     let status = jobs.wait(id, BOUND).await.unwrap();
@@ -340,8 +340,7 @@ async fn blank_commands_and_prompts_start_no_job() {
         Err(Error::CommandNotAllowed { .. })
     ));
     assert!(matches!(
-        jobs.start_claude(ClaudeCommand::new("\n"), JobOptions::default())
-            .await,
+        jobs.start_claude(ClaudeCommand::new("\n")).await,
         Err(Error::InvalidCommand { .. })
     ));
     assert!(jobs.list().is_empty());
