@@ -250,8 +250,6 @@ impl Executor {
 )]
 impl ServerHandler for Executor {}
 
-/// A command line killed after `timeout`, run in `cwd` when given.
-
 impl Executor {
     /// Drive a call's `work` to its end, notifying the host of progress from `next` when it
     /// asked for it: the one way execute, execute_claude and job_wait run (their work ends on

@@ -620,7 +620,7 @@ impl Jobs {
         tokio::time::timeout(timeout, all).await.is_ok()
     }
 
-    /// The final [`ClaudeResult`](crate::claude::ClaudeResult) of job `id`, a finished
+    /// The final [`ClaudeResult`] of job `id`, a finished
     /// `claude -p --output-format stream-json` run: from the output held in memory, or, when the
     /// start of the output was dropped, from the end of its output file. `None` when there is no
     /// `result` line (see [`result_from_output`](crate::claude::result_from_output)).
