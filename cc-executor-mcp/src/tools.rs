@@ -41,7 +41,7 @@ pub struct Executor {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewJob {
-    /// Shell command line to run in the background (sh -c, in its own process group).
+    /// Shell command line to run in the background (the service's shell, in its own process group).
     pub command: Option<String>,
     /// A fresh `claude -p` instance to run in the background. Its own `timeout_secs` and `cwd`
     /// take precedence over the ones beside it.
@@ -102,9 +102,9 @@ pub struct JobList {
 
 #[tool_router]
 impl Executor {
-    /// Run a shell command (sh -c) in its own process group and return its exit code, stdout and
-    /// stderr. Long output is cut to its head and tail, and the whole output is saved to
-    /// `output_file`. Sends progress with the latest output line. isError is set for a non-zero
+    /// Run a shell command (with the service's shell: bash by default) in its own process group
+    /// and return its exit code, stdout and stderr. Long output is cut to its head and tail, and
+    /// the whole output is saved to `output_file`. Sends progress with the latest output line. isError is set for a non-zero
     /// exit, a timeout, a refused command or a rate limit.
     #[tool]
     async fn execute(
