@@ -104,8 +104,8 @@ pub struct JobList {
 impl Executor {
     /// Run a shell command (with the service's shell: bash by default) in its own process group
     /// and return its exit code, stdout and stderr. Long output is cut to its head and tail, and
-    /// the whole output is saved to `output_file`. Sends progress with the latest output line. isError is set for a non-zero
-    /// exit, a timeout, a refused command or a rate limit.
+    /// the whole output is saved to `output_file`. Sends progress with the latest output line.
+    /// isError is set for a non-zero exit, a timeout, a refused command or a rate limit.
     #[tool]
     async fn execute(
         &self,
