@@ -80,6 +80,7 @@ pub use token::{read_token_file, TokenFileError};
 
 /// The service a tool uses: the one at `url` when given (with `token`), else a private one started
 /// here ([`ServerBuilder::bind_private`], requiring `token` when given, else a token of its own).
+/// The service started here honours `CC_EXECUTOR_SHELL` as the binary does.
 /// Returns its URL, the token to send, and the service started here (shut it down at the end).
 pub async fn url_or_embedded(
     url: Option<String>,
@@ -88,9 +89,12 @@ pub async fn url_or_embedded(
     if let Some(url) = url {
         return Ok((url, token, None));
     }
-    let builder = token
+    let mut builder = token
         .into_iter()
         .fold(Server::builder(), ServerBuilder::token);
+    if let Some(shell) = std::env::var_os("CC_EXECUTOR_SHELL").filter(|s| !s.is_empty()) {
+        builder = builder.shell(shell);
+    }
     let server = builder.bind_private().await?;
     Ok((
         server.url(),

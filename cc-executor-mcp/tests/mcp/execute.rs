@@ -40,6 +40,21 @@ async fn initialize_reports_the_server_and_lists_tools_with_schemas() {
 }
 
 #[tokio::test]
+async fn the_embedded_service_runs_bash_by_default_and_honours_cc_executor_shell() {
+    for (envs, want) in [
+        (vec![], "1 2 3\n"),
+        (vec![("CC_EXECUTOR_SHELL", "sh".into())], "{1..3}\n"),
+    ] {
+        let mcp = start(&[], &envs).await;
+        let r = call(&mcp, "execute", json!({"command": "echo {1..3}"}))
+            .await
+            .unwrap();
+        assert_eq!(structured(&r)["stdout"], want, "{envs:?}: {r:?}");
+        mcp.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn execute_echo_returns_structured_output() {
     let mcp = start(&[], &[]).await;
     let r = call(&mcp, "execute", json!({"command": "echo hi"}))
