@@ -907,13 +907,9 @@ unsafe fn close_all_but(keep: &[RawFd]) {
     // Kernels before 5.9: close what /proc/self/fd lists, until nothing is left.
     loop {
         let mut closed = false;
-        let dir = libc::open(
-            c"/proc/self/fd".as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        );
-        if dir < 0 {
+        let Some(dir) = open_dir(c"/proc/self/fd") else {
             return;
-        }
+        };
         for_each_number(dir, |fd| {
             let fd = fd as c_int;
             if fd != dir && !keep.contains(&fd) {
@@ -978,13 +974,9 @@ unsafe fn signal_pid(pid: u64, sig: c_int) {
 }
 
 unsafe fn kill_children_by_scan(me: pid_t, sig: c_int) {
-    let dir = libc::open(
-        c"/proc".as_ptr(),
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-    );
-    if dir < 0 {
+    let Some(dir) = open_dir(c"/proc") else {
         return;
-    }
+    };
     for_each_number(dir, |pid| {
         if parent_of(pid) == Some(me as u64) {
             signal_pid(pid, sig);
@@ -1029,6 +1021,15 @@ fn parse_number(s: &[u8]) -> Option<u64> {
         n = n * 10 + u64::from(c - b'0');
     }
     Some(n)
+}
+
+/// Open a directory for [`for_each_number`] (async-signal-safe: a plain `open`).
+unsafe fn open_dir(path: &std::ffi::CStr) -> Option<RawFd> {
+    let dir = libc::open(
+        path.as_ptr(),
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    );
+    (dir >= 0).then_some(dir)
 }
 
 /// Call `f` with every entry of directory `dir` whose name is a number.
