@@ -87,6 +87,8 @@ pub async fn report_at<T, R: Future<Output = ()>>(
     tokio::pin!(work);
     loop {
         tokio::select! {
+            // Work that is done wins over a tick due at the same moment: no report after the end.
+            biased;
             out = &mut work => return out,
             _ = tick.tick() => {}
         }
