@@ -11,29 +11,24 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use cc_executor_client::claude::ClaudeCommand;
-use cc_executor_client::{Client, Error};
+use cc_executor_client::Error;
 
 mod service;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => service::fail(&*e),
-    }
+    service::exit(run().await)
 }
 
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
+async fn run() -> service::Result<()> {
     let prompt = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
     if prompt.is_empty() {
         eprintln!("usage: claude <prompt>");
         std::process::exit(2);
     }
 
-    // Keep the embedded server alive until the end of `main`.
-    let (url, _server) = service::url().await?;
-
-    let client = Client::new(&url)?;
+    // Keep the embedded service (if any) alive until the end of `run`.
+    let (client, _service) = service::client().await?;
     let cmd = ClaudeCommand::new(prompt)
         .max_turns(10)
         .timeout(Duration::from_secs(600));

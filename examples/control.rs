@@ -9,7 +9,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cc_executor_client::{Client, OutputEvent};
+use cc_executor_client::OutputEvent;
 use futures_util::StreamExt;
 
 mod service;
@@ -17,16 +17,12 @@ mod show;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => service::fail(&*e),
-    }
+    service::exit(run().await)
 }
 
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let (url, _service) = service::url().await?;
-
-    let client = Client::new(&url)?;
+async fn run() -> service::Result<()> {
+    // Keep the embedded service (if any) alive until the end of `run`.
+    let (client, _service) = service::client().await?;
     let mut run = client
         .execute("i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done")
         .await?;

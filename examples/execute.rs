@@ -10,7 +10,7 @@
 
 use std::process::ExitCode;
 
-use cc_executor_client::{Client, OutputEvent, OutputStream};
+use cc_executor_client::{OutputEvent, OutputStream};
 use futures_util::StreamExt;
 
 mod service;
@@ -26,18 +26,11 @@ async fn main() -> ExitCode {
 }
 
 /// Run the command line; its exit code.
-async fn run() -> Result<i32, Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let line = if args.is_empty() {
-        "cargo --version; echo to-stderr >&2".to_owned()
-    } else {
-        args.join(" ")
-    };
+async fn run() -> service::Result<i32> {
+    let line = service::line_or("cargo --version; echo to-stderr >&2");
 
-    // Keep the embedded service (if any) alive until the end of `main`.
-    let (url, _service) = service::url().await?;
-
-    let client = Client::new(&url)?;
+    // Keep the embedded service (if any) alive until the end of `run`.
+    let (client, _service) = service::client().await?;
     let mut run = client.execute(line.as_str()).await?;
     let mut code = 1;
     while let Some(event) = run.next().await {

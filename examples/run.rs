@@ -10,29 +10,20 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cc_executor_client::{Client, Command, Error};
+use cc_executor_client::{Command, Error};
 
 mod service;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => service::fail(&*e),
-    }
+    service::exit(run().await)
 }
 
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let line = if args.is_empty() {
-        "echo hello; echo warning >&2; uname -s".to_owned()
-    } else {
-        args.join(" ")
-    };
+async fn run() -> service::Result<()> {
+    let line = service::line_or("echo hello; echo warning >&2; uname -s");
 
-    let (url, _service) = service::url().await?;
-
-    let client = Client::new(&url)?;
+    // Keep the embedded service (if any) alive until the end of `run`.
+    let (client, _service) = service::client().await?;
     let cmd = Command::new(line).timeout(Duration::from_secs(60));
     match client.run(cmd).await {
         Ok(outcome) => {

@@ -187,6 +187,11 @@ impl Client {
         self.until_completed().await
     }
 
+    /// Execute `command` and return its stdout, concatenated.
+    pub async fn stdout_of(&mut self, command: &str) -> String {
+        output_of(&self.run(command).await, "stdout")
+    }
+
     /// Send a normal close and return the service's close reply.
     pub async fn close(self) -> Event {
         self.close_collect().await.1

@@ -79,7 +79,7 @@ async fn mcp(external: bool) -> (Mcp, Option<ServiceProcess>) {
 async fn success_returns_the_final_result(external: bool) {
     let (mcp, server) = mcp(external).await;
     let marker = marker("success");
-    let r = call(
+    let r = call_ok(
         &mcp,
         "execute_claude",
         json!({
@@ -90,8 +90,7 @@ async fn success_returns_the_final_result(external: bool) {
             "timeout_secs": 120,
         }),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
     let s = structured(&r);
     assert_eq!(s["result"], "The script prints 4.");
@@ -147,18 +146,12 @@ fn assert_rate_limited(r: &rmcp::model::CallToolResult, expect: &[&str]) {
     }
 }
 
-#[tokio::test]
-async fn usage_limit_is_an_error_with_the_reset_time() {
+/// Over both services: `prompt` makes the stand-in hit a limit, and the tool result says so.
+async fn rate_limited(prompt: &str, expected: &[&str]) {
     for external in [false, true] {
         let (mcp, server) = mcp(external).await;
-        let r = call(
-            &mcp,
-            "execute_claude",
-            json!({"prompt": "hit the usage limit"}),
-        )
-        .await
-        .unwrap();
-        assert_rate_limited(&r, &["usage limit", "2030-03-17 17:46:40 UTC"]);
+        let r = call_ok(&mcp, "execute_claude", json!({ "prompt": prompt })).await;
+        assert_rate_limited(&r, expected);
         mcp.cancel().await.unwrap();
         if let Some(server) = server {
             server.shutdown().await;
@@ -167,25 +160,24 @@ async fn usage_limit_is_an_error_with_the_reset_time() {
 }
 
 #[tokio::test]
+async fn usage_limit_is_an_error_with_the_reset_time() {
+    rate_limited(
+        "hit the usage limit",
+        &["usage limit", "2030-03-17 17:46:40 UTC"],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn api_429_is_an_error() {
-    for external in [false, true] {
-        let (mcp, server) = mcp(external).await;
-        let r = call(&mcp, "execute_claude", json!({"prompt": "get a 429"}))
-            .await
-            .unwrap();
-        assert_rate_limited(&r, &["429", "per-minute rate limit"]);
-        mcp.cancel().await.unwrap();
-        if let Some(server) = server {
-            server.shutdown().await;
-        }
-    }
+    rate_limited("get a 429", &["429", "per-minute rate limit"]).await;
 }
 
 #[tokio::test]
 async fn max_turns_is_an_error_with_the_structured_result_and_resume_is_passed() {
     let (mcp, _) = mcp(false).await;
     let marker = marker("turns");
-    let r = call(
+    let r = call_ok(
         &mcp,
         "execute_claude",
         json!({
@@ -194,8 +186,7 @@ async fn max_turns_is_an_error_with_the_structured_result_and_resume_is_passed()
             "resume_session_id": "0b6c2f1e-5d2a-4b8e-9a51-3f0c8e7d1a22",
         }),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.is_error, Some(true), "{r:?}");
     let s: &Value = structured(&r);
     assert_eq!(s["subtype"], "error_max_turns");
@@ -212,9 +203,7 @@ async fn max_turns_is_an_error_with_the_structured_result_and_resume_is_passed()
         "{argv}"
     );
 
-    let e = call(&mcp, "execute_claude", json!({"prompt": ""}))
-        .await
-        .unwrap();
+    let e = call_ok(&mcp, "execute_claude", json!({"prompt": ""})).await;
     assert_eq!(e.is_error, Some(true));
     let e = call(
         &mcp,
@@ -243,13 +232,12 @@ async fn a_cut_answer_is_saved_whole_to_a_private_file() {
     // `timeout` is the seed's name for `timeout_secs`. No marker in the prompt: its digits could
     // pick another sample.
     let prompt = "what does main.py print?";
-    let r = call(
+    let r = call_ok(
         &mcp,
         "execute_claude",
         json!({"prompt": prompt, "timeout": 120}),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
     let s = structured(&r);
     assert_ne!(s["result"], "The script prints 4.", "not cut: {s}");

@@ -46,9 +46,7 @@ async fn the_embedded_service_runs_bash_by_default_and_honours_cc_executor_shell
         (vec![("CC_EXECUTOR_SHELL", "sh".into())], "{1..3}\n"),
     ] {
         let mcp = start(&[], &envs).await;
-        let r = call(&mcp, "execute", json!({"command": "echo {1..3}"}))
-            .await
-            .unwrap();
+        let r = call_ok(&mcp, "execute", json!({"command": "echo {1..3}"})).await;
         assert_eq!(structured(&r)["stdout"], want, "{envs:?}: {r:?}");
         mcp.cancel().await.unwrap();
     }
@@ -57,9 +55,7 @@ async fn the_embedded_service_runs_bash_by_default_and_honours_cc_executor_shell
 #[tokio::test]
 async fn execute_echo_returns_structured_output() {
     let mcp = start(&[], &[]).await;
-    let r = call(&mcp, "execute", json!({"command": "echo hi"}))
-        .await
-        .unwrap();
+    let r = call_ok(&mcp, "execute", json!({"command": "echo hi"})).await;
     assert_eq!(r.is_error, Some(false), "{r:?}");
     let s = structured(&r);
     assert_eq!(s["exit_code"], 0);
@@ -76,13 +72,12 @@ async fn execute_echo_returns_structured_output() {
 #[tokio::test]
 async fn failing_command_is_a_tool_error_with_its_output() {
     let mcp = start(&[], &[]).await;
-    let r = call(
+    let r = call_ok(
         &mcp,
         "execute",
         json!({"command": "echo out; echo oops >&2; exit 3"}),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.is_error, Some(true), "{r:?}");
     let s = structured(&r);
     assert_eq!(s["exit_code"], 3);
@@ -97,26 +92,24 @@ async fn failing_command_is_a_tool_error_with_its_output() {
 async fn cwd_and_timeout_are_applied() {
     let dir = tempfile::tempdir().unwrap();
     let mcp = start(&[], &[]).await;
-    let r = call(
+    let r = call_ok(
         &mcp,
         "execute",
         json!({"command": "pwd", "cwd": dir.path().to_str().unwrap()}),
     )
-    .await
-    .unwrap();
+    .await;
     let pwd = structured(&r)["stdout"].as_str().unwrap().trim().to_owned();
     assert_eq!(
         std::fs::canonicalize(pwd).unwrap(),
         std::fs::canonicalize(dir.path()).unwrap()
     );
 
-    let r = call(
+    let r = call_ok(
         &mcp,
         "execute",
         json!({"command": "echo started; sleep 30", "timeout_secs": 1}),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.is_error, Some(true), "{r:?}");
     assert_eq!(structured(&r)["timed_out"], true);
     assert_eq!(structured(&r)["stdout"], "started\n");
@@ -127,19 +120,16 @@ async fn cwd_and_timeout_are_applied() {
 #[tokio::test]
 async fn bad_input_gets_clear_errors_and_the_server_keeps_serving() {
     let mcp = start(&[], &[]).await;
-    let r = call(&mcp, "execute", json!({"command": "  "}))
-        .await
-        .unwrap();
+    let r = call_ok(&mcp, "execute", json!({"command": "  "})).await;
     assert_eq!(r.is_error, Some(true));
     assert!(text(&r).contains("empty"), "{}", text(&r));
 
-    let r = call(
+    let r = call_ok(
         &mcp,
         "execute",
         json!({"command": "true", "timeout_secs": 0}),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.is_error, Some(true));
 
     // Wrong types, missing fields and unknown tools: a JSON-RPC error or a tool error, both clear.
@@ -161,9 +151,7 @@ async fn bad_input_gets_clear_errors_and_the_server_keeps_serving() {
         }
     }
 
-    let r = call(&mcp, "execute", json!({"command": "echo still here"}))
-        .await
-        .unwrap();
+    let r = call_ok(&mcp, "execute", json!({"command": "echo still here"})).await;
     assert_eq!(structured(&r)["stdout"], "still here\n");
     mcp.cancel().await.unwrap();
 }
@@ -178,9 +166,7 @@ async fn a_service_that_is_down_is_a_tool_error() {
         .port();
     let url = format!("ws://127.0.0.1:{port}/ws");
     let mcp = start(&["--url", &url], &[]).await;
-    let r = call(&mcp, "execute", json!({"command": "echo hi"}))
-        .await
-        .unwrap();
+    let r = call_ok(&mcp, "execute", json!({"command": "echo hi"})).await;
     assert_eq!(r.is_error, Some(true), "{r:?}");
     assert!(text(&r).contains(&url), "{}", text(&r));
     // Still alive.
@@ -201,9 +187,7 @@ async fn long_output_is_bounded_and_saved_whole() {
         &[],
     )
     .await;
-    let r = call(&mcp, "execute", json!({"command": "seq 1 200000"}))
-        .await
-        .unwrap();
+    let r = call_ok(&mcp, "execute", json!({"command": "seq 1 200000"})).await;
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
     let s = structured(&r);
     assert_eq!(s["truncated"], true);
@@ -224,13 +208,12 @@ async fn long_output_is_bounded_and_saved_whole() {
 async fn progress_carries_output_lines_and_heartbeats() {
     let mcp = start(&[], &[]).await;
     // rmcp's client puts a progress token on every request.
-    let r = call(
+    let r = call_ok(
         &mcp,
         "execute",
         json!({"command": "echo step one; sleep 0.5; echo step two; sleep 7; echo step three"}),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
     let progress = mcp.service().progress.lock().unwrap().clone();
     let messages: Vec<String> = progress.iter().filter_map(|p| p.message.clone()).collect();
@@ -271,9 +254,7 @@ async fn cancelling_a_call_kills_the_process_group() {
     let gone = tests::procs::wait_group_gone(pgid, Duration::from_secs(30)).await;
     assert_eq!(gone, Ok(()), "processes left in group {pgid}");
     // The server still serves.
-    let r = call(&mcp, "execute", json!({"command": "echo after"}))
-        .await
-        .unwrap();
+    let r = call_ok(&mcp, "execute", json!({"command": "echo after"})).await;
     assert_eq!(structured(&r)["stdout"], "after\n");
     mcp.cancel().await.unwrap();
 }
@@ -318,9 +299,7 @@ async fn the_token_for_a_service_can_come_from_a_file() {
         &[],
     )
     .await;
-    let r = call(&mcp, "execute", json!({"command": "echo through"}))
-        .await
-        .unwrap();
+    let r = call_ok(&mcp, "execute", json!({"command": "echo through"})).await;
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
     assert_eq!(structured(&r)["stdout"], "through\n");
     mcp.cancel().await.unwrap();
@@ -332,9 +311,7 @@ async fn the_token_for_a_service_can_come_from_a_file() {
         &[],
     )
     .await;
-    let r = call(&mcp, "execute", json!({"command": "echo through"}))
-        .await
-        .unwrap();
+    let r = call_ok(&mcp, "execute", json!({"command": "echo through"})).await;
     assert_eq!(r.is_error, Some(true), "{r:?}");
     assert!(text(&r).contains("401"), "{}", text(&r));
     mcp.cancel().await.unwrap();
@@ -380,9 +357,7 @@ async fn start_with(args: &[String], envs: &[(&str, std::ffi::OsString)]) -> Mcp
 
 /// `execute` a command with long output; its structured result (a success).
 async fn execute_long(mcp: &Mcp) -> serde_json::Value {
-    let r = call(mcp, "execute", json!({"command": "seq 1 5000"}))
-        .await
-        .unwrap();
+    let r = call_ok(mcp, "execute", json!({"command": "seq 1 5000"})).await;
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
     let s = structured(&r).clone();
     assert_eq!(s["truncated"], true, "{s}");
@@ -402,9 +377,7 @@ async fn output_files_and_their_folder_are_private() {
     let expected: String = (1..=5000).map(|i| format!("{i}\n")).collect();
     assert_eq!(std::fs::read_to_string(&file).unwrap(), expected);
 
-    let r = call(&mcp, "job_start", json!({"command": "echo job"}))
-        .await
-        .unwrap();
+    let r = call_ok(&mcp, "job_start", json!({"command": "echo job"})).await;
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
     let job_file = std::path::PathBuf::from(structured(&r)["output_file"].as_str().unwrap());
     assert_eq!(job_file.parent(), Some(dir.as_path()));
@@ -438,9 +411,7 @@ async fn refused(dir: &std::path::Path, why: &str) {
     assert!(error.contains(why), "{error}");
     assert!(s["stdout"].as_str().unwrap().starts_with("1\n2\n"));
 
-    let r = call(&mcp, "job_start", json!({"command": "echo job"}))
-        .await
-        .unwrap();
+    let r = call_ok(&mcp, "job_start", json!({"command": "echo job"})).await;
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
     let job = structured(&r);
     assert!(job["output_file"].is_null(), "{job}");
@@ -580,23 +551,18 @@ async fn timeout_is_accepted_as_timeout_secs() {
             .and_then(|p| p.as_object());
         assert!(props.is_none_or(|p| !p.contains_key("timeout")), "{tool:?}");
     }
-    let r = call(&mcp, "execute", json!({"command": "sleep 3", "timeout": 1}))
-        .await
-        .unwrap();
+    let r = call_ok(&mcp, "execute", json!({"command": "sleep 3", "timeout": 1})).await;
     assert_eq!(r.is_error, Some(true), "{r:?}");
     assert_eq!(structured(&r)["timed_out"], true, "{}", text(&r));
 
-    let r = call(
+    let r = call_ok(
         &mcp,
         "job_start",
         json!({"command": "sleep 3", "timeout": 1}),
     )
-    .await
-    .unwrap();
+    .await;
     let id = structured(&r)["id"].clone();
-    let r = call(&mcp, "job_wait", json!({"id": id, "timeout": 60}))
-        .await
-        .unwrap();
+    let r = call_ok(&mcp, "job_wait", json!({"id": id, "timeout": 60})).await;
     assert_eq!(structured(&r)["state"], "timed_out", "{}", text(&r));
     mcp.cancel().await.unwrap();
 }
@@ -606,9 +572,7 @@ async fn an_unknown_argument_is_a_tool_error_naming_it() {
     let mcp = start(&[], &[]).await;
     let flag = std::env::temp_dir().join(marker("unknown-arg"));
     let command = format!("touch {}", flag.display());
-    let r = call(&mcp, "execute", json!({"command": command, "timout": 5}))
-        .await
-        .unwrap();
+    let r = call_ok(&mcp, "execute", json!({"command": command, "timout": 5})).await;
     assert_eq!(r.is_error, Some(true), "{r:?}");
     let t = text(&r);
     for name in ["timout", "command", "timeout_secs", "cwd"] {
@@ -631,7 +595,7 @@ async fn an_unknown_argument_is_a_tool_error_naming_it() {
         ("job_status", json!({"id": 1, "verbose": true}), "verbose"),
         ("job_list", json!({"all": true}), "all"),
     ] {
-        let r = call(&mcp, tool, args).await.unwrap();
+        let r = call_ok(&mcp, tool, args).await;
         assert_eq!(r.is_error, Some(true), "{tool}: {r:?}");
         assert!(
             text(&r).contains(&format!("`{unknown}`")),

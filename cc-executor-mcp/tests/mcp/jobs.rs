@@ -15,14 +15,23 @@ const GONE: Duration = Duration::from_secs(30);
 
 /// Start a job and return its status.
 async fn start_job(mcp: &Mcp, args: Value) -> Value {
-    let r = call(mcp, "job_start", args).await.unwrap();
+    let r = call_ok(mcp, "job_start", args).await;
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
     structured(&r).clone()
 }
 
+/// Start `sh -c script` as a job whose argv holds `marker`, and wait for its `n` processes: its
+/// status, id and process group.
+async fn start_marked(mcp: &Mcp, script: &str, marker: &str, n: usize) -> (Value, u64, u32) {
+    let command = format!("sh -c '{script}' {marker}");
+    let s = start_job(mcp, json!({ "command": command })).await;
+    let id = s["id"].as_u64().expect("integer id");
+    (s, id, wait_group(marker, n).await)
+}
+
 /// Call a job tool that must succeed; its structured result.
 async fn job(mcp: &Mcp, tool: &'static str, args: Value) -> Value {
-    let r = call(mcp, tool, args).await.unwrap();
+    let r = call_ok(mcp, tool, args).await;
     assert_eq!(r.is_error, Some(false), "{tool}: {}", text(&r));
     structured(&r).clone()
 }
@@ -165,13 +174,7 @@ async fn output_past_the_memory_window_is_counted_as_dropped_and_kept_in_the_fil
 async fn job_wait_returns_at_its_timeout_with_progress_and_cancel_kills_the_group() {
     let mcp = start(&[], &[]).await;
     let marker = marker("wait");
-    let s = start_job(
-        &mcp,
-        json!({"command": format!("sh -c 'echo tick; sleep 300' {marker}")}),
-    )
-    .await;
-    let id = s["id"].as_u64().unwrap();
-    let pgid = wait_group(&marker, 2).await;
+    let (s, id, pgid) = start_marked(&mcp, "echo tick; sleep 300", &marker, 2).await;
     assert_eq!(s["pgid"], pgid);
 
     // The job outlives the wait: a status, not an error.
@@ -196,13 +199,7 @@ async fn pause_and_resume_stop_and_continue_the_group() {
     let mcp = start(&[], &[]).await;
     let marker = marker("pause");
     let ticker = "i=0; while true; do i=$((i+1)); echo line$i; sleep 0.1; done";
-    let s = start_job(
-        &mcp,
-        json!({"command": format!("sh -c '{ticker}' {marker}")}),
-    )
-    .await;
-    let id = s["id"].as_u64().unwrap();
-    let pgid = wait_group(&marker, 2).await;
+    let (_, id, pgid) = start_marked(&mcp, ticker, &marker, 2).await;
 
     let p = job(&mcp, "job_pause", json!({"id": id})).await;
     assert_eq!(p["state"], "paused", "{p}");
@@ -230,7 +227,7 @@ async fn pause_and_resume_stop_and_continue_the_group() {
     assert_eq!(c["state"], "canceled", "{c}");
     assert_eq!(wait_group_gone(pgid, GONE).await, Ok(()), "group survived");
 
-    let e = call(&mcp, "job_resume", json!({"id": id})).await.unwrap();
+    let e = call_ok(&mcp, "job_resume", json!({"id": id})).await;
     assert_eq!(e.is_error, Some(true), "{e:?}");
     assert!(text(&e).contains("already ended"), "{}", text(&e));
     mcp.cancel().await.unwrap();
@@ -247,7 +244,7 @@ async fn unknown_ids_and_bad_starts_are_clear_tool_errors() {
         "job_resume",
         "job_cancel",
     ] {
-        let r = call(&mcp, tool, json!({"id": 4242})).await.unwrap();
+        let r = call_ok(&mcp, tool, json!({"id": 4242})).await;
         assert_eq!(r.is_error, Some(true), "{tool}: {r:?}");
         assert!(text(&r).contains("no job 4242"), "{tool}: {}", text(&r));
     }
@@ -264,14 +261,12 @@ async fn unknown_ids_and_bad_starts_are_clear_tool_errors() {
             "timeout_secs",
         ),
     ] {
-        let r = call(&mcp, "job_start", args.clone()).await.unwrap();
+        let r = call_ok(&mcp, "job_start", args.clone()).await;
         assert_eq!(r.is_error, Some(true), "{args} accepted: {r:?}");
         assert!(text(&r).contains(expect), "{args}: {}", text(&r));
     }
     // An id of the wrong type does not reach the tool: a tool error names the bad value.
-    let r = call(&mcp, "job_status", json!({"id": "one"}))
-        .await
-        .unwrap();
+    let r = call_ok(&mcp, "job_status", json!({"id": "one"})).await;
     assert_eq!(r.is_error, Some(true), "string id accepted: {r:?}");
     assert!(
         text(&r).contains("invalid type: string \"one\""),
@@ -308,12 +303,8 @@ async fn closing_stdin_cancels_jobs(external: bool) {
     let (running, paused) = (marker("stdin-run"), marker("stdin-paused"));
     let mut groups = Vec::new();
     for m in [&running, &paused] {
-        let s = start_job(
-            &mcp,
-            json!({"command": format!("sh -c 'sleep 300 & sleep 300' {m}")}),
-        )
-        .await;
-        groups.push((s["id"].as_u64().unwrap(), wait_group(m, 3).await));
+        let (_, id, pgid) = start_marked(&mcp, "sleep 300 & sleep 300", m, 3).await;
+        groups.push((id, pgid));
     }
     job(&mcp, "job_pause", json!({"id": groups[1].0})).await;
     wait_stopped(groups[1].1, true).await;

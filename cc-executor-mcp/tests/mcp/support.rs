@@ -72,6 +72,11 @@ pub async fn call(
     .await
 }
 
+/// Call `tool` with `args` and return its result; a protocol error fails the test.
+pub async fn call_ok(mcp: &Mcp, tool: &'static str, args: Value) -> CallToolResult {
+    call(mcp, tool, args).await.expect("tools/call")
+}
+
 /// The structured content of a result (panics when absent).
 pub fn structured(result: &CallToolResult) -> &Value {
     result

@@ -1,27 +1,26 @@
 //! The allowlist over the wire: an accepted line runs as an argv without a shell; lines that
 //! need a shell are refused with -32001, run nothing, and leave the session usable.
 
+use crate::support::{connected, end, Local};
 use std::time::Duration;
 
 use cc_executor_server::{Server, ServerHandle};
 use serde_json::json;
-use tests::ws::{find, output_of, Client};
+use tests::ws::{find, output_of};
 
 async fn allowing(names: &[&str], dir: &std::path::Path) -> ServerHandle {
     Server::builder()
         .allowed_commands(names.iter().copied())
         .working_dir(dir)
         .kill_grace(Duration::from_millis(500))
-        .bind("127.0.0.1:0")
+        .local()
         .await
-        .expect("bind")
 }
 
 #[tokio::test]
 async fn an_accepted_line_runs_its_exact_argv() {
     let dir = tempfile::tempdir().unwrap();
-    let server = allowing(&["printf", "ls"], dir.path()).await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(allowing(&["printf", "ls"], dir.path()).await).await;
     let frames = c
         .run(r#"printf '%s|' 'a b' "c\"d" e\ f '$HOME' '*' "" 'it'\''s' < /dev/null"#)
         .await;
@@ -29,17 +28,14 @@ async fn an_accepted_line_runs_its_exact_argv() {
     let completed = find(&frames, "process.completed").expect("completed");
     assert_eq!(completed["params"]["exit_code"], 0, "{completed}");
     // An absolute path runs as given when its basename is allowed.
-    let frames = c.run("/bin/printf %s x").await;
-    assert_eq!(output_of(&frames, "stdout"), "x");
-    drop(c);
-    server.shutdown().await;
+    assert_eq!(c.stdout_of("/bin/printf %s x").await, "x");
+    end(c, server).await;
 }
 
 #[tokio::test]
 async fn lines_that_need_a_shell_are_refused_and_run_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let server = allowing(&["ls", "echo", "cat"], dir.path()).await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(allowing(&["ls", "echo", "cat"], dir.path()).await).await;
     // Each would create `pwned` in the working directory if a shell ran it.
     let attacks = [
         "sh${IFS}-c${IFS}'touch pwned'${IFS}/ls",
@@ -89,18 +85,15 @@ async fn lines_that_need_a_shell_are_refused_and_run_nothing() {
         "Command refused: \"${\" (parameter expansion) needs a shell, which the allowlist does not run"
     );
     // The session goes on, and nothing ran.
-    let frames = c.run("ls -a").await;
-    assert_eq!(output_of(&frames, "stdout"), ".\n..\n");
+    assert_eq!(c.stdout_of("ls -a").await, ".\n..\n");
     assert!(!dir.path().join("pwned").exists());
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 #[tokio::test]
 async fn a_program_not_on_path_is_a_clear_refusal() {
     let dir = tempfile::tempdir().unwrap();
-    let server = allowing(&["no-such-program-here"], dir.path()).await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(allowing(&["no-such-program-here"], dir.path()).await).await;
     c.execute(json!({ "command": "no-such-program-here x" }), 1)
         .await;
     let f = c.frame().await;
@@ -109,6 +102,5 @@ async fn a_program_not_on_path_is_a_clear_refusal() {
         f["error"]["message"],
         "Command refused: \"no-such-program-here\" not found on PATH"
     );
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }

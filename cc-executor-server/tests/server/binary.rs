@@ -104,8 +104,7 @@ async fn secrets_do_not_reach_commands() {
     let service =
         ServiceProcess::start_with(&[], &[("CC_EXECUTOR_TOKEN", "s3cret-token".as_ref())]).await;
     let mut c = Client::connect_with(&service.url, Some("s3cret-token")).await;
-    let frames = c.run(r#"echo "[$CC_EXECUTOR_TOKEN]""#).await;
-    assert_eq!(output_of(&frames, "stdout"), "[]\n");
+    assert_eq!(c.stdout_of(r#"echo "[$CC_EXECUTOR_TOKEN]""#).await, "[]\n");
     let frames = c.run("env").await;
     assert!(!output_of(&frames, "stdout").contains("s3cret"));
 
@@ -115,6 +114,8 @@ async fn secrets_do_not_reach_commands() {
     let service =
         ServiceProcess::start_with(&[], &[("CC_EXECUTOR_TOKEN_FILE", file.as_os_str())]).await;
     let mut c = Client::connect_with(&service.url, Some("file-token")).await;
-    let frames = c.run(r#"echo "[$CC_EXECUTOR_TOKEN_FILE]""#).await;
-    assert_eq!(output_of(&frames, "stdout"), "[]\n");
+    assert_eq!(
+        c.stdout_of(r#"echo "[$CC_EXECUTOR_TOKEN_FILE]""#).await,
+        "[]\n"
+    );
 }

@@ -9,6 +9,7 @@
 //! real time; between ticks the script handles its WebSocket events. Once final, the page
 //! stops ticking, the budget runs out and the DOM is dumped.
 
+use crate::support::Local;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
@@ -181,7 +182,7 @@ async fn visit(allow: bool, dir: &Path, marker: &Path) -> (String, Option<String
     if allow {
         builder = builder.allow_origin(&page_origin);
     }
-    let server = builder.bind("127.0.0.1:0").await.unwrap();
+    let server = builder.local().await;
     let command = format!("touch '{}'", marker.display());
     let page = serve_page(listener, html(&server.url(), &command));
     let profile = dir.join(if allow { "profile-listed" } else { "profile" });

@@ -9,10 +9,10 @@ use nix::sys::signal::{kill, Signal};
 use serde_json::json;
 use tests::procs::{live_processes_where, processes_in_group, wait_procs_gone, wait_state, Proc};
 use tests::service::ServiceProcess;
-use tests::ws::{output_of, Client};
+use tests::ws::Client;
 
 use crate::process::{start, GONE_BOUND};
-use crate::support::{server_with, under_each_shell};
+use crate::support::{connected, end, server_with, under_each_shell};
 
 under_each_shell!(
     escaped_processes_end_with_every_ending,
@@ -75,8 +75,7 @@ async fn assert_procs_gone(procs: &[Proc], ending: &str) {
 
 async fn escaped_processes_end_with_every_ending(shell: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let server = server_with(shell).await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server_with(shell).await).await;
     // The run ends when the test creates `go`.
     let go = dir.path().join("go");
     let wait_go = format!("while [ ! -e {} ]; do sleep 0.01; done", go.display());
@@ -119,8 +118,7 @@ async fn escaped_processes_end_with_every_ending(shell: &str) {
 
 async fn pause_and_resume_reach_escaped_processes(shell: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let server = server_with(shell).await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server_with(shell).await).await;
     let procs = start_escaping(&mut c, dir.path(), "sleep 300", None).await;
     // The escaped ones (the shell, last, is in the group: the process tests cover it).
     let escaped = &procs[..3];
@@ -145,8 +143,7 @@ async fn pause_and_resume_reach_escaped_processes(shell: &str) {
     let frames = c.until_completed().await;
     assert_eq!(frames[frames.len() - 1]["params"]["status"], "canceled");
     assert_procs_gone(&procs, "cancel while paused").await;
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 /// SIGKILL gives the service no chance to clean up: the run's supervisor must see it go and
@@ -206,8 +203,7 @@ async fn a_killed_spawner_is_replaced() {
     // A setting no other test uses tells this service's processes apart.
     let service = ServiceProcess::start_with(&["--kill-grace", "0.737"], &[]).await;
     let mut c = Client::connect(&service.url).await;
-    let frames = c.run("echo before").await;
-    assert_eq!(output_of(&frames, "stdout"), "before\n");
+    assert_eq!(c.stdout_of("echo before").await, "before\n");
     let service_pid = service.pid().as_raw() as u32;
     let helpers: Vec<u32> = live_processes_where(|cmd| cmd.contains("--kill-grace 0.737"))
         .into_iter()
@@ -222,8 +218,7 @@ async fn a_killed_spawner_is_replaced() {
     if let Err(left) = wait_procs_gone(&procs, GONE_BOUND).await {
         panic!("the spawner survived SIGKILL: {left:?}");
     }
-    let frames = c.run("echo after").await;
-    assert_eq!(output_of(&frames, "stdout"), "after\n");
+    assert_eq!(c.stdout_of("echo after").await, "after\n");
     drop(c);
     service.shutdown().await;
 }

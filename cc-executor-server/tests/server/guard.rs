@@ -1,6 +1,7 @@
 //! The browser and DNS-rebinding guard over real WebSockets: a foreign `Origin` or `Host` is
 //! refused with 403 and a reason, listed ones are served, clients without `Origin` keep working.
 
+use crate::support::{end, Local};
 use std::ffi::OsStr;
 
 use cc_executor_server::Server;
@@ -37,9 +38,8 @@ fn refusal(r: Result<(), Error>) -> (u16, String) {
 async fn foreign_origins_are_refused_and_listed_ones_served() {
     let server = Server::builder()
         .allow_origin("http://app.example:3000")
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
+        .local()
+        .await;
     let url = server.url();
     let mcp_url = format!("ws://{}/ws/mcp", server.local_addr());
     for u in [&url, &mcp_url] {
@@ -64,8 +64,7 @@ async fn foreign_origins_are_refused_and_listed_ones_served() {
         output_of(&c.run("echo no-origin").await, "stdout"),
         "no-origin\n"
     );
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 #[tokio::test]
@@ -73,9 +72,8 @@ async fn foreign_hosts_are_refused_on_loopback() {
     let server = Server::builder()
         .allow_host("proxy.example")
         .token("s3cret")
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
+        .local()
+        .await;
     let url = server.url();
     let auth = ("authorization", "Bearer s3cret");
     for host in ["attacker.example", "attacker.example:8004", "10.1.2.3"] {

@@ -2,6 +2,7 @@
 //! clients that never read, a client that stops reading its replies, and connections that
 //! never finish their upgrade.
 
+use crate::support::{connected, end, Local};
 use std::time::Duration;
 
 use cc_executor_server::Server;
@@ -19,8 +20,7 @@ const FLOOD_WAIT: Duration = Duration::from_secs(600);
 
 #[tokio::test]
 async fn ids_that_cannot_be_echoed_are_invalid_requests_with_a_null_id() {
-    let server = Server::builder().bind("127.0.0.1:0").await.unwrap();
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(Server::builder().local().await).await;
     let bad_ids = [
         json!("x".repeat(257)),
         json!("é".repeat(129)), // 258 bytes
@@ -57,8 +57,7 @@ async fn ids_that_cannot_be_echoed_are_invalid_requests_with_a_null_id() {
         .await;
     assert_eq!(c.frame().await["id"], -7);
     assert_eq!(output_of(&c.run("echo alive").await, "stdout"), "alive\n");
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 /// Peak resident memory of process `pid`, in KiB.
@@ -168,9 +167,8 @@ async fn a_client_that_stops_reading_is_closed_with_1008() {
     let server = Server::builder()
         .heartbeat_interval(Duration::from_secs(3))
         .kill_grace(Duration::from_millis(200))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
+        .local()
+        .await;
     let (ws, _) = tokio_tungstenite::connect_async(server.url())
         .await
         .unwrap();
@@ -234,9 +232,8 @@ async fn a_client_that_stops_reading_is_closed_with_1008() {
 async fn half_open_connections_are_closed_at_the_handshake_deadline() {
     let server = Server::builder()
         .handshake_timeout(Duration::from_secs(1))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
+        .local()
+        .await;
     let addr = server.local_addr();
     let mut c = Client::connect(&server.url()).await;
     let mut half_open = Vec::new();
@@ -270,6 +267,5 @@ async fn half_open_connections_are_closed_at_the_handshake_deadline() {
     assert_eq!(output_of(&c.run("echo after").await, "stdout"), "after\n");
     let (status, _) = http_get(addr, "/health", &[]).await;
     assert_eq!(status, 200);
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::support::{server, server_with, under_each_shell};
+use crate::support::{connected, end, server, server_with, under_each_shell, Local};
 use cc_executor_server::Server;
 use serde_json::{json, Value};
 use tests::procs::{wait_group_gone, wait_group_members, wait_group_stopped};
@@ -63,8 +63,7 @@ pub(crate) async fn assert_gone(pgid: u32) {
 const TWO_SLEEPS: &str = "sleep 300 & sleep 300";
 
 async fn cancel_kills_grandchildren_and_completes_as_canceled(shell: &str) {
-    let server = server_with(shell).await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server_with(shell).await).await;
     let (result, _) = start(&mut c, json!({ "command": TWO_SLEEPS })).await;
     let pgid = pgid_of(&result);
     wait_members(pgid, 2).await;
@@ -80,10 +79,8 @@ async fn cancel_kills_grandchildren_and_completes_as_canceled(shell: &str) {
     assert_eq!(done["pgid"], pgid);
     assert_gone(pgid).await;
     // The session is free again.
-    let frames = c.run("echo again").await;
-    assert_eq!(output_of(&frames, "stdout"), "again\n");
-    drop(c);
-    server.shutdown().await;
+    assert_eq!(c.stdout_of("echo again").await, "again\n");
+    end(c, server).await;
 }
 
 async fn disconnect_kills_the_group(shell: &str) {
@@ -109,8 +106,7 @@ async fn disconnect_kills_the_group(shell: &str) {
 }
 
 async fn timeout_bounds_the_whole_run(shell: &str) {
-    let server = server_with(shell).await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server_with(shell).await).await;
     // x_timeout_process_outlives, our way: the run is killed at the deadline.
     let (result, _) = start(
         &mut c,
@@ -145,8 +141,7 @@ async fn timeout_bounds_the_whole_run(shell: &str) {
         "timed out after 0.5s"
     );
     assert_gone(pgid).await;
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 async fn shutdown_kills_every_group(shell: &str) {
@@ -182,8 +177,7 @@ async fn shutdown_kills_every_group(shell: &str) {
 }
 
 async fn dropping_the_handle_kills_every_group(shell: &str) {
-    let server = server_with(shell).await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server_with(shell).await).await;
     let (result, _) = start(&mut c, json!({ "command": TWO_SLEEPS })).await;
     let pgid = pgid_of(&result);
     wait_members(pgid, 2).await;
@@ -192,8 +186,7 @@ async fn dropping_the_handle_kills_every_group(shell: &str) {
 }
 
 async fn background_process_holding_the_pipe_does_not_hang_the_run(shell: &str) {
-    let server = server_with(shell).await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server_with(shell).await).await;
     let (result, _) = start(&mut c, json!({ "command": "sleep 300 & echo hi" })).await;
     let pgid = pgid_of(&result);
     let frames = c.until_completed().await;
@@ -213,13 +206,11 @@ async fn background_process_holding_the_pipe_does_not_hang_the_run(shell: &str) 
     let frames = c.until_completed().await;
     assert_eq!(output_of(&frames, "stdout"), "bye\n");
     assert_gone(pgid).await;
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 async fn pause_stops_output_and_a_paused_group_can_be_canceled(shell: &str) {
-    let server = server_with(shell).await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server_with(shell).await).await;
     let producer = "i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done";
     let (result, _) = start(&mut c, json!({ "command": producer })).await;
     let pgid = pgid_of(&result);
@@ -278,13 +269,11 @@ async fn pause_stops_output_and_a_paused_group_can_be_canceled(shell: &str) {
     let done = &frames[frames.len() - 1]["params"];
     assert_eq!(done["status"], "canceled");
     assert_gone(pgid).await;
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 async fn exit_codes_and_signals(shell: &str) {
-    let server = server_with(shell).await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server_with(shell).await).await;
     let frames = c.run("exit 7").await;
     let done = &frames[frames.len() - 1]["params"];
     assert_eq!(
@@ -297,14 +286,12 @@ async fn exit_codes_and_signals(shell: &str) {
         (done["status"].as_str(), done["exit_code"].as_i64()),
         (Some("failed"), Some(-9))
     );
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 #[tokio::test]
 async fn invalid_utf8_becomes_replacement_characters() {
-    let server = server().await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server().await).await;
     let frames = c.run(r"printf 'a\377\376b\n\303'").await;
     assert_eq!(output_of(&frames, "stdout"), "a\u{fffd}\u{fffd}b\n\u{fffd}");
     // n_binary_urandom: random bytes still make well-formed frames and a normal completion.
@@ -320,14 +307,12 @@ async fn invalid_utf8_becomes_replacement_characters() {
         assert_eq!(o["params"]["truncated"], false);
     }
     assert_eq!(frames[frames.len() - 1]["params"]["exit_code"], 0);
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 #[tokio::test]
 async fn very_long_line_is_streamed_in_chunks() {
-    let server = server().await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server().await).await;
     // 1,000,000 characters without newline: more than the buffered limit of 8 chunks.
     let frames = c.run("head -c 1000000 /dev/zero | tr '\\0' y").await;
     let chunks: Vec<&Value> = frames
@@ -349,8 +334,7 @@ async fn very_long_line_is_streamed_in_chunks() {
         }
     }
     assert_eq!(output_of(&frames, "stdout").len(), 1_000_000);
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 #[tokio::test]
@@ -358,13 +342,14 @@ async fn working_directories() {
     let dir = tempfile::tempdir().unwrap();
     let sub = dir.path().join("sub");
     std::fs::create_dir(&sub).unwrap();
-    let server = Server::builder()
-        .working_dir(dir.path())
-        .kill_grace(Duration::from_millis(500))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(
+        Server::builder()
+            .working_dir(dir.path())
+            .kill_grace(Duration::from_millis(500))
+            .local()
+            .await,
+    )
+    .await;
     let canonical = |p: &std::path::Path| p.canonicalize().unwrap().display().to_string();
     let frames = c.run("pwd -P").await;
     assert_eq!(
@@ -395,16 +380,13 @@ async fn working_directories() {
     let err = c.frame().await;
     assert_eq!(err["error"]["code"], -32603, "{err}");
     assert_eq!(err["id"], 4);
-    let frames = c.run("echo ok").await;
-    assert_eq!(output_of(&frames, "stdout"), "ok\n");
-    drop(c);
-    server.shutdown().await;
+    assert_eq!(c.stdout_of("echo ok").await, "ok\n");
+    end(c, server).await;
 }
 
 #[tokio::test]
 async fn early_completion_fields_and_stderr_detection() {
-    let server = server().await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server().await).await;
     let frames = c
         .run("echo 'Task completed successfully'; sleep 0.2; echo 'Prompt is too long' >&2")
         .await;
@@ -428,13 +410,11 @@ async fn early_completion_fields_and_stderr_detection() {
     let total = done["execution_time"].as_f64().unwrap();
     assert!(t <= total);
     assert!(done["time_saved"].as_f64().unwrap() > 0.0);
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 async fn control_edge_cases(shell: &str) {
-    let server = server_with(shell).await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server_with(shell).await).await;
     let (result, _) = start(&mut c, json!({ "command": "sleep 30" })).await;
     let pgid = pgid_of(&result);
     c.control("CANCEL", 2).await;
@@ -463,8 +443,7 @@ async fn control_edge_cases(shell: &str) {
     let err = c.frame().await;
     assert_eq!(err["error"]["code"], -32002);
     assert_eq!(err["id"], 4);
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 /// A group that dies at once of the CANCEL's SIGTERM still reports `canceled`, not `failed`
@@ -473,8 +452,7 @@ async fn control_edge_cases(shell: &str) {
 // Several workers, as in the service binary: the session and the run then race for real.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fast_dying_cancel_is_always_reported_as_canceled() {
-    let server = server().await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server().await).await;
     // A busy core makes the service's threads lose the CPU at any point, which is when the
     // run and the session race.
     let mut busy = Client::connect(&server.url()).await;

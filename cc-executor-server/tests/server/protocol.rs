@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::server;
+use crate::support::{connected, end, server, Local};
 use cc_executor_server::Server;
 use serde_json::{json, Value};
 use tests::procs::wait_group_gone;
@@ -50,11 +50,7 @@ async fn connected_advertises_our_capabilities() {
 
 #[tokio::test]
 async fn health_reports_sessions() {
-    let server = Server::builder()
-        .max_sessions(7)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
+    let server = Server::builder().max_sessions(7).local().await;
     let c = Client::connect(&server.url()).await;
     let (status, body) = http_get(server.local_addr(), "/health", &[]).await;
     assert_eq!(status, 200);
@@ -83,17 +79,12 @@ async fn health_reports_sessions() {
     assert_eq!(v["active_sessions"], 1);
     assert_eq!(v["max_sessions"], 7);
     assert!(v["uptime_seconds"].as_f64().unwrap() >= 0.0);
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 #[tokio::test]
 async fn healthz_and_the_shell_in_allowlist_mode() {
-    let server = Server::builder()
-        .shell("sh")
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
+    let server = Server::builder().shell("sh").local().await;
     let (status, body) = http_get(server.local_addr(), "/healthz", &[]).await;
     assert_eq!(status, 200);
     assert_eq!(body, r#"{"status":"ok"}"#);
@@ -105,15 +96,10 @@ async fn healthz_and_the_shell_in_allowlist_mode() {
         .as_str()
         .unwrap()
         .ends_with("/sh"));
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 
     // With an allowlist, commands run without a shell: none is reported.
-    let server = Server::builder()
-        .allowed_commands(["echo"])
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
+    let server = Server::builder().allowed_commands(["echo"]).local().await;
     let c = Client::connect(&server.url()).await;
     assert!(
         c.connected["params"].get("shell").is_none(),
@@ -123,8 +109,7 @@ async fn healthz_and_the_shell_in_allowlist_mode() {
     let (_, body) = http_get(server.local_addr(), "/health", &[]).await;
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["shell"], Value::Null);
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 fn http_status(e: tungstenite::Error) -> u16 {
@@ -136,11 +121,7 @@ fn http_status(e: tungstenite::Error) -> u16 {
 
 #[tokio::test]
 async fn bearer_token_is_required_when_configured() {
-    let server = Server::builder()
-        .token("s3cret")
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
+    let server = Server::builder().token("s3cret").local().await;
     let url = server.url();
     let e = Client::try_connect(&url, None)
         .await
@@ -158,13 +139,11 @@ async fn bearer_token_is_required_when_configured() {
         .expect("refused");
     assert_eq!(http_status(e), 401);
     let mut c = Client::connect_with(&url, Some("s3cret")).await;
-    let frames = c.run("echo authorized").await;
-    assert_eq!(output_of(&frames, "stdout"), "authorized\n");
+    assert_eq!(c.stdout_of("echo authorized").await, "authorized\n");
     // /health stays open.
     let (status, _) = http_get(server.local_addr(), "/health", &[]).await;
     assert_eq!(status, 200);
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 #[tokio::test]
@@ -180,10 +159,8 @@ async fn a_private_service_is_on_loopback_behind_a_token_of_its_own() {
         .expect("refused");
     assert_eq!(http_status(e), 401);
     let mut c = Client::connect_with(&url, Some(&token)).await;
-    let frames = c.run("echo private").await;
-    assert_eq!(output_of(&frames, "stdout"), "private\n");
-    drop(c);
-    server.shutdown().await;
+    assert_eq!(c.stdout_of("echo private").await, "private\n");
+    end(c, server).await;
     // Another one gets another token; a token set on the builder is kept.
     let other = Server::builder().bind_private().await.unwrap();
     assert_ne!(other.token(), Some(token.as_str()));
@@ -215,12 +192,13 @@ async fn a_private_service_is_on_loopback_behind_a_token_of_its_own() {
 
 #[tokio::test]
 async fn allowlist_refuses_over_the_wire() {
-    let server = Server::builder()
-        .allowed_commands(["echo", "printf"])
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(
+        Server::builder()
+            .allowed_commands(["echo", "printf"])
+            .local()
+            .await,
+    )
+    .await;
     for (i, bad) in [
         "ls",
         "rm -rf /nonexistent",
@@ -247,18 +225,14 @@ async fn allowlist_refuses_over_the_wire() {
         assert_eq!(f["error"]["code"], -32001, "{bad:?}: {f}");
         assert_eq!(f["id"], i);
     }
-    let frames = c.run("echo 'a;b|c'").await;
-    assert_eq!(output_of(&frames, "stdout"), "a;b|c\n");
-    let frames = c.run("/bin/echo fine").await;
-    assert_eq!(output_of(&frames, "stdout"), "fine\n");
-    drop(c);
-    server.shutdown().await;
+    assert_eq!(c.stdout_of("echo 'a;b|c'").await, "a;b|c\n");
+    assert_eq!(c.stdout_of("/bin/echo fine").await, "fine\n");
+    end(c, server).await;
 }
 
 #[tokio::test]
 async fn malformed_requests_get_errors_and_the_session_goes_on() {
-    let server = server().await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server().await).await;
 
     c.send_text("{not json").await;
     let f = c.frame().await;
@@ -328,21 +302,20 @@ async fn malformed_requests_get_errors_and_the_session_goes_on() {
         json!({"enabled":false,"config_path":null,"hooks_configured":[],"timeout":60,"parallel":false})
     );
 
-    let frames = c.run("echo still-alive").await;
-    assert_eq!(output_of(&frames, "stdout"), "still-alive\n");
-    drop(c);
-    server.shutdown().await;
+    assert_eq!(c.stdout_of("echo still-alive").await, "still-alive\n");
+    end(c, server).await;
 }
 
 #[tokio::test]
 async fn silent_client_is_cut_off_with_a_close_frame_and_its_group_killed() {
-    let server = Server::builder()
-        .heartbeat_interval(Duration::from_millis(200))
-        .kill_grace(Duration::from_millis(500))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(
+        Server::builder()
+            .heartbeat_interval(Duration::from_millis(200))
+            .kill_grace(Duration::from_millis(500))
+            .local()
+            .await,
+    )
+    .await;
     c.execute(json!({"command": "sleep 300 & sleep 300"}), 1)
         .await;
     let mut pgid = None;
@@ -378,12 +351,13 @@ async fn silent_client_is_cut_off_with_a_close_frame_and_its_group_killed() {
 /// and the third ping would never come. The interval leaves the test seconds to answer each.
 #[tokio::test]
 async fn answering_pings_keeps_the_session() {
-    let server = Server::builder()
-        .heartbeat_interval(Duration::from_secs(2))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(
+        Server::builder()
+            .heartbeat_interval(Duration::from_secs(2))
+            .local()
+            .await,
+    )
+    .await;
     for _ in 0..3 {
         let t = c.frame_text().await;
         let v: Value = serde_json::from_str(&t).unwrap();
@@ -392,16 +366,13 @@ async fn answering_pings_keeps_the_session() {
         c.send_text(tests::ws::PONG).await;
     }
     // Past the cut-off the session still works (the helper answers pings while it waits).
-    let frames = c.run("echo alive").await;
-    assert_eq!(output_of(&frames, "stdout"), "alive\n");
-    drop(c);
-    server.shutdown().await;
+    assert_eq!(c.stdout_of("echo alive").await, "alive\n");
+    end(c, server).await;
 }
 
 #[tokio::test]
 async fn detectors_precede_their_line() {
-    let server = server().await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server().await).await;
     let event = r#"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1900000000}}"#;
     let cases = [
         (
@@ -449,8 +420,7 @@ async fn detectors_precede_their_line() {
         .await;
     assert!(find(&quiet, "error.rate_limit_exceeded").is_none());
     assert!(find(&quiet, "error.token_limit_exceeded").is_none());
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 #[tokio::test]
@@ -477,8 +447,7 @@ async fn many_sessions_at_once() {
 /// be as large as the request, or a few queued replies would hold megabytes per session.
 #[tokio::test]
 async fn error_replies_do_not_echo_huge_input() {
-    let server = server().await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server().await).await;
     let huge = "x".repeat(1_000_000);
     let requests = [
         json!({"jsonrpc":"2.0","method":huge,"id":1}),
@@ -497,8 +466,7 @@ async fn error_replies_do_not_echo_huge_input() {
     c.send(&json!({"jsonrpc":"2.0","method":"nope","id":4}))
         .await;
     assert_eq!(c.frame().await["error"]["message"], "Unknown method: nope");
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 /// A client that sends requests but never reads the answers fills the session's queue. The
@@ -506,13 +474,14 @@ async fn error_replies_do_not_echo_huge_input() {
 /// command running): it ends and kills the group.
 #[tokio::test]
 async fn a_client_that_floods_requests_without_reading_is_cut_off() {
-    let server = Server::builder()
-        .heartbeat_interval(Duration::from_millis(300))
-        .kill_grace(Duration::from_millis(500))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(
+        Server::builder()
+            .heartbeat_interval(Duration::from_millis(300))
+            .kill_grace(Duration::from_millis(500))
+            .local()
+            .await,
+    )
+    .await;
     // Output that fills the connection, so that the answers below can no longer be written.
     c.execute(json!({"command": "yes"}), 1).await;
     let result = c.frame().await;
@@ -536,27 +505,25 @@ async fn a_client_that_floods_requests_without_reading_is_cut_off() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }
 
 /// `Duration::MAX` reads as "no heartbeat" and "wait for ever"; it must not overflow.
 #[tokio::test]
 async fn huge_heartbeat_and_grace_are_accepted() {
-    let server = Server::builder()
-        .heartbeat_interval(Duration::MAX)
-        .kill_grace(Duration::MAX)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let mut c = Client::connect(&server.url()).await;
-    let frames = c.run("echo fine").await;
-    assert_eq!(output_of(&frames, "stdout"), "fine\n");
+    let (server, mut c) = connected(
+        Server::builder()
+            .heartbeat_interval(Duration::MAX)
+            .kill_grace(Duration::MAX)
+            .local()
+            .await,
+    )
+    .await;
+    assert_eq!(c.stdout_of("echo fine").await, "fine\n");
     c.execute(json!({"command": "sleep 30"}), 2).await;
     c.frames_until(|f| f["method"] == "process.started").await;
     c.control("CANCEL", 3).await;
     let frames = c.until_completed().await;
     assert_eq!(frames[frames.len() - 1]["params"]["status"], "canceled");
-    drop(c);
-    server.shutdown().await;
+    end(c, server).await;
 }

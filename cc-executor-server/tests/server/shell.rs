@@ -8,40 +8,31 @@ use tests::service::ServiceProcess;
 use tests::ws::{output_of, Client, WAIT};
 
 use crate::process::{assert_gone, pgid_of, start};
-use crate::support::{server, server_with};
+use crate::support::{connected, end, server, server_with, Local};
 
 #[tokio::test]
 async fn default_shell_is_bash() {
-    let server = server().await;
-    let mut c = Client::connect(&server.url()).await;
-    let frames = c.run("[[ 1 == 1 ]] && echo ok").await;
-    assert_eq!(output_of(&frames, "stdout"), "ok\n");
-    let frames = c.run("echo {1..3}").await;
-    assert_eq!(output_of(&frames, "stdout"), "1 2 3\n");
+    let (server, mut c) = connected(server().await).await;
+    assert_eq!(c.stdout_of("[[ 1 == 1 ]] && echo ok").await, "ok\n");
+    assert_eq!(c.stdout_of("echo {1..3}").await, "1 2 3\n");
     // An invalid byte reaches the client as U+FFFD.
-    let frames = c.run(r"printf 'a\xffb\n'").await;
-    assert_eq!(output_of(&frames, "stdout"), "a\u{fffd}b\n");
-    drop(c);
-    server.shutdown().await;
+    assert_eq!(c.stdout_of(r"printf 'a\xffb\n'").await, "a\u{fffd}b\n");
+    end(c, server).await;
 }
 
 #[tokio::test]
 async fn shell_sh_behaves_as_dash() {
-    let server = server_with("sh").await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server_with("sh").await).await;
     let frames = c.run("[[ 1 == 1 ]] && echo ok").await;
     assert_eq!(output_of(&frames, "stdout"), "");
     assert!(
         output_of(&frames, "stderr").contains("[[: not found"),
         "{frames:?}"
     );
-    let frames = c.run("echo {1..3}").await;
-    assert_eq!(output_of(&frames, "stdout"), "{1..3}\n");
+    assert_eq!(c.stdout_of("echo {1..3}").await, "{1..3}\n");
     // dash's printf has no \x escape.
-    let frames = c.run(r"printf 'a\xffb\n'").await;
-    assert_eq!(output_of(&frames, "stdout"), "a\\xffb\n");
-    drop(c);
-    server.shutdown().await;
+    assert_eq!(c.stdout_of(r"printf 'a\xffb\n'").await, "a\\xffb\n");
+    end(c, server).await;
 }
 
 #[tokio::test]
@@ -62,8 +53,7 @@ async fn a_missing_shell_stops_the_service_at_start() {
 
 #[tokio::test]
 async fn a_numeric_string_timeout_bounds_the_run() {
-    let server = server().await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server().await).await;
     let (result, _) = start(&mut c, json!({ "command": "sleep 30", "timeout": "1" })).await;
     let frames = c.until_completed().await;
     let done = &frames[frames.len() - 1]["params"];
@@ -91,10 +81,8 @@ async fn a_numeric_string_timeout_bounds_the_run() {
             "{err}"
         );
     }
-    let frames = c.run("echo fine").await;
-    assert_eq!(output_of(&frames, "stdout"), "fine\n");
-    drop(c);
-    server.shutdown().await;
+    assert_eq!(c.stdout_of("echo fine").await, "fine\n");
+    end(c, server).await;
 }
 
 #[tokio::test]
@@ -102,14 +90,8 @@ async fn a_shell_that_vanishes_after_start_fails_the_run_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let shell = dir.path().join("myshell");
     std::os::unix::fs::symlink("/bin/sh", &shell).unwrap();
-    let server = Server::builder()
-        .shell(&shell)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let mut c = Client::connect(&server.url()).await;
-    let frames = c.run("echo via myshell").await;
-    assert_eq!(output_of(&frames, "stdout"), "via myshell\n");
+    let (server, mut c) = connected(Server::builder().shell(&shell).local().await).await;
+    assert_eq!(c.stdout_of("echo via myshell").await, "via myshell\n");
     std::fs::remove_file(&shell).unwrap();
     c.execute(json!({ "command": "echo never" }), 7).await;
     let err = c.frame().await;
@@ -122,10 +104,8 @@ async fn a_shell_that_vanishes_after_start_fails_the_run_cleanly() {
     );
     // The session goes on.
     std::os::unix::fs::symlink("/bin/sh", &shell).unwrap();
-    let frames = c.run("echo back").await;
-    assert_eq!(output_of(&frames, "stdout"), "back\n");
-    drop(c);
-    server.shutdown().await;
+    assert_eq!(c.stdout_of("echo back").await, "back\n");
+    end(c, server).await;
 }
 
 #[tokio::test]
@@ -135,8 +115,7 @@ async fn shell_option_and_a_missing_shell() {
     let mut c = Client::connect(&service.url).await;
     let shell = c.connected["params"]["shell"].as_str().unwrap().to_owned();
     assert!(shell.starts_with('/') && shell.ends_with("/sh"), "{shell}");
-    let frames = c.run("echo {1..3}").await;
-    assert_eq!(output_of(&frames, "stdout"), "{1..3}\n");
+    assert_eq!(c.stdout_of("echo {1..3}").await, "{1..3}\n");
     // CC_EXECUTOR_SHELL does the same.
     let service = ServiceProcess::start_with(&[], &[("CC_EXECUTOR_SHELL", "bash".as_ref())]).await;
     let c = Client::connect(&service.url).await;
@@ -167,8 +146,7 @@ async fn shell_option_and_a_missing_shell() {
 
 #[tokio::test]
 async fn a_command_with_a_nul_byte_is_refused_cleanly() {
-    let server = server().await;
-    let mut c = Client::connect(&server.url()).await;
+    let (server, mut c) = connected(server().await).await;
     c.execute(json!({ "command": "echo a\u{0}b" }), 3).await;
     let err = c.frame().await;
     assert_eq!(err["id"], 3, "{err}");
@@ -177,8 +155,6 @@ async fn a_command_with_a_nul_byte_is_refused_cleanly() {
         err["error"]["message"].as_str().unwrap().contains("NUL"),
         "{err}"
     );
-    let frames = c.run("echo fine").await;
-    assert_eq!(output_of(&frames, "stdout"), "fine\n");
-    drop(c);
-    server.shutdown().await;
+    assert_eq!(c.stdout_of("echo fine").await, "fine\n");
+    end(c, server).await;
 }

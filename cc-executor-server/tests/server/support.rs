@@ -2,15 +2,39 @@
 
 use std::time::Duration;
 
-use cc_executor_server::{Server, ServerHandle};
+use cc_executor_server::{Server, ServerBuilder, ServerHandle};
+use tests::ws::Client;
+
+/// Binding a configured service on a loopback port, as every test here does.
+pub trait Local {
+    /// The service bound on `127.0.0.1`, on a port of the system's choice.
+    async fn local(self) -> ServerHandle;
+}
+
+impl Local for ServerBuilder {
+    async fn local(self) -> ServerHandle {
+        self.bind("127.0.0.1:0").await.expect("bind")
+    }
+}
+
+/// `server` and a raw client connected to it (its `connected` frame read).
+pub async fn connected(server: ServerHandle) -> (ServerHandle, Client) {
+    let c = Client::connect(&server.url()).await;
+    (server, c)
+}
+
+/// Close the client's connection, then shut the service down.
+pub async fn end(c: Client, server: ServerHandle) {
+    drop(c);
+    server.shutdown().await;
+}
 
 /// The service on a loopback port, with a short kill grace so that cancels end quickly.
 pub async fn server() -> ServerHandle {
     Server::builder()
         .kill_grace(Duration::from_millis(500))
-        .bind("127.0.0.1:0")
+        .local()
         .await
-        .expect("bind")
 }
 
 /// The same with commands run by `shell`.
@@ -18,9 +42,8 @@ pub async fn server_with(shell: &str) -> ServerHandle {
     Server::builder()
         .shell(shell)
         .kill_grace(Duration::from_millis(500))
-        .bind("127.0.0.1:0")
+        .local()
         .await
-        .expect("bind")
 }
 
 /// Each listed test (an `async fn(shell: &str)` of the calling module) runs once with bash and

@@ -26,9 +26,8 @@ async fn wait_for(seen: &mut mpsc::UnboundedReceiver<&'static str>, want: &'stat
 
 #[tokio::test]
 async fn pause_resume_and_cancel_from_another_task_while_reading() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
-    let mut run = bounded("execute", client.execute(TICKER)).await.unwrap();
+    let (_server, client) = start_client().await;
+    let mut run = execute(&client, TICKER).await;
     let ctl = run.controller();
 
     // The reader reports each event kind to the controlling task, which waits for it.
@@ -85,8 +84,7 @@ async fn pause_resume_and_cancel_from_another_task_while_reading() {
 
 #[tokio::test]
 async fn cancel_kills_the_whole_group_including_grandchildren() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
+    let (_server, client) = start_client().await;
     let (run, pgid) = start_run(&client, "sh -c 'sleep 300 & sleep 300'").await;
     // Both sleeps (and their shells) exist before the cancel.
     wait_group_members(pgid, 2, BOUND)
@@ -103,13 +101,10 @@ async fn cancel_kills_the_whole_group_including_grandchildren() {
 
 #[tokio::test]
 async fn a_timed_out_run_is_an_error_and_leaves_no_process() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
+    let (_server, client) = start_client().await;
     let cmd = Command::new("sh -c 'sleep 300 & sleep 300'").timeout(Duration::from_secs(1));
 
-    let mut run = bounded("execute", client.execute(cmd.clone()))
-        .await
-        .unwrap();
+    let mut run = execute(&client, cmd.clone()).await;
     let pgid = run.pgid().expect("pgid");
     let mut last = None;
     bounded("timed-out stream", async {
@@ -137,8 +132,7 @@ async fn a_timed_out_run_is_an_error_and_leaves_no_process() {
 
 #[tokio::test]
 async fn dropping_an_execution_kills_its_group() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
+    let (_server, client) = start_client().await;
     let (run, pgid) = start_run(&client, "sh -c 'sleep 300 & sleep 300'").await;
     assert!(!processes_in_group(pgid).is_empty());
     let ctl = run.controller();
@@ -154,12 +148,11 @@ async fn dropping_an_execution_kills_its_group() {
 
 #[tokio::test]
 async fn a_detached_execution_keeps_running_after_the_drop() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
+    let (_server, client) = start_client().await;
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("done");
     let line = format!("sleep 1; echo finished > '{}'", marker.display());
-    let mut run = bounded("execute", client.execute(line)).await.unwrap();
+    let mut run = execute(&client, line).await;
     let pgid = run.pgid().expect("pgid");
     run.detach();
     drop(run);
@@ -174,11 +167,8 @@ async fn a_detached_execution_keeps_running_after_the_drop() {
 
 #[tokio::test]
 async fn controlling_a_finished_run_is_no_process() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
-    let run = bounded("execute", client.execute("echo quick"))
-        .await
-        .unwrap();
+    let (_server, client) = start_client().await;
+    let run = execute(&client, "echo quick").await;
     let ctl = run.controller();
     let events = collect(run).await;
     assert!(matches!(
@@ -196,9 +186,8 @@ async fn controlling_a_finished_run_is_no_process() {
 
 #[tokio::test]
 async fn until_canceled_cancels_the_group_and_returns_how_the_run_ended() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
-    let run = bounded("execute", client.execute(TICKER)).await.unwrap();
+    let (_server, client) = start_client().await;
+    let run = execute(&client, TICKER).await;
     let pgid = run.pgid().expect("our service reports the pgid");
     let ctl = run.controller();
     wait_group_members(pgid, 1, BOUND)
@@ -215,9 +204,7 @@ async fn until_canceled_cancels_the_group_and_returns_how_the_run_ended() {
     assert_eq!(wait_group_gone(pgid, BOUND).await, Ok(()));
 
     // Without a cancel the run goes to its end.
-    let run = bounded("execute", client.execute("echo done"))
-        .await
-        .unwrap();
+    let run = execute(&client, "echo done").await;
     let ctl = run.controller();
     let pending = std::future::pending::<()>();
     let outcome = bounded("a run", ctl.until_canceled(run.wait(), pending, BOUND))
@@ -229,8 +216,7 @@ async fn until_canceled_cancels_the_group_and_returns_how_the_run_ended() {
 
 #[tokio::test]
 async fn blank_commands_and_zero_timeouts_fail_before_anything_is_sent() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
+    let (server, client) = start_client().await;
     let blank = bounded("execute", client.execute("  ")).await;
     assert!(
         matches!(blank, Err(Error::CommandNotAllowed { .. })),
@@ -246,16 +232,15 @@ async fn blank_commands_and_zero_timeouts_fail_before_anything_is_sent() {
 
 #[tokio::test]
 async fn cancel_all_ends_every_run_the_client_started() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
+    let (_server, client) = start_client().await;
     // One run held, one on a session, one that has ended, and one detached and dropped, which
     // no handle reaches any more.
-    let held = bounded("execute", client.execute(TICKER)).await.unwrap();
+    let held = execute(&client, TICKER).await;
     let session = bounded("session", client.session()).await.unwrap();
     let on_session = bounded("execute", session.execute(TICKER)).await.unwrap();
-    let done = bounded("execute", client.execute("true")).await.unwrap();
+    let done = execute(&client, "true").await;
     collect(done).await;
-    let mut lost = bounded("execute", client.execute("sleep 1")).await.unwrap();
+    let mut lost = execute(&client, "sleep 1").await;
     lost.detach();
     drop(lost);
     let groups = [held.pgid().expect("pgid"), on_session.pgid().expect("pgid")];

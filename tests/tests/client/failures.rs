@@ -39,8 +39,7 @@ async fn a_missing_or_wrong_token_is_unauthorized() {
 
 #[tokio::test]
 async fn the_session_limit_is_reported() {
-    let server = start_with(Server::builder().max_sessions(1)).await;
-    let client = Client::new(server.url()).unwrap();
+    let (_server, client) = client_of(start_with(Server::builder().max_sessions(1)).await);
     let first = bounded("first session", client.session()).await.unwrap();
     match bounded("second session", client.session()).await {
         Err(Error::SessionLimit) => {}
@@ -55,8 +54,8 @@ async fn the_session_limit_is_reported() {
 
 #[tokio::test]
 async fn the_allowlist_refusal_is_command_not_allowed() {
-    let server = start_with(Server::builder().allowed_commands(["echo"])).await;
-    let client = Client::new(server.url()).unwrap();
+    let (_server, client) =
+        client_of(start_with(Server::builder().allowed_commands(["echo"])).await);
     match bounded("refused", client.execute("rm -rf nothing-here")).await {
         Err(Error::CommandNotAllowed { message }) => assert!(!message.is_empty()),
         other => panic!("expected CommandNotAllowed, got {other:?}"),
@@ -261,8 +260,7 @@ async fn freeze(service: &ServiceProcess) {
 
 #[tokio::test]
 async fn two_hundred_concurrent_executions_from_one_client_all_complete() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
+    let (_server, client) = start_client().await;
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             let client = client.clone();

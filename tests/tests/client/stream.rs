@@ -6,17 +6,14 @@ use std::time::Duration;
 use crate::support::*;
 use cc_executor_client::protocol::capability;
 use cc_executor_client::{
-    Chunk, Client, Command, Error, OutputEvent, OutputStream, RateLimitKind, RunStatus,
+    Chunk, Command, Error, OutputEvent, OutputStream, RateLimitKind, RunStatus,
 };
 use futures_util::StreamExt;
 
 #[tokio::test]
 async fn a_run_yields_started_output_and_completed_then_ends() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
-    let run = bounded("execute", client.execute("echo out; echo err >&2; exit 3"))
-        .await
-        .unwrap();
+    let (_server, client) = start_client().await;
+    let run = execute(&client, "echo out; echo err >&2; exit 3").await;
     let pid = run.pid();
     assert!(pid > 0);
     let events = collect(run).await;
@@ -44,8 +41,7 @@ async fn a_run_yields_started_output_and_completed_then_ends() {
 
 #[tokio::test]
 async fn run_collects_an_outcome() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
+    let (_server, client) = start_client().await;
     let outcome = bounded(
         "run",
         client.run("printf 'a\\nb\\n'; echo e >&2; printf 'no newline'"),
@@ -71,9 +67,8 @@ const LONG_LINE: &str = "head -c 200000 /dev/zero | tr '\\0' x; echo";
 
 #[tokio::test]
 async fn a_200k_character_line_is_reassembled_exactly() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
-    let run = bounded("execute", client.execute(LONG_LINE)).await.unwrap();
+    let (_server, client) = start_client().await;
+    let run = execute(&client, LONG_LINE).await;
     let events = collect(run).await;
     let outputs: Vec<_> = events
         .iter()
@@ -91,8 +86,7 @@ async fn a_200k_character_line_is_reassembled_exactly() {
 
 #[tokio::test]
 async fn raw_chunks_mode_yields_the_services_four_chunks() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
+    let (_server, client) = start_client().await;
     let run = bounded(
         "execute",
         client.execute(Command::new(LONG_LINE).raw_chunks(true)),
@@ -128,11 +122,8 @@ async fn raw_chunks_mode_yields_the_services_four_chunks() {
 
 #[tokio::test]
 async fn invalid_utf8_arrives_as_replacement_characters() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
-    let outcome = bounded("run", client.run("head -c 3000 /dev/urandom"))
-        .await
-        .unwrap();
+    let (_server, client) = start_client().await;
+    let outcome = run(&client, "head -c 3000 /dev/urandom").await;
     assert!(outcome.success(), "{outcome:?}");
     // 3,000 random bytes are all but certain to hold invalid sequences.
     assert!(outcome.stdout.contains('\u{FFFD}'));
@@ -141,8 +132,7 @@ async fn invalid_utf8_arrives_as_replacement_characters() {
 
 #[tokio::test]
 async fn limits_and_early_completion_are_events_and_wait_reports_limits() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
+    let (_server, client) = start_client().await;
 
     let usage = "echo 'Claude AI usage limit reached|1735000000'";
     let events = collect(client.execute(usage).await.unwrap()).await;
@@ -183,7 +173,7 @@ async fn limits_and_early_completion_are_events_and_wait_reports_limits() {
     ));
 
     let done = "echo Task completed successfully";
-    let outcome = bounded("run", client.run(done)).await.unwrap();
+    let outcome = run(&client, done).await;
     let marker = outcome
         .events
         .iter()
@@ -198,8 +188,7 @@ async fn limits_and_early_completion_are_events_and_wait_reports_limits() {
 
 #[tokio::test]
 async fn a_session_runs_commands_in_a_row_and_refuses_a_second_locally() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
+    let (_server, client) = start_client().await;
     let session = bounded("session", client.session()).await.unwrap();
     assert!(!session.connected().session_id.is_empty());
     assert!(session.connected().has(capability::EXECUTE));
@@ -241,8 +230,7 @@ async fn a_session_runs_commands_in_a_row_and_refuses_a_second_locally() {
 
 #[tokio::test]
 async fn an_empty_command_is_refused() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
+    let (_server, client) = start_client().await;
     match bounded("execute", client.execute("")).await {
         Err(Error::CommandNotAllowed { .. }) => {}
         other => panic!("expected CommandNotAllowed, got {other:?}"),
@@ -251,12 +239,9 @@ async fn an_empty_command_is_refused() {
 
 #[tokio::test]
 async fn a_slow_reader_still_gets_every_line_in_order() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
+    let (_server, client) = start_client().await;
     // More lines than the client buffers, read slowly at first: backpressure must not lose any.
-    let mut run = bounded("execute", client.execute("seq 1 3000"))
-        .await
-        .unwrap();
+    let mut run = execute(&client, "seq 1 3000").await;
     let mut lines = Vec::new();
     let mut reads = 0u32;
     bounded("read", async {
@@ -280,10 +265,9 @@ async fn a_slow_reader_still_gets_every_line_in_order() {
 /// chunk): it must still arrive as one event, and raw chunks must say that the count is unknown.
 #[tokio::test]
 async fn a_line_longer_than_the_services_buffer_is_still_one_event() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
+    let (_server, client) = start_client().await;
     let line = "head -c 1000000 /dev/zero | tr '\\0' y; echo; echo after";
-    let events = collect(bounded("execute", client.execute(line)).await.unwrap()).await;
+    let events = collect(execute(&client, line).await).await;
     let outputs: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
@@ -319,12 +303,9 @@ async fn a_line_longer_than_the_services_buffer_is_still_one_event() {
 /// A timeout too large to add to a clock reading is no bound at all, not a crash.
 #[tokio::test]
 async fn a_huge_timeout_means_no_bound() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
+    let (_server, client) = start_client().await;
     for t in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
-        let outcome = bounded("run", client.run(Command::new("echo hi").timeout(t)))
-            .await
-            .unwrap();
+        let outcome = run(&client, Command::new("echo hi").timeout(t)).await;
         assert_eq!(outcome.stdout, "hi\n");
         let session = bounded("session", client.session()).await.unwrap();
         let outcome = bounded("run", session.run(Command::new("echo again").timeout(t)))

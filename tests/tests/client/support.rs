@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use cc_executor_client::{Execution, OutputEvent, OutputStream, Result};
+use cc_executor_client::{Client, Command, Execution, Outcome, OutputEvent, OutputStream, Result};
 use cc_executor_server::{Server, ServerBuilder, ServerHandle};
 use futures_util::StreamExt;
 
@@ -26,6 +26,29 @@ pub async fn start() -> ServerHandle {
 /// Start a configured service on a loopback port.
 pub async fn start_with(builder: ServerBuilder) -> ServerHandle {
     builder.bind("127.0.0.1:0").await.expect("bind the service")
+}
+
+/// Start the service with default settings, and a client of it.
+pub async fn start_client() -> (ServerHandle, Client) {
+    client_of(start().await)
+}
+
+/// A client of `server` (kept alive beside it).
+pub fn client_of(server: ServerHandle) -> (ServerHandle, Client) {
+    let client = Client::new(server.url()).expect("client");
+    (server, client)
+}
+
+/// Start `command` (bounded), failing the test when it is refused.
+pub async fn execute(client: &Client, command: impl Into<Command>) -> Execution {
+    bounded("execute", client.execute(command))
+        .await
+        .expect("execute")
+}
+
+/// Run `command` to its end (bounded), failing the test on an error.
+pub async fn run(client: &Client, command: impl Into<Command>) -> Outcome {
+    bounded("run", client.run(command)).await.expect("run")
 }
 
 /// Read a whole execution (bounded), keeping errors as items.
