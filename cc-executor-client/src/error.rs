@@ -160,6 +160,13 @@ pub enum Error {
     /// A local I/O failure (e.g. writing an output file).
     #[error("I/O error: {0}; check the path and its permissions")]
     Io(#[from] std::io::Error),
+    /// A request could not be used as given (e.g. a grep pattern that is not a valid regular
+    /// expression, a wait on no job).
+    #[error("invalid request: {reason}")]
+    InvalidRequest {
+        /// What is wrong and what to do.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -463,6 +470,9 @@ mod tests {
                 stderr: "claude: not found".into(),
             },
             Error::Io(std::io::Error::other("disk full")),
+            Error::InvalidRequest {
+                reason: "give `id` or `ids`; not both".into(),
+            },
         ]
     }
 

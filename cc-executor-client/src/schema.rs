@@ -1,11 +1,13 @@
 //! How the `schema` feature writes results and reads commands as JSON: durations as seconds,
 //! run statuses by their wire name. [`timeout_secs`] also serves the parameters of a tool of
-//! your own.
+//! your own, and [`standard_formats`] keeps the schemas to what every JSON Schema validator
+//! knows.
 
 use std::time::Duration;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serializer};
+use serde_json::{Map, Value};
 
 use crate::event::RunStatus;
 
@@ -44,6 +46,82 @@ pub(crate) fn unsaved<S: Serializer>(why: &Option<String>, s: S) -> Result<S::Ok
 /// A run status by its wire name (`completed`, `failed`, `canceled`, …).
 pub(crate) fn status<S: Serializer>(status: &RunStatus, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(status.as_str())
+}
+
+/// The `format` values the JSON Schema standard defines (draft 2020-12).
+pub const STANDARD_FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+/// Remove, everywhere in `schema`, the `format` keywords whose value JSON Schema does not define
+/// (schemars writes `uint32`, `int64`, `double`, … for Rust's number types, and strict
+/// validators such as the TypeScript MCP SDK's warn about each). The bounds stay: an unsigned
+/// integer keeps its `minimum: 0`. Values (`default`, `const`, `enum`, `examples`) are left as
+/// they are, and a property named `format` is not a keyword.
+///
+/// ```
+/// use serde_json::json;
+///
+/// let mut schema = json!({
+///     "type": "object",
+///     "properties": {
+///         "n": {"type": "integer", "format": "uint32", "minimum": 0},
+///         "at": {"type": "string", "format": "date-time"},
+///         "format": {"type": "string"},
+///     },
+/// });
+/// cc_executor_client::schema::standard_formats(schema.as_object_mut().unwrap());
+/// assert_eq!(schema["properties"]["n"], json!({"type": "integer", "minimum": 0}));
+/// assert_eq!(schema["properties"]["at"]["format"], "date-time");
+/// assert_eq!(schema["properties"]["format"], json!({"type": "string"}));
+/// ```
+pub fn standard_formats(schema: &mut Map<String, Value>) {
+    if let Some(Value::String(f)) = schema.get("format") {
+        if !STANDARD_FORMATS.contains(&f.as_str()) {
+            schema.remove("format");
+        }
+    }
+    for (key, value) in schema.iter_mut() {
+        match (key.as_str(), value) {
+            ("default" | "const" | "enum" | "examples", _) => {}
+            // Maps of names to schemas: each value is a schema.
+            (
+                "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas",
+                Value::Object(named),
+            ) => {
+                named
+                    .values_mut()
+                    .filter_map(Value::as_object_mut)
+                    .for_each(standard_formats);
+            }
+            (_, Value::Object(sub)) => standard_formats(sub),
+            (_, Value::Array(items)) => {
+                items
+                    .iter_mut()
+                    .filter_map(Value::as_object_mut)
+                    .for_each(standard_formats);
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,14 +2,15 @@
 //! types (serialized by the client's `schema` feature).
 
 use std::future::Future;
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use cc_executor_client::capture::{BoundedOutcome, OutputCapture};
 use cc_executor_client::claude::{BoundedResult, ClaudeCommand};
-use cc_executor_client::jobs::{JobId, JobReport, Jobs, OutputPage};
+use cc_executor_client::jobs::{JobId, JobReport, Jobs, OutputPage, OutputQuery};
+use cc_executor_client::jobs::{WaitProgress, WaitReport, WaitRequest};
 use cc_executor_client::output_dir::{OutputFiles, OutputKind};
 use cc_executor_client::{progress, schema, Command, Error};
-use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Json, wrapper::Parameters};
 use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam as Progress};
 use rmcp::{service::RequestContext, tool, tool_handler, tool_router, RoleServer, ServerHandler};
 use schemars::JsonSchema;
@@ -62,32 +63,6 @@ pub struct JobRef {
     pub id: u64,
 }
 
-/// Input of `job_output`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Range {
-    /// The job id: the integer `id` that `job_start` returned.
-    pub id: u64,
-    /// Byte offset to read from (default 0): pass the previous page's `next_offset`.
-    pub offset: Option<u64>,
-    /// Most bytes of UTF-8 text to return (default and most: the server's output bound, 20,000
-    /// unless configured otherwise).
-    pub limit: Option<usize>,
-    /// Return the last `limit` bytes instead of reading from `offset`.
-    pub tail: Option<bool>,
-}
-
-/// Input of `job_wait`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JobWait {
-    /// The job id: the integer `id` that `job_start` returned.
-    pub id: u64,
-    /// Most seconds to wait (default 30, at most 600; 0 returns at once).
-    #[serde(alias = "timeout")]
-    pub timeout_secs: Option<u64>,
-}
-
 /// Input of `job_list`: none.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -126,9 +101,10 @@ impl Executor {
     }
 
     /// Hand a task to a fresh Claude Code instance (`claude -p`) and return its final result,
-    /// session id (to resume), turns, cost and token usage. Sends progress with the latest
-    /// assistant text or tool in use. A usage limit or API rate limit is an error that says when
-    /// the limit resets.
+    /// session id (to resume), turns, cost and token usage; with `json_schema`, the answer as JSON
+    /// in `structured_output`. `max_budget_usd` caps what it may spend. Sends progress with the
+    /// latest assistant text or tool in use. A failed run (not logged in, API error, budget
+    /// reached) is an error whose first text says why; a usage or rate limit says when it resets.
     #[tool]
     async fn execute_claude(
         &self,
@@ -141,7 +117,7 @@ impl Executor {
         let wait = run.wait_with(move |event| noted.note(&event.activity().unwrap_or_default()));
         let run = ctl.until_canceled(wait, ctx.ct.cancelled(), CANCEL_WAIT);
         let result = self.drive(&ctx, || latest.take(), run).await?;
-        let failure = result.failure().into_iter().collect();
+        let failure = result.notes();
         let save = |text: &str| self.outputs.save(OutputKind::Answer, text).map(Some);
         let out = result.bounded(self.max_output, save);
         reply(failure, out)
@@ -181,32 +157,35 @@ impl Executor {
 
     /// Read a background job's output (stdout and stderr interleaved) in pages of at most `limit`
     /// bytes: pass `next_offset` back as `offset` until `eof`. `tail: true` returns the last
-    /// `limit` bytes. Only the latest output (1 MiB by default) is held in memory; `dropped` bytes
-    /// are in the job's output_file.
+    /// `limit` bytes. `grep` (a regex) returns only the matching lines, with byte offsets and
+    /// `match_count` (`context: N` adds lines around them); `format: "text"` shows a Claude job's
+    /// text and tool calls as readable lines. Reading never consumes output. Only the latest
+    /// output (1 MiB by default) is held in memory; `dropped` bytes are in the job's output_file.
     #[tool]
-    async fn job_output(&self, Parameters(p): Parameters<Range>) -> Result<Json<OutputPage>, Fail> {
-        let limit = p.limit.unwrap_or(usize::MAX).min(self.max_output).max(1);
-        let offset = (p.tail != Some(true)).then(|| p.offset.unwrap_or(0));
-        let page = self.jobs.page(JobId(p.id), offset, limit);
-        page.map(Json).map_err(err)
+    async fn job_output(
+        &self,
+        Parameters(p): Parameters<OutputQuery>,
+    ) -> Result<Json<OutputPage>, Fail> {
+        self.jobs.read(&p, self.max_output).map(Json).map_err(err)
     }
 
-    /// Wait until a background job ends or `timeout_secs` pass (default 30, at most 600), then
-    /// return its status. A job still running at the timeout is not an error: call again or do
-    /// other work. Sends progress with the job's latest output line while it waits.
+    /// Wait until a background job (`id`) ends, or one of several (`ids`, `mode: "any"`) or all
+    /// of them (`mode: "all"`), or `timeout_secs` pass (default 30, at most 600), then return the
+    /// status of each and which have `ended`. A job still running at the timeout is not an error:
+    /// call again or do other work. Sends progress naming the jobs still running.
     #[tool]
     async fn job_wait(
         &self,
-        Parameters(p): Parameters<JobWait>,
+        Parameters(p): Parameters<WaitRequest>,
         ctx: Ctx,
-    ) -> Result<Json<JobReport>, Fail> {
-        let (id, mut seen) = (JobId(p.id), 0);
-        let bound = Duration::from_secs(p.timeout_secs.unwrap_or(30).min(600));
-        let activity = || self.jobs.activity(id, &mut seen).ok().flatten();
-        // A cancel ends the wait, not the job.
-        let wait = self.jobs.wait_or(id, bound, ctx.ct.cancelled());
-        self.drive(&ctx, activity, wait).await?;
-        self.report(id)
+    ) -> Result<Json<WaitReport>, Fail> {
+        let (ids, mut seen) = (p.job_ids().map_err(err)?, WaitProgress::default());
+        let activity = || self.jobs.wait_activity(&ids, &mut seen);
+        // A cancel ends the wait, not the jobs.
+        let wait = self
+            .jobs
+            .wait_request(&p, self.max_output, ctx.ct.cancelled());
+        self.drive(&ctx, activity, wait).await.map(Json)
     }
 
     /// Pause a background job: SIGSTOP to its whole process group.
@@ -241,6 +220,7 @@ impl Executor {
 }
 
 #[tool_handler(
+    router = standard(Self::tool_router()),
     name = "cc-executor",
     instructions = "Run shell commands (`execute`) or a fresh `claude -p` instance (`execute_claude`) \
                     in their own process groups. Long output is cut to its head and tail and saved \
@@ -277,6 +257,17 @@ impl Executor {
     fn report(&self, id: JobId) -> Result<Json<JobReport>, Fail> {
         self.jobs.report(id, self.max_output).map(Json).map_err(err)
     }
+}
+
+/// The tools, their schemas held to the keywords every JSON Schema validator knows.
+fn standard(mut router: ToolRouter<Executor>) -> ToolRouter<Executor> {
+    for tool in router.map.values_mut().map(|route| &mut route.attr) {
+        let output = tool.output_schema.iter_mut();
+        output
+            .chain([&mut tool.input_schema])
+            .for_each(|s| schema::standard_formats(Arc::make_mut(s)));
+    }
+    router
 }
 
 /// A tool error for a client error, in plain sentences.

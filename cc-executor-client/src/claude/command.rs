@@ -4,7 +4,9 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::command::Command;
+use serde_json::Value;
+
+use crate::command::{invalid, Command};
 
 /// Variables that make a `claude` started from inside Claude Code behave as a nested instance.
 ///
@@ -109,9 +111,11 @@ pub fn shell_quote(s: &str) -> Cow<'_, str> {
 /// ```
 ///
 /// With the `schema` feature it deserializes from what a tool takes: `prompt`, `timeout_secs`,
-/// `model`, `allowed_tools`, `mcp_config` (one), `max_turns`, `cwd` and `resume_session_id`;
-/// the program, the environment and the other options keep their defaults; other fields are
-/// refused, and `timeout` is accepted for `timeout_secs`.
+/// `model`, `allowed_tools`, `disallowed_tools`, `mcp_config` (one), `max_turns`,
+/// `max_budget_usd`, `json_schema`, `permission_mode`, `append_system_prompt`, `add_dirs`,
+/// `fallback_model`, `effort`, `cwd` and `resume_session_id`; the program, the environment and
+/// the other options keep their defaults; other fields are refused, and `timeout` is accepted for
+/// `timeout_secs`.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "schema", derive(serde::Deserialize, schemars::JsonSchema))]
 #[cfg_attr(feature = "schema", serde(deny_unknown_fields))]
@@ -130,7 +134,12 @@ pub struct ClaudeCommand {
         schemars(with = "Option<Vec<String>>")
     )]
     allowed_tools: Vec<String>,
-    #[cfg_attr(feature = "schema", serde(skip))]
+    /// Tools the instance may not use, e.g. `["Write", "Bash(rm:*)"]`.
+    #[cfg_attr(
+        feature = "schema",
+        serde(default, deserialize_with = "crate::schema::list"),
+        schemars(with = "Option<Vec<String>>")
+    )]
     disallowed_tools: Vec<String>,
     /// MCP servers for the instance: a path to an `.mcp.json` file or a JSON string.
     #[cfg_attr(
@@ -146,13 +155,40 @@ pub struct ClaudeCommand {
     /// Most agentic turns before the instance stops.
     #[cfg_attr(feature = "schema", serde(default))]
     max_turns: Option<u32>,
-    #[cfg_attr(feature = "schema", serde(skip))]
+    /// Most US dollars the instance may spend on API calls; it stops once past it (a positive
+    /// number, e.g. `0.5`).
+    #[cfg_attr(feature = "schema", serde(default))]
+    max_budget_usd: Option<f64>,
+    /// A JSON Schema (an object) the final answer must follow: the result then carries it as JSON
+    /// in `structured_output`.
+    #[cfg_attr(
+        feature = "schema",
+        serde(default),
+        schemars(with = "Option<serde_json::Map<String, Value>>")
+    )]
+    json_schema: Option<Value>,
+    /// Permission mode: `default`, `acceptEdits`, `plan`, `bypassPermissions`, ….
+    #[cfg_attr(feature = "schema", serde(default))]
     permission_mode: Option<String>,
     /// Continue this earlier session (the `session_id` of a previous result).
     #[cfg_attr(feature = "schema", serde(default, rename = "resume_session_id"))]
     resume: Option<String>,
-    #[cfg_attr(feature = "schema", serde(skip))]
+    /// Text appended to the instance's system prompt.
+    #[cfg_attr(feature = "schema", serde(default))]
     append_system_prompt: Option<String>,
+    /// More directories the instance may read and edit, besides its working directory.
+    #[cfg_attr(
+        feature = "schema",
+        serde(default, deserialize_with = "crate::schema::list"),
+        schemars(with = "Option<Vec<String>>")
+    )]
+    add_dirs: Vec<String>,
+    /// Model to fall back to when the main one is overloaded, e.g. `sonnet`.
+    #[cfg_attr(feature = "schema", serde(default))]
+    fallback_model: Option<String>,
+    /// Reasoning effort: `low`, `medium`, `high`, ….
+    #[cfg_attr(feature = "schema", serde(default))]
+    effort: Option<String>,
     #[cfg_attr(feature = "schema", serde(skip))]
     extra_args: Vec<String>,
     #[cfg_attr(feature = "schema", serde(skip, default = "nested_env_vars"))]
@@ -191,9 +227,14 @@ impl ClaudeCommand {
             disallowed_tools: Vec::new(),
             mcp_configs: Vec::new(),
             max_turns: None,
+            max_budget_usd: None,
+            json_schema: None,
             permission_mode: None,
             resume: None,
             append_system_prompt: None,
+            add_dirs: Vec::new(),
+            fallback_model: None,
+            effort: None,
             extra_args: Vec::new(),
             unset_env: nested_env_vars(),
             nested_env: NestedEnv::Unset,
@@ -246,6 +287,49 @@ impl ClaudeCommand {
     /// `error_max_turns`).
     pub fn max_turns(mut self, turns: u32) -> Self {
         self.max_turns = Some(turns);
+        self
+    }
+
+    /// `--max-budget-usd`: stop once the run has spent this many US dollars on API calls (the
+    /// result then has subtype `error_max_budget_usd`; [`super::ClaudeFailure::Budget`]). Must be
+    /// positive: [`ClaudeCommand::validate`] refuses anything else.
+    pub fn max_budget_usd(mut self, dollars: f64) -> Self {
+        self.max_budget_usd = Some(dollars);
+        self
+    }
+
+    /// `--json-schema`: the final answer must follow this JSON Schema (an object, passed
+    /// serialized); the result carries it in [`super::ClaudeResult::structured_output`].
+    pub fn json_schema(mut self, schema: Value) -> Self {
+        self.json_schema = Some(schema);
+        self
+    }
+
+    /// Whether a JSON Schema was given for the answer ([`ClaudeCommand::json_schema`]).
+    pub fn has_json_schema(&self) -> bool {
+        self.json_schema.is_some()
+    }
+
+    /// Add directories to `--add-dir`: more directories the instance may use besides its
+    /// working directory.
+    pub fn add_dirs<I, S>(mut self, dirs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.add_dirs.extend(dirs.into_iter().map(Into::into));
+        self
+    }
+
+    /// `--fallback-model`: the model to use when the main one is overloaded.
+    pub fn fallback_model(mut self, model: impl Into<String>) -> Self {
+        self.fallback_model = Some(model.into());
+        self
+    }
+
+    /// `--effort` (e.g. `low`, `medium`, `high`).
+    pub fn effort(mut self, effort: impl Into<String>) -> Self {
+        self.effort = Some(effort.into());
         self
     }
 
@@ -326,12 +410,31 @@ impl ClaudeCommand {
         &self.prompt
     }
 
-    /// Check that the run can be started: a non-blank prompt, and what [`Command::validate`]
-    /// checks. [`Client::execute_claude`](crate::Client::execute_claude) calls it first.
+    /// Check that the run can be started: a non-blank prompt, a positive budget, a JSON Schema
+    /// that is an object, and what [`Command::validate`] checks
+    /// ([`Error::InvalidCommand`](crate::Error::InvalidCommand) otherwise).
+    /// [`Client::execute_claude`](crate::Client::execute_claude) calls it first.
+    ///
+    /// ```
+    /// use cc_executor_client::claude::ClaudeCommand;
+    ///
+    /// let e = ClaudeCommand::new("hi").max_budget_usd(0.0).validate().unwrap_err();
+    /// assert!(e.to_string().contains("max_budget_usd"), "{e}");
+    /// let e = ClaudeCommand::new("hi").json_schema("x".into()).validate().unwrap_err();
+    /// assert!(e.to_string().contains("json_schema"), "{e}");
+    /// ```
     pub fn validate(&self) -> crate::Result<()> {
         if self.prompt.trim().is_empty() {
-            return Err(crate::command::invalid(
-                "the prompt is empty; give Claude a task to do",
+            return Err(invalid("the prompt is empty; give Claude a task to do"));
+        }
+        if let Some(budget) = self.max_budget_usd.filter(|b| !(b.is_finite() && *b > 0.0)) {
+            return Err(invalid(&format!(
+                "max_budget_usd must be a positive number of US dollars, not {budget}"
+            )));
+        }
+        if self.json_schema.as_ref().is_some_and(|s| !s.is_object()) {
+            return Err(invalid(
+                "json_schema must be a JSON Schema object, such as {\"type\": \"object\", \"properties\": {…}}",
             ));
         }
         Command::from(self).validate()
@@ -361,6 +464,10 @@ impl ClaudeCommand {
         many(&mut args, "--mcp-config", &self.mcp_configs);
         let turns = self.max_turns.map(|t| t.to_string());
         one(&mut args, "--max-turns", turns.as_ref());
+        let budget = self.max_budget_usd.map(|b| b.to_string());
+        one(&mut args, "--max-budget-usd", budget.as_ref());
+        let schema = self.json_schema.as_ref().map(Value::to_string);
+        one(&mut args, "--json-schema", schema.as_ref());
         one(
             &mut args,
             "--permission-mode",
@@ -372,6 +479,9 @@ impl ClaudeCommand {
             "--append-system-prompt",
             self.append_system_prompt.as_ref(),
         );
+        many(&mut args, "--add-dir", &self.add_dirs);
+        one(&mut args, "--fallback-model", self.fallback_model.as_ref());
+        one(&mut args, "--effort", self.effort.as_ref());
         args.extend(self.extra_args.iter().cloned());
         args.push("--".to_owned());
         args.push(self.prompt.clone());

@@ -38,12 +38,15 @@
 
 mod bounded;
 mod command;
+mod failure;
 mod limit;
+mod readable;
 mod run;
 mod stream;
 
 pub use bounded::BoundedResult;
 pub use command::{shell_quote, ClaudeCommand, NestedEnv, NESTED_ENV_VARS};
+pub use failure::ClaudeFailure;
 pub use run::{result_from_output, ClaudeExecution};
 pub use stream::{
     parse_line, AssistantMessage, ClaudeEvent, ClaudeResult, ContentBlock, Init, RateLimitInfo,

@@ -39,7 +39,10 @@ impl Client {
     /// ```
     pub async fn execute_claude(&self, cmd: ClaudeCommand) -> Result<ClaudeExecution> {
         cmd.validate()?;
-        Ok(ClaudeExecution::new(self.execute(cmd).await?))
+        let json_schema_given = cmd.has_json_schema();
+        let mut run = ClaudeExecution::new(self.execute(cmd).await?);
+        run.state.json_schema_given = json_schema_given;
+        Ok(run)
     }
 
     /// Run a fresh `claude -p` instance to the end: [`Client::execute_claude`] then
@@ -292,6 +295,8 @@ struct WaitState {
     claude_limit: Option<RateLimit>,
     /// From the service's own detectors.
     service_limit: Option<RateLimit>,
+    /// The run was given a JSON Schema for its answer.
+    json_schema_given: bool,
     /// How the run ended, from the service's events.
     run: Tracker,
     stderr: VecDeque<String>,
@@ -347,6 +352,7 @@ impl WaitState {
         }
         match self.result {
             Some(mut result) => {
+                result.json_schema_given = self.json_schema_given;
                 if result.session_id.is_none() {
                     result.session_id = self.session_id;
                 }

@@ -207,11 +207,12 @@ impl UserMessage {
 
 /// The final `result` message of a run.
 ///
-/// Do not trust `is_error` alone: the CLI reports a usage limit as subtype `success` with
-/// `is_error: false`. [`ClaudeResult::rate_limit`] recognises limits.
+/// Do not trust `is_error` or the subtype alone: the CLI reports a usage limit as subtype `success`
+/// with `is_error: false`, and a missing login as subtype `success` with `is_error: true`.
+/// [`ClaudeResult::failure`] reads them all.
 ///
-/// With the `schema` feature it serializes as a tool reports it: the answer, session id, turns,
-/// cost, token counts, `is_error` and subtype.
+/// With the `schema` feature it serializes as a tool reports it: the answer, structured output,
+/// session id, turns, cost, token counts, `is_error`, subtype, terminal reason and API status.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "schema", derive(serde::Serialize, schemars::JsonSchema))]
 #[non_exhaustive]
@@ -238,9 +239,18 @@ pub struct ClaudeResult {
     pub total_cost_usd: Option<f64>,
     /// Token counts of the whole run.
     pub usage: Usage,
-    /// The HTTP status of a failed API call (e.g. 429).
-    #[cfg_attr(feature = "schema", serde(skip))]
+    /// The HTTP status of a failed API call (e.g. 429, or 529 when the API is overloaded).
     pub api_error_status: Option<u16>,
+    /// How the run ended, as the CLI says it (e.g. `completed`, `api_error`), when it does.
+    pub terminal_reason: Option<String>,
+    /// The answer as JSON following the `--json-schema` given
+    /// ([`ClaudeCommand::json_schema`](super::ClaudeCommand::json_schema)), when the CLI gave one.
+    pub structured_output: Option<Value>,
+    /// Whether the run was given a JSON Schema for its answer (so a missing `structured_output`
+    /// is worth a note, [`ClaudeResult::notes`]). Set by [`ClaudeExecution`](super::ClaudeExecution)
+    /// and [`Jobs::report`](crate::jobs::Jobs::report); `false` from [`parse_line`].
+    #[cfg_attr(feature = "schema", serde(skip))]
+    pub json_schema_given: bool,
     /// Error messages (e.g. "Reached maximum number of turns (1)").
     #[cfg_attr(feature = "schema", serde(skip))]
     pub errors: Vec<String>,
@@ -258,37 +268,10 @@ impl ClaudeResult {
         limit::from_text(text).or_else(|| limit::from_api_error(self.api_error_status, text))
     }
 
-    /// Subtype `success`, not flagged as an error, and no limit reported.
+    /// No failure of any kind ([`ClaudeResult::failure`]): not flagged as an error, no error
+    /// subtype or terminal reason, and no limit reported.
     pub fn is_success(&self) -> bool {
-        self.subtype == "success" && !self.is_error && self.rate_limit().is_none()
-    }
-
-    /// Why this is not a success, in plain sentences: the limit and when it resets
-    /// ([`RateLimit::advice`]), or the subtype and the errors; `None` for a success.
-    ///
-    /// ```
-    /// use cc_executor_client::claude::{parse_line, ClaudeEvent};
-    ///
-    /// let line = r#"{"type":"result","subtype":"error_max_turns","is_error":true,
-    ///                "errors":["Reached maximum number of turns (1)"]}"#;
-    /// let ClaudeEvent::Result(r) = parse_line(line) else { unreachable!() };
-    /// assert_eq!(
-    ///     r.failure().as_deref(),
-    ///     Some("Claude ended with `error_max_turns`: Reached maximum number of turns (1).")
-    /// );
-    /// ```
-    pub fn failure(&self) -> Option<String> {
-        if let Some(limit) = self.rate_limit() {
-            return Some(limit.advice());
-        }
-        if self.is_success() {
-            return None;
-        }
-        let mut text = format!("Claude ended with `{}`", self.subtype);
-        if !self.errors.is_empty() {
-            text += &format!(": {}", self.errors.join("; "));
-        }
-        Some(text + ".")
+        self.failure().is_none()
     }
 }
 
@@ -440,6 +423,9 @@ fn parse_result(o: Map<String, Value>) -> ClaudeResult {
         total_cost_usd: o.get("total_cost_usd").and_then(Value::as_f64),
         usage: o.get("usage").map(parse_usage).unwrap_or_default(),
         api_error_status: u64_of(&o, "api_error_status").and_then(|s| u16::try_from(s).ok()),
+        terminal_reason: str_of(&o, "terminal_reason"),
+        structured_output: o.get("structured_output").filter(|v| !v.is_null()).cloned(),
+        json_schema_given: false,
         errors,
         raw: Value::Object(o),
     }

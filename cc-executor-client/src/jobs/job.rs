@@ -20,6 +20,8 @@ pub(super) struct Job {
     pub(super) controller: Controller,
     /// Bumped on every change, for waiters.
     pub(super) changed: watch::Sender<u64>,
+    /// A Claude job given a JSON Schema for its answer.
+    pub(super) json_schema_given: bool,
     data: Mutex<JobData>,
 }
 
@@ -46,6 +48,7 @@ impl Job {
         Job {
             controller,
             changed: watch::channel(0).0,
+            json_schema_given: false,
             data: Mutex::new(JobData {
                 status,
                 window,
@@ -198,6 +201,8 @@ impl Job {
             dropped: w.dropped,
             data: page.data,
             eof: data.status.state.is_finished() && page.next_offset >= w.total,
+            lines: None,
+            match_count: None,
         }
     }
 }

@@ -19,8 +19,10 @@
 //! ```
 
 mod job;
+mod query;
 mod registry;
 mod report;
+mod wait;
 mod window;
 
 use std::fmt;
@@ -36,7 +38,9 @@ use crate::error::{Error, Result};
 use crate::event::OutputEvent;
 use crate::output_dir::{OutputFiles, OutputKind};
 
+pub use query::{OutputFormat, OutputLine, OutputQuery};
 pub use report::JobReport;
+pub use wait::{WaitMode, WaitProgress, WaitReport, WaitRequest};
 
 use job::{lock, Job};
 use registry::Registry;
@@ -209,6 +213,14 @@ pub struct OutputPage {
     pub data: String,
     /// The job has finished and `next_offset == total`: nothing more will come.
     pub eof: bool,
+    /// With a grep ([`Jobs::read`]): the lines that match and the lines of context around them,
+    /// each with its byte offset (`data` is then empty).
+    #[cfg_attr(feature = "schema", serde(skip_serializing_if = "Option::is_none"))]
+    pub lines: Option<Vec<OutputLine>>,
+    /// With a grep: how many lines matched in all the output searched (from the offset asked),
+    /// also those past the size limit.
+    #[cfg_attr(feature = "schema", serde(skip_serializing_if = "Option::is_none"))]
+    pub match_count: Option<u64>,
 }
 
 /// Limits of a [`Jobs`] registry.
@@ -273,6 +285,8 @@ pub struct JobOptions {
     pub output_file: Option<PathBuf>,
     /// A label of the caller's choosing (e.g. what kind of job it is), kept in its status.
     pub label: Option<String>,
+    /// A Claude job was given a JSON Schema for its answer.
+    json_schema_given: bool,
 }
 
 impl JobOptions {
@@ -347,6 +361,10 @@ impl Jobs {
         options: JobOptions,
     ) -> Result<JobId> {
         cmd.validate()?;
+        let options = JobOptions {
+            json_schema_given: cmd.has_json_schema(),
+            ..options
+        };
         self.start_kind(cmd.into(), JobKind::Claude, options).await
     }
 
@@ -399,7 +417,9 @@ impl Jobs {
             dropped_events: 0,
         };
         let window = Window::new(self.inner.config.buffer_bytes, file);
-        let job = Arc::new(Job::new(execution.controller(), status, window, owned));
+        let mut job = Job::new(execution.controller(), status, window, owned);
+        job.json_schema_given = options.json_schema_given;
+        let job = Arc::new(job);
         lock(&self.inner.state).insert(id, job.clone());
         self.evict();
         tokio::spawn(async move { job.follow(execution).await });
@@ -549,8 +569,9 @@ impl Jobs {
             return Ok(report);
         }
         match self.claude_result(id)? {
-            Some(result) => {
-                report.notes.extend(result.failure());
+            Some(mut result) => {
+                result.json_schema_given = self.job(id)?.json_schema_given;
+                report.notes.extend(result.notes());
                 let file = status.output_file.clone();
                 let whole = |_: &str| Ok::<_, std::convert::Infallible>(file);
                 report.claude = Some(result.bounded(answer_limit, whole));
