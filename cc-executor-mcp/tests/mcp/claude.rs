@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tests::service::ServiceProcess;
 
 /// The directory holding the stand-in `claude`, and `PATH` with that directory first.
-fn stand_in() -> &'static (PathBuf, OsString) {
+pub(crate) fn stand_in() -> &'static (PathBuf, OsString) {
     static DIR: OnceLock<(PathBuf, OsString)> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mcp-claude-stand-in");
@@ -22,7 +22,8 @@ fn stand_in() -> &'static (PathBuf, OsString) {
         let fixtures = tests::fixtures_dir().join("claude");
         let script = STAND_IN
             .replace("@FIXTURES@", fixtures.to_str().unwrap())
-            .replace("@LOG@", dir.join("argv.log").to_str().unwrap());
+            .replace("@LOG@", dir.join("argv.log").to_str().unwrap())
+            .replace("@DIR@", dir.to_str().unwrap());
         let tmp = dir.join("claude.tmp");
         std::fs::write(&tmp, script).unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -35,9 +36,11 @@ fn stand_in() -> &'static (PathBuf, OsString) {
     })
 }
 
-/// Checks the flags every run gets, logs its arguments, then prints the sample the prompt names.
+/// Checks the flags every run gets, logs its arguments (also NUL-separated, one file a run),
+/// then prints the sample the prompt names.
 const STAND_IN: &str = r#"#!/bin/sh
 printf '%s\n' "$*" >> '@LOG@'
+printf '%s\0' "$@" > '@DIR@'/argv.$$
 [ "$1" = "-p" ] || { echo "stand-in claude: expected -p first: $*" >&2; exit 2; }
 case " $* " in
   *" --output-format stream-json "*) ;;
@@ -48,12 +51,17 @@ case "$prompt" in
   *"usage limit"*) sample=usage_limit ;;
   *"get a 429"*) sample=api_429 ;;
   *"many turns"*) sample=max_turns ;;
+  *"not logged in"*) sample=not_logged_in ;;
+  *"structured"*) sample=structured_output ;;
+  *"budget"*) sample=max_budget ;;
   *) sample=success ;;
 esac
 case "$prompt" in
   *slow*) while IFS= read -r line; do printf '%s\n' "$line"; sleep 0.3; done < '@FIXTURES@'/$sample.jsonl ;;
   *) cat '@FIXTURES@'/$sample.jsonl ;;
 esac
+# The CLI exits 1 after a failed run, its result line written.
+[ "$sample" != not_logged_in ]
 "#;
 
 /// The arguments the stand-in got for the run whose prompt holds `marker`.
@@ -63,6 +71,19 @@ fn argv_of(marker: &str) -> String {
         .find(|l| l.contains(marker))
         .unwrap_or_else(|| panic!("the stand-in claude never ran for {marker}"))
         .to_owned()
+}
+
+/// The arguments, one by one, the stand-in got for the run whose prompt holds `marker`.
+pub(crate) fn args_of(marker: &str) -> Vec<String> {
+    let files = std::fs::read_dir(&stand_in().0).unwrap();
+    let runs = files.filter_map(|f| std::fs::read(f.ok()?.path()).ok());
+    let run = runs
+        .filter_map(|raw| String::from_utf8(raw).ok())
+        .find(|argv| argv.contains('\0') && argv.contains(marker))
+        .unwrap_or_else(|| panic!("the stand-in claude never ran for {marker}"));
+    let mut args: Vec<String> = run.split('\0').map(str::to_owned).collect();
+    assert_eq!(args.pop().as_deref(), Some(""), "argv ends with a NUL");
+    args
 }
 
 /// An MCP server with its embedded service, or one using a service started here.

@@ -14,7 +14,7 @@ use tests::procs::{wait_group_gone, wait_group_stopped};
 const GONE: Duration = Duration::from_secs(30);
 
 /// Start a job and return its status.
-async fn start_job(mcp: &Mcp, args: Value) -> Value {
+pub(crate) async fn start_job(mcp: &Mcp, args: Value) -> Value {
     let r = call_ok(mcp, "job_start", args).await;
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
     structured(&r).clone()
@@ -30,7 +30,7 @@ async fn start_marked(mcp: &Mcp, script: &str, marker: &str, n: usize) -> (Value
 }
 
 /// Call a job tool that must succeed; its structured result.
-async fn job(mcp: &Mcp, tool: &'static str, args: Value) -> Value {
+pub(crate) async fn job(mcp: &Mcp, tool: &'static str, args: Value) -> Value {
     let r = call_ok(mcp, tool, args).await;
     assert_eq!(r.is_error, Some(false), "{tool}: {}", text(&r));
     structured(&r).clone()
@@ -67,7 +67,9 @@ async fn job_tools_are_listed_with_schemas() {
         assert!(output["properties"].as_object().is_some(), "{output:?}");
         if name != "job_start" && name != "job_list" {
             let id = &tool.input_schema["properties"]["id"];
-            assert_eq!(id["type"], "integer", "{name}: {id}");
+            // `job_wait` takes `id` or `ids`.
+            let integer = [json!("integer"), json!(["integer", "null"])];
+            assert!(integer.contains(&id["type"]), "{name}: {id}");
             assert!(id["description"].is_string());
         }
     }
@@ -321,7 +323,7 @@ async fn closing_stdin_cancels_jobs(external: bool) {
 /// A stand-in `claude` that prints a recorded sample slowly; returns `PATH` with it first.
 ///
 /// Written once per test process: tests run in parallel threads and must not race on the file.
-fn stand_in_path() -> OsString {
+pub(crate) fn stand_in_path() -> OsString {
     static PATH: std::sync::OnceLock<OsString> = std::sync::OnceLock::new();
     PATH.get_or_init(write_stand_in).clone()
 }
