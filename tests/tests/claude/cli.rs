@@ -477,3 +477,95 @@ async fn a_result_line_of_a_megabyte_is_one_result() {
         "one parsed result, nothing unparsed"
     );
 }
+
+#[tokio::test]
+async fn the_new_options_arrive_verbatim_and_structured_output_comes_back() {
+    let (_server, client) = start().await;
+    let stand_in = StandIn::printing("structured_output.jsonl");
+    let schema =
+        serde_json::json!({"type": "object", "properties": {"answer": {"type": "integer"}}});
+    let cmd = stand_in
+        .command("answer as JSON")
+        .max_budget_usd(1.5)
+        .json_schema(schema.clone())
+        .disallowed_tools(["Write"])
+        .permission_mode("plan")
+        .add_dirs(["a dir", "$(touch pwned)"])
+        .fallback_model("it's haiku")
+        .effort("low");
+    let result = run(&client, cmd).await.expect("a result");
+    assert_eq!(
+        result.structured_output,
+        Some(serde_json::json!({"answer": 4, "files": ["main.py"]}))
+    );
+    assert!(result.json_schema_given && result.notes().is_empty());
+    let argv = stand_in.argv();
+    let json = schema.to_string();
+    let expected = [
+        "--disallowedTools",
+        "Write",
+        "--max-budget-usd",
+        "1.5",
+        "--json-schema",
+        json.as_str(),
+        "--permission-mode",
+        "plan",
+        "--add-dir",
+        "a dir",
+        "$(touch pwned)",
+        "--fallback-model",
+        "it's haiku",
+        "--effort",
+        "low",
+        "--",
+        "answer as JSON",
+    ];
+    assert_eq!(argv[4..], expected, "{argv:?}");
+    assert!(!stand_in.dir.path().join("pwned").exists());
+
+    // Refused before the run starts.
+    for bad in [
+        stand_in.command("x").max_budget_usd(f64::NAN),
+        stand_in.command("x").json_schema(serde_json::json!(true)),
+    ] {
+        assert!(matches!(
+            run(&client, bad).await,
+            Err(Error::InvalidCommand { .. })
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_run_without_login_fails_as_typed_data_despite_its_subtype() {
+    use cc_executor_client::claude::ClaudeFailure;
+    let (_server, client) = start().await;
+    let stand_in = StandIn::new(&format!(
+        "cat {}; exit 1",
+        shell_quote(sample("not_logged_in.jsonl").to_str().unwrap())
+    ));
+    let result = run(&client, stand_in.command("hi"))
+        .await
+        .expect("a result");
+    assert_eq!(result.subtype, "success");
+    assert!(!result.is_success());
+    assert_eq!(result.terminal_reason.as_deref(), Some("api_error"));
+    match result.failure() {
+        Some(ClaudeFailure::Error {
+            reason,
+            message,
+            api_error_status: None,
+        }) => {
+            assert_eq!(reason, "api_error");
+            assert_eq!(message, "Not logged in · Please run /login");
+        }
+        other => panic!("{other:?}"),
+    }
+    let stand_in = StandIn::printing("max_budget.jsonl");
+    let result = run(&client, stand_in.command("hi"))
+        .await
+        .expect("a result");
+    assert!(matches!(
+        result.failure(),
+        Some(ClaudeFailure::Budget { spent_usd: Some(spent), .. }) if spent == 0.5123
+    ));
+}

@@ -7,10 +7,10 @@ use cc_executor_client::{Client, Error};
 use cc_executor_server::{Server, ServerHandle};
 use tests::procs::{wait_group_gone, wait_group_stopped};
 
-const BOUND: Duration = Duration::from_secs(30);
+pub(crate) const BOUND: Duration = Duration::from_secs(30);
 const TICKER: &str = "i=0; while true; do i=$((i+1)); echo line$i; sleep 0.1; done";
 
-async fn setup(config: JobsConfig) -> (ServerHandle, Jobs) {
+pub(crate) async fn setup(config: JobsConfig) -> (ServerHandle, Jobs) {
     let server = Server::builder()
         .kill_grace(Duration::from_millis(500))
         .bind("127.0.0.1:0")
@@ -273,7 +273,7 @@ async fn cancel_and_wait_returns_once_the_group_is_gone_and_activity_follows_the
 }
 
 /// A stand-in `claude` that prints `script`'s output, in a temp dir that lives with the guard.
-fn stand_in(script: &str) -> (tempfile::TempDir, String) {
+pub(crate) fn stand_in(script: &str) -> (tempfile::TempDir, String) {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("claude");

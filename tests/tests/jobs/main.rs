@@ -1,3 +1,4 @@
 //! Background jobs (`cc_executor_client::jobs`) against the real service over real sockets.
 
 mod lifecycle;
+mod many;
