@@ -8,6 +8,9 @@
 //! - [`crate::Client::execute_claude`] streams a run as [`ClaudeEvent`]s ([`ClaudeExecution`]);
 //!   [`crate::Client::run_claude`] waits for its [`ClaudeResult`], turning usage limits and API
 //!   429s into [`crate::Error::RateLimited`].
+//! - [`ClaudeResult::failure`] says why a run failed as typed data ([`ClaudeFailure`]), read from
+//!   `is_error`, `terminal_reason` and `api_error_status`; [`ClaudeEvent::readable`] shows a run
+//!   as lines a person reads.
 //!
 //! ```no_run
 //! use std::time::Duration;

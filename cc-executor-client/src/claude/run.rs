@@ -143,8 +143,8 @@ impl ClaudeExecution {
     ///   when the CLI's `result` claims success (it does for usage limits).
     /// - A run that ended without a `result` line is [`Error::ClaudeFailed`] with the exit code
     ///   and the last stderr lines (or [`Error::RateLimited`] when the service saw a limit).
-    /// - Any other `result` is returned, including errors such as `error_max_turns`: check
-    ///   [`ClaudeResult::is_error`].
+    /// - Any other `result` is returned, including failures such as `error_max_turns` or a
+    ///   missing login: check [`ClaudeResult::failure`].
     /// - Transport errors and the run's timeout are returned as they come.
     pub async fn wait(self) -> Result<ClaudeResult> {
         self.wait_with(|_| {}).await

@@ -515,7 +515,16 @@ mod tests {
     const MAX_TURNS: &str = include_str!("../../../tests/fixtures/claude/max_turns.jsonl");
     const HIT_LIMIT: &str =
         include_str!("../../../tests/fixtures/claude/hit_limit_new_wording.jsonl");
-    const ALL: [&str; 5] = [SUCCESS, USAGE_LIMIT, API_429, MAX_TURNS, HIT_LIMIT];
+    const ALL: [&str; 8] = [
+        SUCCESS,
+        USAGE_LIMIT,
+        API_429,
+        MAX_TURNS,
+        HIT_LIMIT,
+        include_str!("../../../tests/fixtures/claude/not_logged_in.jsonl"),
+        include_str!("../../../tests/fixtures/claude/structured_output.jsonl"),
+        include_str!("../../../tests/fixtures/claude/max_budget.jsonl"),
+    ];
 
     fn events(sample: &str) -> Vec<ClaudeEvent> {
         sample.lines().map(parse_line).collect()
