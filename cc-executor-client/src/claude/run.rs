@@ -295,6 +295,9 @@ struct WaitState {
     claude_limit: Option<RateLimit>,
     /// From the service's own detectors.
     service_limit: Option<RateLimit>,
+    /// The latest reset time any `rate_limit_event` gave (Unix seconds), for a limit reported
+    /// without one (an API 429).
+    reset_hint: Option<f64>,
     /// The run was given a JSON Schema for its answer.
     json_schema_given: bool,
     /// How the run ended, from the service's events.
@@ -316,6 +319,7 @@ impl WaitState {
                 self.result = Some(r.clone());
             }
             ClaudeEvent::RateLimit(info) => {
+                self.reset_hint = info.resets_at.or(self.reset_hint);
                 if let Some(limit) = info.rate_limit() {
                     self.claude_limit = Some(limit);
                 }
@@ -345,7 +349,13 @@ impl WaitState {
     fn finish(self, cancel_sent: bool, timeout: Option<Duration>) -> Result<ClaudeResult> {
         let result_limit = self.result.as_ref().and_then(ClaudeResult::rate_limit);
         if let Some(limit) = result_limit {
-            return Err(Error::RateLimited(merge(limit, self.claude_limit.as_ref())));
+            let limit = merge(limit, self.claude_limit.as_ref());
+            return Err(Error::RateLimited(
+                match (limit.reset_at, self.reset_hint) {
+                    (None, Some(secs)) => limit.with_reset_epoch(secs),
+                    _ => limit,
+                },
+            ));
         }
         if let Some(limit) = self.claude_limit {
             return Err(Error::RateLimited(limit));
@@ -492,6 +502,22 @@ mod tests {
         let ok = r#"{"type":"result","subtype":"success","is_error":false,"result":"4"}"#;
         let r = wait_over(&format!("{allowed}\n{ok}"), &[], Some(0)).unwrap();
         assert_eq!(r.session_id.as_deref(), Some("from-init"));
+    }
+
+    #[test]
+    fn an_api_429_takes_its_reset_time_from_the_stream() {
+        let warning = r#"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed_warning","resetsAt":1900000000,"rateLimitType":"five_hour"}}"#;
+        let sample = include_str!("../../../tests/fixtures/claude/api_429.jsonl");
+        match wait_over(&format!("{warning}\n{sample}"), &[], Some(1)) {
+            Err(Error::RateLimited(l)) => {
+                assert_eq!(l.kind, RateLimitKind::Http429);
+                assert_eq!(
+                    l.reset_at,
+                    Some(UNIX_EPOCH + Duration::from_secs(1_900_000_000))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
