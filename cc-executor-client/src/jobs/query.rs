@@ -134,7 +134,8 @@ impl Jobs {
     /// are context. `next_offset` is where the next read should start.
     ///
     /// A grep's result is in [`OutputPage::lines`] and [`OutputPage::match_count`] (`data` is
-    /// then empty). A pattern that is not a regular expression is [`Error::InvalidRequest`].
+    /// then empty). A pattern that is not a regular expression, or a `context` without a grep, is
+    /// [`Error::InvalidRequest`].
     pub fn read(&self, query: &OutputQuery, max_limit: usize) -> Result<OutputPage> {
         let id = JobId(query.id);
         let limit = query.limit.unwrap_or(usize::MAX).min(max_limit).max(1);
@@ -146,6 +147,11 @@ impl Jobs {
             })?),
             None => None,
         };
+        if query.context.is_some() && pattern.is_none() {
+            return Err(Error::InvalidRequest {
+                reason: "`context` is the lines shown around each match; give `grep` too".into(),
+            });
+        }
         if pattern.is_none() && !text {
             return self.page(id, (!tail).then(|| query.offset.unwrap_or(0)), limit);
         }
@@ -267,8 +273,31 @@ fn within(items: &[usize], entries: &[Entry], limit: usize, tail: bool) -> Vec<u
     };
     if tail {
         chosen.reverse();
+    } else {
+        whole_lines(&mut chosen, items, entries);
     }
     chosen
+}
+
+/// Keep the readable lines of a stream-json line together, so that the next read, from the end
+/// of the last one returned, neither repeats nor skips any: a line cut short is left for the
+/// next read, or, when it is the first of this one, returned whole.
+fn whole_lines(chosen: &mut Vec<usize>, items: &[usize], entries: &[Entry]) {
+    let (Some(&first), Some(&last)) = (chosen.first(), chosen.last()) else {
+        return;
+    };
+    let raw = entries[last].offset;
+    let rest = items[chosen.len()..]
+        .iter()
+        .take_while(|i| entries[**i].offset == raw);
+    let rest: Vec<usize> = rest.copied().collect();
+    if rest.is_empty() {
+        return;
+    }
+    match entries[first].offset == raw {
+        true => chosen.extend(rest),
+        false => chosen.retain(|i| entries[*i].offset != raw),
+    }
 }
 
 /// Set where the returned lines start (for a tail) and where the next read starts: after the

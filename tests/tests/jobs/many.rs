@@ -124,6 +124,11 @@ async fn grep_gives_matching_lines_with_offsets_in_pages() {
         jobs.grep(id, "[", 0),
         Err(Error::InvalidRequest { .. })
     ));
+    let lost = OutputQuery::new(id).context(2);
+    assert!(matches!(
+        jobs.read(&lost, usize::MAX),
+        Err(Error::InvalidRequest { .. })
+    ));
     // Nothing was consumed.
     assert_eq!(jobs.output(id, 0, usize::MAX).unwrap().data, text);
 }
@@ -139,9 +144,9 @@ async fn a_claude_job_reads_as_text() {
         .unwrap();
     jobs.wait(id, BOUND).await.unwrap();
     let query = OutputQuery::new(id).format(OutputFormat::Text);
-    let page = jobs.read(&query, usize::MAX).unwrap();
+    let whole = jobs.read(&query, usize::MAX).unwrap();
     assert_eq!(
-        page.data,
+        whole.data,
         "Session 0b6c2f1e-5d2a-4b8e-9a51-3f0c8e7d1a22 (model claude-sonnet-4-5)\n\
          I'll read the file first.\n\
          Tool: Read {\"file_path\":\"/srv/app/main.py\"}\n\
@@ -149,7 +154,30 @@ async fn a_claude_job_reads_as_text() {
          The script prints 4.\n\
          Result (success): The script prints 4.\n"
     );
-    assert!(page.eof);
+    assert!(whole.eof);
+    // Read in small pages: every line once, in order, whatever the limit.
+    for limit in [1, 30, 50, 80, 1000] {
+        let (mut offset, mut text) = (0, String::new());
+        loop {
+            let page = jobs.read(&query.clone().offset(offset).limit(limit), usize::MAX);
+            let page = page.unwrap();
+            text.push_str(&page.data);
+            if page.eof {
+                break;
+            }
+            assert!(page.next_offset > offset, "no progress at {offset}");
+            offset = page.next_offset;
+        }
+        // Lines longer than the limit are cut; the others all come, none twice.
+        let longest = whole.data.lines().map(str::len).max().unwrap();
+        if limit > longest {
+            assert_eq!(text, whole.data, "limit {limit}");
+        }
+        if limit == 50 {
+            // A stream-json line's readable lines stay together even past the limit.
+            assert!(text.contains("first.\nTool: Read {"), "{text}");
+        }
+    }
     // The last lines only.
     let tail = jobs
         .read(&query.clone().tail().limit(40), usize::MAX)
