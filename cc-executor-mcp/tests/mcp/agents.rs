@@ -184,34 +184,37 @@ async fn waiting_on_three_jobs_returns_when_the_first_ends_and_names_it() {
         let s = start_job(&mcp, json!({"command": format!("sleep 300 # {m}")})).await;
         ids.push(s["id"].clone());
     }
-    // A Claude job that prints its sample slowly: the first to end.
-    let c = start_job(
-        &mcp,
-        json!({"claude": {"prompt": "what does main.py print?"}}),
-    )
-    .await;
+    // A Claude job that ends once `go` exists: the first to end.
+    let dir = private_dir();
+    let go = dir.path().join("go");
+    let prompt = format!("wait-for:{}", go.display());
+    let c = start_job(&mcp, json!({"claude": {"prompt": prompt}})).await;
     ids.push(c["id"].clone());
     // Far longer than the call's own bound: only the end of the Claude job can return in time.
-    let w = job(
-        &mcp,
-        "job_wait",
-        json!({"ids": ids, "mode": "any", "timeout_secs": 600}),
-    )
-    .await;
+    let args = json!({"ids": ids, "mode": "any", "timeout_secs": 600});
+    let wait = call_ok(&mcp, "job_wait", args);
+    let named = format!("running: {}, {}, {}", ids[0], ids[1], ids[2]);
+    let release = async {
+        bounded("progress naming the running jobs", async {
+            while !progress_messages(&mcp)
+                .iter()
+                .any(|m| m.starts_with(&named))
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        std::fs::write(&go, "").unwrap();
+    };
+    let (r, ()) = tokio::join!(wait, release);
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    let w = structured(&r);
     assert_eq!(w["ended"], json!([c["id"]]), "{w}");
     assert_eq!(w["running"], json!([ids[0], ids[1]]), "{w}");
     let jobs = w["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 3, "{w}");
     assert_eq!(jobs[2]["claude"]["result"], "The script prints 4.", "{w}");
     assert_eq!(jobs[0]["state"], "running");
-    let named = format!("running: {}, {}, {}", ids[0], ids[1], ids[2]);
-    let messages: Vec<String> = (mcp.service().progress.lock().unwrap().iter())
-        .filter_map(|p| p.message.clone())
-        .collect();
-    assert!(
-        messages.iter().any(|m| m.starts_with(&named)),
-        "no progress naming the running jobs: {messages:?}"
-    );
     // Both others, canceled: `all` returns once both ended.
     for id in &ids[..2] {
         call_ok(&mcp, "job_cancel", json!({"id": id})).await;
@@ -326,4 +329,10 @@ async fn a_claude_jobs_output_reads_as_text() {
     let at = lines[0]["offset"].as_u64().unwrap() as usize;
     assert!(raw[at..].starts_with("{\"type\":\"assistant\""), "{g}");
     mcp.cancel().await.unwrap();
+}
+
+/// The messages of the progress notifications received so far.
+fn progress_messages(mcp: &Mcp) -> Vec<String> {
+    let progress = mcp.service().progress.lock().unwrap();
+    progress.iter().filter_map(|p| p.message.clone()).collect()
 }

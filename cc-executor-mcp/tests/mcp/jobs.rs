@@ -320,7 +320,8 @@ async fn closing_stdin_cancels_jobs(external: bool) {
     }
 }
 
-/// A stand-in `claude` that prints a recorded sample slowly; returns `PATH` with it first.
+/// A stand-in `claude` that prints a recorded sample slowly (after the file a `wait-for:<path>`
+/// prompt names appears); returns `PATH` with it first.
 ///
 /// Written once per test process: tests run in parallel threads and must not race on the file.
 pub(crate) fn stand_in_path() -> OsString {
@@ -334,6 +335,7 @@ fn write_stand_in() -> OsString {
     let fixtures = tests::fixtures_dir().join("claude");
     let script = format!(
         "#!/bin/sh\nfor prompt; do :; done\ncase \"$prompt\" in *usage*) s=usage_limit ;; *crash*) echo boom >&2; exit 3 ;; *) s=success ;; esac\n\
+         case \"$prompt\" in wait-for:*) while [ ! -e \"${{prompt#wait-for:}}\" ]; do sleep 0.05; done ;; esac\n\
          while IFS= read -r line; do printf '%s\\n' \"$line\"; sleep 0.3; done < '{}'/$s.jsonl\n",
         fixtures.display()
     );
