@@ -173,6 +173,21 @@ async fn structured_output_comes_back_as_json() {
     .await;
     assert!(text(&r).contains("no structured_output"), "{}", text(&r));
     assert_eq!(structured(&r)["result"], "The script prints 4.");
+    // The same for background jobs.
+    for (prompt, structured_output) in [
+        (
+            "a structured answer",
+            json!({"answer": 4, "files": ["main.py"]}),
+        ),
+        ("plain answer", Value::Null),
+    ] {
+        let claude = json!({"prompt": prompt, "json_schema": schema});
+        let s = start_job(&mcp, json!({ "claude": claude })).await;
+        let w = job(&mcp, "job_wait", json!({"id": s["id"], "timeout_secs": 60})).await;
+        assert_eq!(w["claude"]["structured_output"], structured_output, "{w}");
+        let noted = w["notes"].to_string().contains("no structured_output");
+        assert_eq!(noted, structured_output.is_null(), "{w}");
+    }
     mcp.cancel().await.unwrap();
 }
 
