@@ -118,7 +118,8 @@ pub struct WaitReport {
     /// The jobs waited on still running (or paused).
     pub running: Vec<JobId>,
     /// With several jobs (`ids`): the report of each, in the order asked. A Claude job's answer
-    /// is cut to a share of the size limit; its whole output is in its `output_file`.
+    /// is cut to a share of the size limit (its whole output is in its `output_file`), and each
+    /// command line to its first 200 characters.
     #[cfg_attr(feature = "schema", serde(skip_serializing_if = "Vec::is_empty"))]
     pub jobs: Vec<JobReport>,
 }
@@ -133,6 +134,9 @@ pub struct WaitProgress {
     /// When the last message was given.
     last: Option<Instant>,
 }
+
+/// Most characters of each job's command line in a report on several jobs.
+const COMMAND_CHARS: usize = 200;
 
 /// A wait on several jobs names the running ones at least this often (under
 /// [`crate::progress::HEARTBEAT`], so the names replace the plain sign of life).
@@ -241,10 +245,14 @@ impl Jobs {
             ended.map(|r| r.status.id).collect()
         };
         let (ended, running) = (ended(true), ended(false));
-        let (job, jobs) = match request.id {
+        let (job, mut jobs) = match request.id {
             Some(_) => (reports.into_iter().next(), Vec::new()),
             None => (None, reports),
         };
+        // The caller knows what it started: a long prompt need not come back once per job.
+        for report in &mut jobs {
+            report.status.command = crate::text::clip_chars(&report.status.command, COMMAND_CHARS);
+        }
         Ok(WaitReport {
             job,
             ended,

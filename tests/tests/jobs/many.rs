@@ -21,7 +21,8 @@ async fn wait_any_returns_when_the_first_ends_and_wait_all_when_all_have() {
         jobs.start("sleep 300").await.unwrap(),
         jobs.start("sleep 300").await.unwrap(),
     ];
-    let quick = jobs.start("echo done").await.unwrap();
+    let long = format!("echo done # {}", "x".repeat(500));
+    let quick = jobs.start(long.as_str()).await.unwrap();
     let ids = [slow[0], quick, slow[1]];
     let statuses = tokio::time::timeout(BOUND, jobs.wait_any(&ids, LONG))
         .await
@@ -38,6 +39,9 @@ async fn wait_any_returns_when_the_first_ends_and_wait_all_when_all_have() {
     assert_eq!(report.ended, [quick]);
     assert_eq!(report.running, [slow[0], slow[1]]);
     assert_eq!(report.jobs.len(), 3);
+    // Each command line cut short: the caller knows what it started.
+    let command = &report.jobs[1].status.command;
+    assert!(command.starts_with("echo done # xxx") && command.chars().count() <= 201);
 
     for id in slow {
         jobs.cancel(id).await.unwrap();
