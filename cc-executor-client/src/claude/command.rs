@@ -265,7 +265,7 @@ impl ClaudeCommand {
         self
     }
 
-    /// Add tools to `--disallowedTools`.
+    /// Add tools to `--disallowed-tools`.
     pub fn disallowed_tools<I, S>(mut self, tools: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -460,7 +460,7 @@ impl ClaudeCommand {
         };
         one(&mut args, "--model", self.model.as_ref());
         many(&mut args, "--allowedTools", &self.allowed_tools);
-        many(&mut args, "--disallowedTools", &self.disallowed_tools);
+        many(&mut args, "--disallowed-tools", &self.disallowed_tools);
         many(&mut args, "--mcp-config", &self.mcp_configs);
         let turns = self.max_turns.map(|t| t.to_string());
         one(&mut args, "--max-turns", turns.as_ref());
@@ -625,7 +625,7 @@ mod tests {
             cmd.to_command_line(),
             "env -u CLAUDECODE -u CLAUDE_CODE_ENTRYPOINT -u CLAUDE_CODE_SSE_PORT -u MY_VAR \
              '/opt/my claude/bin/claude' -p --verbose --output-format stream-json \
-             --model claude-sonnet-4-5 --allowedTools Read 'Bash(git log:*)' --disallowedTools Write \
+             --model claude-sonnet-4-5 --allowedTools Read 'Bash(git log:*)' --disallowed-tools Write \
              --mcp-config '{\"mcpServers\":{}}' --max-turns 3 --permission-mode acceptEdits \
              --resume 0b6c2f1e-5d2a --append-system-prompt 'Be brief.' --include-partial-messages \
              --fallback-model haiku -- '-rf; it'\\''s' < /dev/null"

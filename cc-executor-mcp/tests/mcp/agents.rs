@@ -84,7 +84,7 @@ async fn every_new_option_reaches_the_cli_as_one_argument() {
     let sent: Value = serde_json::from_str(&after("--json-schema", 1)[0]).unwrap();
     assert_eq!(sent, schema);
     assert_eq!(after("--permission-mode", 1), ["acceptEdits"]);
-    assert_eq!(after("--disallowedTools", 2), ["Write", "Bash(rm -rf:*)"]);
+    assert_eq!(after("--disallowed-tools", 2), ["Write", "Bash(rm -rf:*)"]);
     assert_eq!(
         after("--append-system-prompt", 1),
         ["Be brief; don't `touch` $HOME"]

@@ -502,7 +502,7 @@ async fn the_new_options_arrive_verbatim_and_structured_output_comes_back() {
     let argv = stand_in.argv();
     let json = schema.to_string();
     let expected = [
-        "--disallowedTools",
+        "--disallowed-tools",
         "Write",
         "--max-budget-usd",
         "1.5",
