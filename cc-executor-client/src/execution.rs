@@ -51,6 +51,18 @@ pub struct Execution {
     timeout: Option<Duration>,
     detached: bool,
     done: bool,
+    /// Told of every item read, whoever reads the stream (a registry keeping the run as a job).
+    observer: Option<Box<dyn Observer>>,
+}
+
+/// Told of every item a run's stream yields, whoever reads it, and of its end: lets a registry
+/// keep a run that a caller reads as a job.
+pub(crate) trait Observer: Send + Sync {
+    /// An item the stream yielded.
+    fn item(&mut self, item: &Result<OutputEvent>);
+    /// The stream is over, or its reader dropped it first; `cancel_sent` tells whether a CANCEL
+    /// went out for the run.
+    fn end(&mut self, cancel_sent: bool);
 }
 
 impl std::fmt::Debug for Execution {
@@ -133,6 +145,7 @@ impl Execution {
             timeout,
             detached: false,
             done: false,
+            observer: None,
         };
         let mut runs = execution
             .conn
@@ -221,6 +234,18 @@ impl Execution {
         })
     }
 
+    /// Tell `observer` of every item read from now on, and of the end.
+    pub(crate) fn observe(&mut self, observer: Box<dyn Observer>) {
+        self.observer = Some(observer);
+    }
+
+    /// The stream is over (or dropped): tell the observer, once.
+    fn end_observer(&mut self) {
+        if let Some(mut observer) = self.observer.take() {
+            observer.end(self.cancel_sent());
+        }
+    }
+
     /// Whether a CANCEL went out for this run.
     pub(crate) fn cancel_sent(&self) -> bool {
         self.run.cancel_sent.load(Ordering::Acquire)
@@ -239,9 +264,13 @@ impl Stream for Execution {
         let this = &mut *self;
         loop {
             if let Some(item) = this.ready.next() {
+                if let Some(observer) = &mut this.observer {
+                    observer.item(&item);
+                }
                 return Poll::Ready(Some(item));
             }
             if this.done {
+                this.end_observer();
                 return Poll::Ready(None);
             }
             match std::task::ready!(this.events.poll_recv(cx)) {
@@ -254,6 +283,7 @@ impl Stream for Execution {
 
 impl Drop for Execution {
     fn drop(&mut self) {
+        self.end_observer();
         if !self.detached && !self.done && !*self.run.finished.borrow() {
             // Never blocks: the connection's actor sends CANCEL and closes or drains.
             let _ = self.conn.tx.send(Cmd::Abandon { run: self.run.id });

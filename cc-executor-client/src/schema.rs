@@ -11,6 +11,38 @@ use serde_json::{Map, Value};
 
 use crate::event::RunStatus;
 
+/// A result a tool returns, with what its reader must be told about it ([`BoundedOutcome`],
+/// [`BoundedResult`]): a tool answers the value when there are no notes, and an error that says
+/// the notes first otherwise.
+///
+/// [`BoundedOutcome`]: crate::capture::BoundedOutcome
+/// [`BoundedResult`]: crate::claude::BoundedResult
+pub trait Answer: serde::Serialize {
+    /// Plain sentences about what went wrong; empty for a success.
+    fn notes(&self) -> Vec<String>;
+
+    /// Whether the notes are all there is to say (nothing ran, so the value holds nothing).
+    fn notes_only(&self) -> bool {
+        false
+    }
+}
+
+impl Answer for crate::capture::BoundedOutcome {
+    fn notes(&self) -> Vec<String> {
+        self.notes()
+    }
+
+    fn notes_only(&self) -> bool {
+        self.not_run.is_some()
+    }
+}
+
+impl Answer for crate::claude::BoundedResult {
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+}
+
 /// A duration as seconds (`1.5`).
 pub(crate) fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())

@@ -13,17 +13,13 @@ mod tools;
 
 use std::{path::PathBuf, time::Duration};
 
-use cc_executor_client::jobs::{Jobs, JobsConfig};
 use cc_executor_client::output_dir::{OutputFiles, SWEEP_INTERVAL};
-use cc_executor_client::{error::Report, Client, ClientBuilder};
+use cc_executor_client::{error::Report, jobs::Jobs, jobs::JobsConfig, Client, ClientBuilder};
 use cc_executor_server::read_token_file;
 use clap::Parser;
-use rmcp::ServiceExt;
-use tokio::signal::unix::{signal, SignalKind};
+use rmcp::{task_manager::TaskManager, ServiceExt};
 use tokio_util::{io::InspectReader, sync::CancellationToken};
 use tracing_subscriber::EnvFilter;
-
-use crate::tools::Executor;
 
 /// How long running calls and jobs get to end when the host goes away (the embedded service's
 /// shutdown is bounded by itself).
@@ -80,10 +76,8 @@ struct Args {
 async fn main() {
     // stdout carries the MCP protocol: logs go to stderr only.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    let logs = tracing_subscriber::fmt().with_ansi(false);
-    logs.with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    logs.with_ansi(false).with_env_filter(filter).init();
     // A pending stdin read cannot be canceled; exit without waiting for the runtime to drain it.
     if let Err(e) = run(Args::parse()).await {
         eprintln!("error: {}", Report(&*e));
@@ -107,15 +101,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let outputs = outputs.retention(Duration::from_secs(hours.saturating_mul(3600)));
     let config = JobsConfig::default().buffer_bytes(args.job_buffer_bytes);
     let config = config.max_finished(args.max_finished_jobs);
-    let jobs = Jobs::with_config(client.clone(), config.output_files(outputs.clone()));
+    let jobs = Jobs::with_config(client.clone(), config.output_files(outputs));
     // Old outputs go before the first call; a refused folder is said here, then in each result
     // that lacks its file.
     jobs.spawn_tidy(SWEEP_INTERVAL);
-    let max_output = args.max_output_chars;
-    let executor = Executor {
+    let executor = tools::Executor {
         jobs,
-        max_output,
-        outputs,
+        max_output: args.max_output_chars,
+        tasks: TaskManager::new(),
     };
     // rmcp waits for calls in flight before it reports the end of stdin: see the end at once.
     let (eof, (stdin, stdout)) = (CancellationToken::new(), rmcp::transport::stdio());
@@ -126,12 +119,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     });
     let service = executor.serve((stdin, stdout)).await?;
-    let mut term = signal(SignalKind::terminate())?;
     tokio::select! {
         quit = service.waiting() => tracing::info!("MCP session ended: {quit:?}"),
         () = eof.cancelled() => tracing::info!("the host closed stdin"),
-        _ = term.recv() => tracing::info!("terminated by signal"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
+        () = cc_executor_server::wait_for_signal() => tracing::info!("stopped by a signal"),
     }
     // Cancel the calls and jobs still running and wait for their groups.
     client.cancel_all(SHUTDOWN_GRACE).await;

@@ -1,23 +1,20 @@
 //! The tools. Each turns its parameters into a client call and returns the client's own result
 //! types (serialized by the client's `schema` feature).
 
-use std::future::Future;
 use std::{sync::Arc, time::Duration};
 
-use cc_executor_client::capture::{BoundedOutcome, OutputCapture};
+use cc_executor_client::capture::BoundedOutcome;
 use cc_executor_client::claude::{BoundedResult, ClaudeCommand};
-use cc_executor_client::jobs::{JobId, JobReport, Jobs, OutputPage, OutputQuery};
-use cc_executor_client::jobs::{WaitProgress, WaitReport, WaitRequest};
-use cc_executor_client::output_dir::{OutputFiles, OutputKind};
-use cc_executor_client::{progress, schema, Command, Error};
-use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Json, wrapper::Parameters};
-use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam as Progress};
-use rmcp::{service::RequestContext, tool, tool_handler, tool_router, RoleServer, ServerHandler};
+use cc_executor_client::jobs::{JobId, JobList, JobOptions, JobRef, JobReport, Jobs, OutputPage};
+use cc_executor_client::jobs::{OutputQuery, WaitProgress, WaitReport, WaitRequest, CANCEL_GRACE};
+use cc_executor_client::{progress, progress::Latest, schema, Command, Error};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::{tool::ToolCallContext, wrapper::Json, wrapper::Parameters};
+use rmcp::model::{CallToolRequestParams as CallParams, ProgressNotificationParam as Progress, *};
+use rmcp::{service::RequestContext, task_manager::*, tool, tool_handler, tool_router};
+use rmcp::{RoleServer, ServerHandler};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-/// How long a canceled run may take to report its end before the call gives up on it.
-const CANCEL_WAIT: Duration = Duration::from_secs(20);
+use serde::Deserialize;
 const ONE_JOB: &str = "Give exactly one of `command` (a shell command line) and `claude` (an \
                        object with a `prompt`).";
 
@@ -34,8 +31,8 @@ pub struct Executor {
     pub jobs: Jobs,
     /// Most bytes of output (or of an answer) a tool returns.
     pub max_output: usize,
-    /// Where whole outputs are saved, and for how long.
-    pub outputs: OutputFiles,
+    /// The tasks answered to hosts that declared the tasks extension (each also a job).
+    pub tasks: TaskManager,
 }
 
 /// Input of `job_start`: exactly one of `command` and `claude`.
@@ -55,26 +52,6 @@ pub struct NewJob {
     pub cwd: Option<String>,
 }
 
-/// A job to act on.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JobRef {
-    /// The job id: the integer `id` that `job_start` returned.
-    pub id: u64,
-}
-
-/// Input of `job_list`: none.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Nothing {}
-
-/// The jobs held.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct JobList {
-    /// Running and recently finished jobs, oldest first (without Claude results).
-    pub jobs: Vec<JobReport>,
-}
-
 #[tool_router]
 impl Executor {
     /// Run a shell command (with the service's shell: bash by default) in its own process group
@@ -87,17 +64,9 @@ impl Executor {
         Parameters(cmd): Parameters<Command>,
         ctx: Ctx,
     ) -> Result<Json<BoundedOutcome>, Fail> {
-        let run = self.jobs.client().execute(cmd).await.map_err(err)?;
-        let capture = OutputCapture::new(self.max_output).save_to(&self.outputs);
-        let (latest, ctl) = (progress::Latest::default(), run.controller());
-        let noted = latest.clone();
-        let read = run.collect_bounded(capture, move |_, data| noted.note(data));
-        let run = ctl.until_canceled(read, ctx.ct.cancelled(), CANCEL_WAIT);
-        let out = self.drive(&ctx, || latest.take(), run).await?;
-        match out.not_run {
-            Some(_) => Err(text_error(out.notes().concat())),
-            None => reply(out.notes(), out),
-        }
+        let (latest, max, job) = (Latest::default(), self.max_output, ctx.extensions.get());
+        let run = self.jobs.call(cmd, max, &latest, gone(&ctx), job);
+        reply(self.drive(&ctx, || latest.take(), run).await?)
     }
 
     /// Hand a task to a fresh Claude Code instance (`claude -p`) and return its final result,
@@ -111,16 +80,9 @@ impl Executor {
         Parameters(c): Parameters<ClaudeCommand>,
         ctx: Ctx,
     ) -> Result<Json<BoundedResult>, Fail> {
-        let run = self.jobs.client().execute_claude(c).await.map_err(err)?;
-        let (latest, ctl) = (progress::Latest::default(), run.controller());
-        let noted = latest.clone();
-        let wait = run.wait_with(move |event| noted.note(&event.activity().unwrap_or_default()));
-        let run = ctl.until_canceled(wait, ctx.ct.cancelled(), CANCEL_WAIT);
-        let result = self.drive(&ctx, || latest.take(), run).await?;
-        let failure = result.notes();
-        let save = |text: &str| self.outputs.save(OutputKind::Answer, text).map(Some);
-        let out = result.bounded(self.max_output, save);
-        reply(failure, out)
+        let (latest, max, job) = (Latest::default(), self.max_output, ctx.extensions.get());
+        let run = self.jobs.call_claude(c, max, &latest, gone(&ctx), job);
+        reply(self.drive(&ctx, || latest.take(), run).await?)
     }
 
     /// Start a shell command (`command`) or a fresh Claude Code instance (`claude`, with `prompt`
@@ -207,28 +169,63 @@ impl Executor {
     /// status.
     #[tool]
     async fn job_cancel(&self, Parameters(p): Parameters<JobRef>) -> Result<Json<JobReport>, Fail> {
-        let canceled = self.jobs.cancel_and_wait(JobId(p.id), CANCEL_WAIT).await;
+        let canceled = self.jobs.cancel_and_wait(JobId(p.id), CANCEL_GRACE).await;
         self.report(canceled.map_err(err)?.id)
     }
 
     /// List the background jobs held: running ones and recently finished ones, oldest first.
     #[tool]
-    async fn job_list(&self, _: Parameters<Nothing>) -> Json<JobList> {
-        let jobs = self.jobs.list().into_iter().map(JobReport::from).collect();
-        Json(JobList { jobs })
+    async fn job_list(&self, _: Parameters<EmptyObject>) -> Json<JobList> {
+        Json(self.jobs.list().into())
     }
 }
 
-#[tool_handler(
-    router = standard(Self::tool_router()),
-    name = "cc-executor",
-    instructions = "Run shell commands (`execute`) or a fresh `claude -p` instance (`execute_claude`) \
-                    in their own process groups. Long output is cut to its head and tail and saved \
-                    whole to a file; canceling a call kills the whole process group. For work that \
-                    outlasts a tool call, `job_start` runs it in the background: come back with \
-                    `job_status`, `job_output` and `job_wait`, and stop it with `job_cancel`."
-)]
-impl ServerHandler for Executor {}
+/// What the host is told of the server.
+const INSTRUCTIONS: &str =
+    "Run shell commands (`execute`) or a fresh `claude -p` instance (`execute_claude`) in their \
+     own process groups. Long output is cut to its head and tail and saved whole to a file; \
+     canceling a call kills the whole process group. For longer work, `job_start` runs it in the \
+     background: follow it with `job_status`, `job_output`, `job_wait`, stop it with `job_cancel`.";
+
+#[tool_handler(router = standard(Self::tool_router()))]
+impl ServerHandler for Executor {
+    fn get_info(&self) -> ServerConfig {
+        let caps = ServerCapabilities::builder().enable_tools().enable_tasks();
+        let about = Implementation::new("cc-executor", env!("CARGO_PKG_VERSION"));
+        let config = ServerConfig::new(caps.build()).with_server_info(about);
+        config.with_instructions(INSTRUCTIONS)
+    }
+
+    /// A host that declared the tasks extension gets a task for `execute` and `execute_claude`:
+    /// the very call, run as a job labeled with the task id, its progress in the task's status
+    /// message, ended by a cancel of the task.
+    async fn call_tool(&self, req: CallParams, mut cx: Ctx) -> Result<CallToolResponse, ErrorData> {
+        let (router, caps) = (Self::tool_router(), cx.client_capabilities());
+        if !caps.is_some_and(|c| c.supports_tasks()) || !req.name.starts_with("execute") {
+            return router.call(ToolCallContext::new(self, req, cx)).await;
+        }
+        let (this, job, options) = (self.clone(), JobOptions::default(), TaskOptions::new());
+        let task = self.tasks.spawn(options.with_ttl_ms(None), move |task| {
+            cx.extensions.insert(job.label(task.task_id()));
+            cx.extensions.insert(task.clone());
+            Box::pin(async move {
+                match router.call(ToolCallContext::new(&this, req, cx)).await? {
+                    CallToolResponse::Complete(done) if !task.is_cancel_requested() => Ok(done),
+                    _ => Err(TaskExit::Cancelled),
+                }
+            })
+        });
+        Ok(CallToolResponse::Task(CreateTaskResult::new(task)))
+    }
+
+    async fn get_task(&self, p: GetTaskParams, _: Ctx) -> Result<GetTaskResult, ErrorData> {
+        self.tasks.get_task(&p.task_id).map(GetTaskResult::new)
+    }
+
+    async fn cancel_task(&self, p: CancelTaskParams, _: Ctx) -> Result<(), ErrorData> {
+        self.tasks.cancel_task(&p.task_id)
+    }
+}
 
 impl Executor {
     /// Drive a call's `work` to its end, notifying the host of progress from `next` when it
@@ -238,20 +235,23 @@ impl Executor {
         &self,
         ctx: &Ctx,
         next: impl FnMut() -> Option<String>,
-        work: impl Future<Output = Result<T, Error>>,
+        work: impl std::future::Future<Output = Result<T, Error>>,
     ) -> Result<T, Fail> {
+        if let Some(task) = ctx.extensions.get::<TaskContext>() {
+            let set = |message| async move { task.set_status_message(message) };
+            return progress::report_while(work, next, set).await.map_err(err);
+        }
         let Some(token) = ctx.meta.get_progress_token() else {
             return work.await.map_err(err);
         };
         // Progress counts the seconds the call has run: it only grows.
         let started = tokio::time::Instant::now();
-        let report = |message| {
+        let send = |message| {
             let param = Progress::new(token.clone(), started.elapsed().as_secs_f64());
             let (peer, param) = (ctx.peer.clone(), param.with_message(message));
             async move { drop(peer.notify_progress(param).await) }
         };
-        let done = progress::report_while(work, next, report);
-        done.await.map_err(err)
+        progress::report_while(work, next, send).await.map_err(err)
     }
 
     fn report(&self, id: JobId) -> Result<Json<JobReport>, Fail> {
@@ -270,19 +270,29 @@ fn standard(mut router: ToolRouter<Executor>) -> ToolRouter<Executor> {
     router
 }
 
+/// Resolves when the host gives up on a call: it cancels the request, or the task it runs for
+/// (the request's own token ends with its answer, a task).
+async fn gone(ctx: &Ctx) {
+    match ctx.extensions.get::<TaskContext>() {
+        Some(task) => task.cancelled().await,
+        None => ctx.ct.cancelled().await,
+    }
+}
+
 /// A tool error for a client error, in plain sentences.
 fn err(e: Error) -> Fail {
     text_error(e.advice())
 }
 
-/// The result, or, when there are `notes` (why it failed), an error with the structured result
-/// after those sentences.
-fn reply<T: Serialize>(notes: Vec<String>, value: T) -> Result<Json<T>, Fail> {
+/// The result, or, when it has notes (why it failed), an error: those sentences, then the
+/// structured result (unless the notes are all there is to say).
+fn reply<T: schema::Answer>(value: T) -> Result<Json<T>, Fail> {
+    let notes: Vec<_> = value.notes().into_iter().map(ContentBlock::text).collect();
     if notes.is_empty() {
         return Ok(Json(value));
     }
-    let mut result = Fail::structured_error(serde_json::to_value(&value).unwrap_or_default());
-    let notes = notes.into_iter().map(ContentBlock::text);
+    let json = (!value.notes_only()).then(|| serde_json::to_value(&value).unwrap_or_default());
+    let mut result = json.map_or_else(|| Fail::error(vec![]), Fail::structured_error);
     result.content.splice(0..0, notes);
     Err(result)
 }

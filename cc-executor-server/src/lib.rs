@@ -103,6 +103,23 @@ pub async fn url_or_embedded(
     ))
 }
 
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM: when a program serving until it is told to stop
+/// (the service's binary, a tool with an embedded service) should shut down.
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// Entry point: `Server::builder()`.
 #[derive(Debug)]
 pub struct Server;

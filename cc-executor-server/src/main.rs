@@ -165,7 +165,7 @@ async fn main() -> ExitCode {
     };
     println!("{}", server.url());
 
-    wait_for_signal().await;
+    cc_executor_server::wait_for_signal().await;
     tracing::info!("shutting down");
     server.shutdown().await;
     tracing::info!("stopped");
@@ -197,20 +197,4 @@ fn report(e: &(dyn std::error::Error + 'static)) -> String {
         cause = c.source();
     }
     text
-}
-
-/// Ctrl-C or SIGTERM.
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -25,6 +25,10 @@ pub struct BoundedResult {
     pub output_file: Option<PathBuf>,
     /// Why a cut answer was not saved to a file, when it was not.
     pub output_error: Option<String>,
+    /// What a reader must be told besides the result, as sentences: [`ClaudeResult::notes`] of
+    /// the whole result (why it failed, a missing `structured_output`); empty for a success.
+    #[cfg_attr(feature = "schema", serde(skip))]
+    pub notes: Vec<String>,
 }
 
 impl ClaudeResult {
@@ -47,6 +51,7 @@ impl ClaudeResult {
         whole: impl FnOnce(&str) -> Result<Option<PathBuf>, E>,
     ) -> BoundedResult {
         let (mut cut, mut output_file, mut output_error) = (false, None, None);
+        let notes = self.notes();
         if let Some(text) = &mut self.result {
             let (short, was_cut) = bound(text, limit);
             if was_cut {
@@ -63,6 +68,7 @@ impl ClaudeResult {
             cut,
             output_file,
             output_error,
+            notes,
         }
     }
 }

@@ -40,9 +40,8 @@ impl Client {
     pub async fn execute_claude(&self, cmd: ClaudeCommand) -> Result<ClaudeExecution> {
         cmd.validate()?;
         let json_schema_given = cmd.has_json_schema();
-        let mut run = ClaudeExecution::new(self.execute(cmd).await?);
-        run.state.json_schema_given = json_schema_given;
-        Ok(run)
+        let run = ClaudeExecution::new(self.execute(cmd).await?);
+        Ok(run.json_schema_given(json_schema_given))
     }
 
     /// Run a fresh `claude -p` instance to the end: [`Client::execute_claude`] then
@@ -100,6 +99,13 @@ impl ClaudeExecution {
             state: WaitState::default(),
             ended: false,
         }
+    }
+
+    /// Note whether the run was given a JSON Schema (its result's notes say when no
+    /// `structured_output` came: [`ClaudeResult::notes`]).
+    pub(crate) fn json_schema_given(mut self, given: bool) -> Self {
+        self.state.json_schema_given = given;
+        self
     }
 
     /// A handle to pause, resume or cancel the run from another task.

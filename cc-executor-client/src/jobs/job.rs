@@ -1,17 +1,16 @@
-//! One job: its live status and output, kept up to date by a task that reads its run.
+//! One job: its live status and output, kept up to date from its run's events ([`Recorder`]).
 
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
-use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use super::window::Window;
 use super::{JobState, JobStatus, OutputPage};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::{OutputEvent, RunStatus};
-use crate::execution::{Controller, Execution};
+use crate::execution::{Controller, Observer};
 use crate::outcome::{Ending, Tracker};
 
 /// A job held by a registry.
@@ -66,28 +65,7 @@ impl Job {
         Some(path)
     }
 
-    /// Read `run` to its end, keeping the status and output up to date; the outcome module
-    /// decides how it ended.
-    pub(super) async fn follow(&self, mut run: Execution) {
-        let mut tracker = Tracker::new();
-        let mut failure = None;
-        while let Some(item) = run.next().await {
-            match item {
-                Ok(event) => {
-                    tracker.event(&event);
-                    self.record(event);
-                }
-                Err(e) => failure = tracker.error(e).err(),
-            }
-        }
-        let end = match failure {
-            Some(e) => Err(e),
-            None => tracker.finish(run.cancel_sent()),
-        };
-        self.finish(end);
-    }
-
-    fn record(&self, event: OutputEvent) {
+    fn record(&self, event: &OutputEvent) {
         self.update(|data| match event {
             OutputEvent::Output { data: text, .. } => {
                 if let Err(e) = data.window.push(text.as_bytes()) {
@@ -103,7 +81,7 @@ impl Job {
             | OutputEvent::Completed { .. }
             | OutputEvent::Failed { .. } => {}
             other => {
-                match &other {
+                match other {
                     OutputEvent::RateLimitExceeded(r) => data.status.error = Some(r.to_string()),
                     OutputEvent::TokenLimitExceeded(t) => data.status.error = Some(t.to_string()),
                     _ => {}
@@ -113,13 +91,13 @@ impl Job {
                     events.remove(0);
                     data.status.dropped_events += 1;
                 }
-                data.status.events.push(other);
+                data.status.events.push(other.clone());
             }
         });
     }
 
     /// The run is over: `end` says how (or why its end is not known).
-    fn finish(&self, end: Result<Ending>) {
+    fn finish(&self, end: std::result::Result<Ending, String>) {
         self.update(|data| {
             let status = &mut data.status;
             match end {
@@ -137,7 +115,7 @@ impl Job {
                 }
                 Err(e) => {
                     status.state = JobState::Failed;
-                    status.error = Some(e.to_string());
+                    status.error = Some(e);
                 }
             }
             status.ended_at = Some(SystemTime::now());
@@ -204,6 +182,51 @@ impl Job {
             lines: None,
             match_count: None,
         }
+    }
+}
+
+/// Keeps a job up to date from its run's events, whoever reads the run; the outcome module
+/// decides how it ended.
+pub(super) struct Recorder {
+    job: Arc<Job>,
+    tracker: Tracker,
+    /// Why the run's end is not known, when a stream error says so.
+    failure: Option<String>,
+}
+
+impl Recorder {
+    /// A recorder for `job`, whose run has just started.
+    pub(super) fn new(job: Arc<Job>) -> Recorder {
+        let (tracker, failure) = (Tracker::new(), None);
+        Recorder {
+            job,
+            tracker,
+            failure,
+        }
+    }
+}
+
+impl Observer for Recorder {
+    fn item(&mut self, item: &Result<OutputEvent>) {
+        match item {
+            Ok(event) => {
+                self.tracker.event(event);
+                self.job.record(event);
+            }
+            // The client's deadline ends the run as timed out; other errors leave its end unknown.
+            Err(Error::Timeout { after }) => {
+                let _ = self.tracker.error(Error::Timeout { after: *after });
+            }
+            Err(e) => self.failure = Some(e.to_string()),
+        }
+    }
+
+    fn end(&mut self, cancel_sent: bool) {
+        let end = match self.failure.take() {
+            Some(why) => Err(why),
+            None => self.tracker.finish(cancel_sent).map_err(|e| e.to_string()),
+        };
+        self.job.finish(end);
     }
 }
 

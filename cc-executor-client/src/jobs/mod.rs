@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod call;
 mod job;
 mod query;
 mod registry;
@@ -36,13 +37,18 @@ use crate::client::Client;
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::event::OutputEvent;
+use crate::execution::Execution;
 use crate::output_dir::{OutputFiles, OutputKind};
 
+pub use call::CANCEL_GRACE;
 pub use query::{OutputFormat, OutputLine, OutputQuery};
-pub use report::JobReport;
+#[cfg(feature = "schema")]
+pub use report::JobRef;
+pub use report::{JobList, JobReport};
 pub use wait::{WaitMode, WaitProgress, WaitReport, WaitRequest};
 
-use job::{lock, Job};
+use futures_util::StreamExt;
+use job::{lock, Job, Recorder};
 use registry::Registry;
 use window::{read_tail, Window};
 
@@ -124,8 +130,9 @@ pub struct JobStatus {
     pub kind: JobKind,
     /// The command line run (for a Claude job, the whole `claude -p` line).
     pub command: String,
-    /// The caller's label, from [`JobOptions::label`].
-    #[cfg_attr(feature = "schema", serde(skip))]
+    /// The caller's label, from [`JobOptions::label`] (for a call kept as a job, e.g. the MCP
+    /// task it runs for: see [`Jobs::call`]).
+    #[cfg_attr(feature = "schema", serde(skip_serializing_if = "Option::is_none"))]
     pub label: Option<String>,
     /// Where it is in its life: `running`, `paused`, `completed`, `failed`, `canceled` or
     /// `timed_out`.
@@ -369,6 +376,21 @@ impl Jobs {
     }
 
     async fn start_kind(&self, cmd: Command, kind: JobKind, options: JobOptions) -> Result<JobId> {
+        let (id, mut execution) = self.begin(cmd, kind, options).await?;
+        // The job's own task reads the run (recording it); nobody reads it on the caller's side.
+        execution.detach();
+        tokio::spawn(async move { while execution.next().await.is_some() {} });
+        Ok(id)
+    }
+
+    /// Start `cmd` and keep it as a job: whoever reads the execution returned, its events are
+    /// recorded in the job.
+    async fn begin(
+        &self,
+        cmd: Command,
+        kind: JobKind,
+        options: JobOptions,
+    ) -> Result<(JobId, Execution)> {
         cmd.validate()?;
         let policy = &self.inner.config.output_files;
         let (mut output_file, mut file, mut output_error) = (options.output_file, None, None);
@@ -393,8 +415,6 @@ impl Jobs {
                 return Err(e);
             }
         };
-        // The job task owns the execution; nobody reads it on the caller's side.
-        execution.detach();
         let id = lock(&self.inner.state).next_id();
         let status = JobStatus {
             id,
@@ -420,10 +440,10 @@ impl Jobs {
         let mut job = Job::new(execution.controller(), status, window, owned);
         job.json_schema_given = options.json_schema_given;
         let job = Arc::new(job);
-        lock(&self.inner.state).insert(id, job.clone());
+        execution.observe(Box::new(Recorder::new(job.clone())));
+        lock(&self.inner.state).insert(id, job);
         self.evict();
-        tokio::spawn(async move { job.follow(execution).await });
-        Ok(id)
+        Ok((id, execution))
     }
 
     /// A snapshot of job `id`.

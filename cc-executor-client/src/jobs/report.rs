@@ -1,5 +1,5 @@
 //! What to tell a reader about a job: its status, plain sentences about how it went, and a
-//! finished Claude job's result.
+//! finished Claude job's result; and how a reader names a job.
 
 use super::JobStatus;
 use crate::claude::BoundedResult;
@@ -32,6 +32,34 @@ impl From<JobStatus> for JobReport {
             claude: None,
         }
     }
+}
+
+/// The jobs a registry holds, as a reader is told about them: `JobList::from(jobs.list())`.
+///
+/// With the `schema` feature it serializes as `{"jobs": [...]}`.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "schema", derive(serde::Serialize, schemars::JsonSchema))]
+#[non_exhaustive]
+pub struct JobList {
+    /// Running and recently finished jobs, oldest first (without Claude results).
+    pub jobs: Vec<JobReport>,
+}
+
+impl From<Vec<JobStatus>> for JobList {
+    fn from(jobs: Vec<JobStatus>) -> Self {
+        let jobs = jobs.into_iter().map(JobReport::from).collect();
+        JobList { jobs }
+    }
+}
+
+/// A job to act on, as a tool's parameters name it (`{"id": 3}`).
+#[cfg(feature = "schema")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct JobRef {
+    /// The job id: the integer `id` that `job_start` returned.
+    pub id: u64,
 }
 
 /// The note for a finished Claude job without a `result` line.
