@@ -1,5 +1,5 @@
 //! The `cc-executor-mcp` program driven over stdio by rmcp's client, as an MCP host would:
-//! `execute`, `execute_claude`, jobs, orchestration of sub-agents and the command line.
+//! `execute`, `execute_claude`, jobs, orchestration of sub-agents, tasks and the command line.
 //!
 //! One module per topic; [`support`] holds the helpers they share.
 
@@ -9,3 +9,4 @@ mod cli;
 mod execute;
 mod jobs;
 mod support;
+mod tasks;

@@ -5,7 +5,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rmcp::model::{CallToolRequestParams, CallToolResult, ProgressNotificationParam};
+use rmcp::model::ProgressNotificationParam;
+use rmcp::model::{CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig};
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, RoleClient, ServiceError, ServiceExt};
@@ -26,6 +27,8 @@ pub async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
 #[derive(Clone, Default)]
 pub struct Recorder {
     pub progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+    /// Declare the tasks extension (`io.modelcontextprotocol/tasks`), as a host taking tasks does.
+    pub tasks: bool,
 }
 
 impl ClientHandler for Recorder {
@@ -36,12 +39,25 @@ impl ClientHandler for Recorder {
     ) {
         self.progress.lock().unwrap().push(params);
     }
+
+    fn get_info(&self) -> ClientConfig {
+        let mut info = ClientConfig::default();
+        if self.tasks {
+            info.capabilities = ClientCapabilities::builder().enable_tasks().build();
+        }
+        info
+    }
 }
 
 pub type Mcp = RunningService<RoleClient, Recorder>;
 
 /// Start `cc-executor-mcp` with `args` and extra environment, and initialize the MCP session.
 pub async fn start(args: &[&str], envs: &[(&str, OsString)]) -> Mcp {
+    start_as(Recorder::default(), args, envs).await
+}
+
+/// [`start`] with `host` as the client handler (e.g. one declaring the tasks extension).
+pub async fn start_as(host: Recorder, args: &[&str], envs: &[(&str, OsString)]) -> Mcp {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_cc-executor-mcp"));
     cmd.args(args)
         .env_remove("CC_EXECUTOR_WEBSOCKET_URL")
@@ -51,7 +67,7 @@ pub async fn start(args: &[&str], envs: &[(&str, OsString)]) -> Mcp {
         cmd.env(k, v);
     }
     let transport = TokioChildProcess::new(cmd).expect("spawn cc-executor-mcp");
-    bounded("initialize", Recorder::default().serve(transport))
+    bounded("initialize", host.serve(transport))
         .await
         .expect("MCP initialize")
 }
