@@ -60,9 +60,10 @@ pub struct Execution {
 pub(crate) trait Observer: Send + Sync {
     /// An item the stream yielded.
     fn item(&mut self, item: &Result<OutputEvent>);
-    /// The stream is over, or its reader dropped it first; `cancel_sent` tells whether a CANCEL
-    /// went out for the run.
+    /// The stream is over; `cancel_sent` tells whether a CANCEL went out for the run.
     fn end(&mut self, cancel_sent: bool);
+    /// The reader dropped the stream before its end: the run is canceled, unread.
+    fn abandoned(&mut self);
 }
 
 impl std::fmt::Debug for Execution {
@@ -239,7 +240,7 @@ impl Execution {
         self.observer = Some(observer);
     }
 
-    /// The stream is over (or dropped): tell the observer, once.
+    /// The stream is over: tell the observer, once.
     fn end_observer(&mut self) {
         if let Some(mut observer) = self.observer.take() {
             observer.end(self.cancel_sent());
@@ -283,8 +284,14 @@ impl Stream for Execution {
 
 impl Drop for Execution {
     fn drop(&mut self) {
-        self.end_observer();
-        if !self.detached && !self.done && !*self.run.finished.borrow() {
+        let abandon = !self.detached && !self.done && !*self.run.finished.borrow();
+        match self.observer.take() {
+            // The run is canceled here, and its end will not be read.
+            Some(mut observer) if abandon => observer.abandoned(),
+            Some(mut observer) => observer.end(self.cancel_sent()),
+            None => {}
+        }
+        if abandon {
             // Never blocks: the connection's actor sends CANCEL and closes or drains.
             let _ = self.conn.tx.send(Cmd::Abandon { run: self.run.id });
         }

@@ -228,6 +228,11 @@ impl Observer for Recorder {
         };
         self.job.finish(end);
     }
+
+    fn abandoned(&mut self) {
+        self.tracker.event(&OutputEvent::Canceled);
+        self.end(true);
+    }
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

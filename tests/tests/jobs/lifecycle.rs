@@ -8,8 +8,9 @@ use cc_executor_server::{Server, ServerHandle};
 use tests::procs::{wait_group_gone, wait_group_stopped};
 
 pub(crate) const BOUND: Duration = Duration::from_secs(30);
-const TICKER: &str = "i=0; while true; do i=$((i+1)); echo line$i; sleep 0.1; done";
+pub(crate) const TICKER: &str = "i=0; while true; do i=$((i+1)); echo line$i; sleep 0.1; done";
 
+/// A service and a registry of jobs on it.
 pub(crate) async fn setup(config: JobsConfig) -> (ServerHandle, Jobs) {
     let server = Server::builder()
         .kill_grace(Duration::from_millis(500))
