@@ -88,7 +88,7 @@ fn timeless(result: CallToolResult) -> Value {
 
 /// The job `job_list` shows for task `id` (labeled with the task id).
 async fn job_of(mcp: &Mcp, id: &str) -> Value {
-    let list = call(mcp, "job_list", json!({})).await.unwrap();
+    let list = call_ok(mcp, "job_list", json!({})).await;
     let jobs = structured(&list)["jobs"].as_array().unwrap().clone();
     jobs.into_iter()
         .find(|job| job["label"] == id)
@@ -123,9 +123,7 @@ async fn a_long_execute_is_a_task_that_moves_is_a_job_and_dies_with_its_group() 
     let job = job_of(&mcp, &id).await;
     assert_eq!(job["state"], "running", "{job}");
     assert!(job["command"].as_str().unwrap().contains(&marker), "{job}");
-    let page = call(&mcp, "job_output", json!({ "id": job["id"] }))
-        .await
-        .unwrap();
+    let page = call_ok(&mcp, "job_output", json!({ "id": job["id"] })).await;
     let data = structured(&page)["data"].as_str().unwrap().to_owned();
     assert!(data.starts_with("tick 1\ntick 2\n"), "{data}");
 
@@ -135,9 +133,7 @@ async fn a_long_execute_is_a_task_that_moves_is_a_job_and_dies_with_its_group() 
     assert_eq!(end.status(), TaskStatus::Cancelled);
     let gone = tests::procs::wait_group_gone(pgid, Duration::from_secs(30)).await;
     assert_eq!(gone, Ok(()), "processes left in group {pgid}");
-    let status = call(&mcp, "job_status", json!({ "id": job["id"] }))
-        .await
-        .unwrap();
+    let status = call_ok(&mcp, "job_status", json!({ "id": job["id"] })).await;
     assert_eq!(structured(&status)["state"], "canceled", "{status:?}");
     mcp.cancel().await.unwrap();
 }
@@ -157,7 +153,7 @@ async fn an_execute_task_ends_with_the_blocking_calls_result() {
     for (args, state) in cases {
         let id = task(&tasks, "execute", args.clone()).await;
         let from_task = result_of(&tasks, &id).await;
-        let blocking = call(&plain, "execute", args.clone()).await.unwrap();
+        let blocking = call_ok(&plain, "execute", args.clone()).await;
         assert_eq!(timeless(from_task), timeless(blocking), "{args}");
         if let Some(state) = state {
             assert_eq!(job_of(&tasks, &id).await["state"], state, "{args}");
@@ -183,7 +179,7 @@ async fn an_execute_claude_task_shows_claudes_activity_and_ends_with_the_blockin
     assert!(known.iter().any(|k| said.contains(k)), "{said}");
     let from_task = result_of(&tasks, &id).await;
     assert_eq!(from_task.is_error, Some(false), "{from_task:?}");
-    let blocking = call(&plain, "execute_claude", args).await.unwrap();
+    let blocking = call_ok(&plain, "execute_claude", args).await;
     assert_eq!(timeless(from_task), timeless(blocking));
     assert_eq!(job_of(&tasks, &id).await["kind"], "claude");
     tasks.cancel().await.unwrap();
