@@ -197,11 +197,11 @@ pub(super) struct Recorder {
 impl Recorder {
     /// A recorder for `job`, whose run has just started.
     pub(super) fn new(job: Arc<Job>) -> Recorder {
-        let (tracker, failure) = (Tracker::new(), None);
+        let tracker = Tracker::new();
         Recorder {
             job,
             tracker,
-            failure,
+            failure: None,
         }
     }
 }
@@ -215,6 +215,7 @@ impl Observer for Recorder {
             }
             // The client's deadline ends the run as timed out; other errors leave its end unknown.
             Err(Error::Timeout { after }) => {
+                self.failure = None;
                 let _ = self.tracker.error(Error::Timeout { after: *after });
             }
             Err(e) => self.failure = Some(e.to_string()),
