@@ -1,9 +1,10 @@
 //! Background jobs: executions detached from any caller, kept in a registry to be polled later.
 //!
 //! An agent starts a long build or a fresh Claude, does other work, and comes back for its status
-//! and output. A run a caller waits for itself can be a job too ([`Jobs::call`]: an MCP
-//! task is one), so it is listed and read like the others. Each job keeps a bounded window of its output (the oldest part is dropped and
-//! counted) and can also append everything to a file, so nothing is lost.
+//! and output. A run a caller waits for itself can be a job too ([`Jobs::call`]; an MCP task is
+//! one), listed and read like the others. Each job keeps a bounded window of its output (the
+//! oldest part is dropped and counted) and can also append everything to a file, so nothing is
+//! lost.
 //!
 //! ```no_run
 //! use std::time::Duration;
