@@ -335,14 +335,18 @@ impl Actor {
                 )
                 .await;
             }
+            Cmd::Input { run, params, reply } => {
+                if !self.is_live(run) {
+                    let _ = reply.send(Err(Error::NoProcess {
+                        message: "the run has ended".into(),
+                    }));
+                    return;
+                }
+                self.request(|id| Request::input(&params, id), Pending::Control { reply })
+                    .await;
+            }
             Cmd::Control { run, kind, reply } => {
-                let live = self.ws.is_some()
-                    && self.closing.is_none()
-                    && self
-                        .run
-                        .as_ref()
-                        .is_some_and(|r| r.shared.id == run && !r.service_done);
-                if !live {
+                if !self.is_live(run) {
                     let _ = reply.send(Err(Error::NoProcess {
                         message: "the run has ended".into(),
                     }));
@@ -372,6 +376,16 @@ impl Actor {
                 self.start_close().await;
             }
         }
+    }
+
+    /// Whether run `run` is the current one and still running at the service.
+    fn is_live(&self, run: u64) -> bool {
+        self.ws.is_some()
+            && self.closing.is_none()
+            && self
+                .run
+                .as_ref()
+                .is_some_and(|r| r.shared.id == run && !r.service_done)
     }
 
     /// Nobody will read the run any more: cancel it and drop its events.
