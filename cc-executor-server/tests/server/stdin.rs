@@ -150,22 +150,25 @@ async fn a_pty_run_has_a_terminal_and_merges_its_output() {
 }
 
 #[tokio::test]
-async fn a_pty_repl_answers_and_ends_on_eof() {
+async fn a_pty_repl_answers_and_ctrl_d_ends_a_reader() {
     let server = server().await;
     let mut c = Client::connect(&server.url()).await;
     start(&mut c, json!({"command": "python3 -i -q", "pty": true})).await;
     input(&mut c, json!({"data": "6*7\n"}), 2).await;
-    // The answer, then the next prompt: Ctrl-D means end of file only once the REPL reads
-    // the terminal again (sent while it computes, the line discipline would hold it).
-    until_output_is(&mut c, |seen| {
-        seen.find("42").is_some_and(|at| seen[at..].contains(">>> "))
-    })
-    .await;
-    // Ctrl-D on the terminal ends the REPL.
-    input(&mut c, json!({"eof": true}), 3).await;
+    until_output(&mut c, "42\r\n").await;
+    input(&mut c, json!({"data": "exit()\n"}), 3).await;
     let frames = c.until_completed().await;
     let done = frames.last().unwrap();
     assert_eq!(done["params"]["exit_code"], 0, "{done}");
+    // `eof` on a terminal is Ctrl-D: a command reading it to its end finishes.
+    start(&mut c, json!({"command": "cat; echo cat-done", "pty": true})).await;
+    input(&mut c, json!({"data": "line\n"}), 4).await;
+    // The terminal echoes the line, then cat writes it.
+    until_output_is(&mut c, |seen| seen.matches("line").count() == 2).await;
+    input(&mut c, json!({"eof": true}), 5).await;
+    let frames = c.until_completed().await;
+    assert!(output_of(&frames, "stdout").contains("cat-done"));
+    assert_eq!(frames.last().unwrap()["params"]["exit_code"], 0);
     server.shutdown().await;
 }
 
