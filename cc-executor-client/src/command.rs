@@ -96,8 +96,9 @@ impl Command {
         self
     }
 
-    /// Write `text` (at most 1 MiB) to the command's stdin as soon as it starts, then close it.
-    /// Needs a service that advertises [`capability::STDIN`].
+    /// Write `text` (at most 1 MiB) to the command's stdin as soon as it starts, then close it
+    /// (unless [`Command::stdin_pipe`] keeps it open). Needs a service that advertises
+    /// [`capability::STDIN`].
     pub fn stdin(mut self, text: impl Into<String>) -> Self {
         self.stdin_text = Some(text.into());
         self

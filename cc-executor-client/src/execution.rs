@@ -128,7 +128,8 @@ impl Execution {
         if let Some(text) = cmd.stdin_text {
             // Not awaited: the answer comes behind the run's output, which nobody reads yet.
             // A command that ends without reading it makes the write fail, which is its business.
-            let params = InputParams { data: text, eof: true };
+            let eof = !cmd.stdin_pipe;
+            let params = InputParams { data: text, eof };
             drop(execution.controller().send_input(params));
         }
         Ok(execution)
