@@ -178,7 +178,11 @@ impl Command {
                 "the timeout is zero; give a positive timeout, or none",
             ));
         }
-        if self.stdin_text.as_ref().is_some_and(|t| t.len() > MAX_PENDING_INPUT) {
+        if self
+            .stdin_text
+            .as_ref()
+            .is_some_and(|t| t.len() > MAX_PENDING_INPUT)
+        {
             return Err(invalid(
                 "the stdin text is larger than 1 MiB; pass a file path to the command instead",
             ));

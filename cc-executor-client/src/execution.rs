@@ -395,11 +395,7 @@ impl Controller {
     }
 
     /// The answer to a request sent on the run's behalf, within the request timeout.
-    async fn answer(
-        &self,
-        rx: oneshot::Receiver<Result<()>>,
-        method: &'static str,
-    ) -> Result<()> {
+    async fn answer(&self, rx: oneshot::Receiver<Result<()>>, method: &'static str) -> Result<()> {
         match tokio::time::timeout(self.request_timeout, rx).await {
             Ok(answer) => answer.map_err(|_| Error::NoProcess {
                 message: "the run has ended".into(),

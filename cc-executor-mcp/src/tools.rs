@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use cc_executor_client::capture::{BoundedOutcome, OutputCapture};
 use cc_executor_client::claude::{BoundedResult, ClaudeCommand};
-use cc_executor_client::jobs::{JobId, JobReport, Jobs, OutputPage, OutputQuery};
+use cc_executor_client::jobs::{JobId, JobInput, JobReport, Jobs, NewJob, OutputPage, OutputQuery};
 use cc_executor_client::jobs::{WaitProgress, WaitReport, WaitRequest};
 use cc_executor_client::output_dir::{OutputFiles, OutputKind};
 use cc_executor_client::{progress, schema, Command, Error};
@@ -18,8 +18,6 @@ use serde::{Deserialize, Serialize};
 
 /// How long a canceled run may take to report its end before the call gives up on it.
 const CANCEL_WAIT: Duration = Duration::from_secs(20);
-const ONE_JOB: &str = "Give exactly one of `command` (a shell command line) and `claude` (an \
-                       object with a `prompt`).";
 
 /// A tool error. Tools answer `Result<Json<T>, Fail>` and take `Parameters<T>`, spelled out: rmcp
 /// reads the schemas from the signature.
@@ -36,23 +34,6 @@ pub struct Executor {
     pub max_output: usize,
     /// Where whole outputs are saved, and for how long.
     pub outputs: OutputFiles,
-}
-
-/// Input of `job_start`: exactly one of `command` and `claude`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewJob {
-    /// Shell command line to run in the background (the service's shell, in its own process group).
-    pub command: Option<String>,
-    /// A fresh `claude -p` instance to run in the background. Its own `timeout_secs` and `cwd`
-    /// take precedence over the ones beside it.
-    pub claude: Option<ClaudeCommand>,
-    /// Seconds before the job's process group is killed (default: the server's default timeout).
-    #[serde(default, alias = "timeout", deserialize_with = "schema::timeout_secs")]
-    #[schemars(with = "Option<u64>")]
-    pub timeout_secs: Option<Duration>,
-    /// Working directory of the job (default: the service's working directory).
-    pub cwd: Option<String>,
 }
 
 /// A job to act on.
@@ -80,6 +61,7 @@ impl Executor {
     /// Run a shell command (with the service's shell: bash by default) in its own process group
     /// and return its exit code, stdout and stderr. Long output is cut to its head and tail, and
     /// the whole output is saved to `output_file`. Sends progress with the latest output line.
+    /// `stdin` gives the command text to read; `pty: true` runs it on a terminal.
     /// isError is set for a non-zero exit, a timeout, a refused command or a rate limit.
     #[tool]
     async fn execute(
@@ -96,7 +78,7 @@ impl Executor {
         let out = self.drive(&ctx, || latest.take(), run).await?;
         match out.not_run {
             Some(_) => Err(text_error(out.notes().concat())),
-            None => reply(out.notes(), out),
+            None => reply(out.notes(), out.without_ansi()),
         }
     }
 
@@ -127,29 +109,27 @@ impl Executor {
     /// and options as for execute_claude) as a background job and return its integer `id` at
     /// once. The job keeps running after this call; its whole output goes to `output_file`.
     /// Follow it with job_status, job_output, job_wait; control it with job_pause, job_resume,
-    /// job_cancel.
+    /// job_cancel; talk to it with job_input (start it with `stdin`, `pty` or an interactive
+    /// `claude`).
     #[tool]
     async fn job_start(&self, Parameters(p): Parameters<NewJob>) -> Result<Json<JobReport>, Fail> {
         // The registry saves the output under the server's output policy.
-        let (timeout, cwd) = (p.timeout_secs, p.cwd);
-        let started = match (p.command, p.claude) {
-            (Some(line), None) => {
-                let cmd = cwd.into_iter().fold(Command::new(line), Command::cwd);
-                let cmd = timeout.into_iter().fold(cmd, Command::timeout);
-                self.jobs.start(cmd).await
-            }
-            (None, Some(c)) => {
-                let c = cwd.into_iter().fold(c, ClaudeCommand::or_cwd);
-                let c = timeout.into_iter().fold(c, ClaudeCommand::or_timeout);
-                self.jobs.start_claude(c).await
-            }
-            _ => return Err(text_error(ONE_JOB)),
-        };
-        self.report(started.map_err(err)?)
+        self.report(self.jobs.start_new(p).await.map_err(err)?)
+    }
+
+    /// Send `text` to a running job: to a command's stdin (include the newline a program waits
+    /// for) or as a user message to an interactive Claude job; `eof: true` then closes its input.
+    #[tool]
+    async fn job_input(
+        &self,
+        Parameters(p): Parameters<JobInput>,
+    ) -> Result<Json<JobReport>, Fail> {
+        self.report(self.jobs.input(p).await.map_err(err)?)
     }
 
     /// Status of a background job: state, exit code, output size, output file and notes; for a
-    /// finished Claude job also its final result (answer, session id, cost).
+    /// Claude job also its latest assistant text and, once finished, its final result (answer,
+    /// session id, cost).
     #[tool]
     async fn job_status(&self, Parameters(p): Parameters<JobRef>) -> Result<Json<JobReport>, Fail> {
         self.report(JobId(p.id))
@@ -166,7 +146,8 @@ impl Executor {
         &self,
         Parameters(p): Parameters<OutputQuery>,
     ) -> Result<Json<OutputPage>, Fail> {
-        self.jobs.read(&p, self.max_output).map(Json).map_err(err)
+        let page = self.jobs.read(&p, self.max_output);
+        page.map(|p| Json(p.without_ansi())).map_err(err)
     }
 
     /// Wait until a background job (`id`) ends, or one of several (`ids`, `mode: "any"`) or all

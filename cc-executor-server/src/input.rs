@@ -117,7 +117,8 @@ async fn write(pipe: StdinPipe, queue: Arc<Mutex<Queue>>, wake: Arc<Notify>) {
         let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
         if written.is_err() {
             // EPIPE or EIO: nothing reads the command's stdin any more.
-            q.closed.get_or_insert("stdin is closed: the command no longer reads it");
+            q.closed
+                .get_or_insert("stdin is closed: the command no longer reads it");
             q.chunks.clear();
             q.pending = 0;
             return;

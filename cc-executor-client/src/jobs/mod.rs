@@ -23,6 +23,7 @@ mod query;
 mod registry;
 mod report;
 mod wait;
+mod spec;
 mod window;
 
 use std::fmt;
@@ -40,6 +41,7 @@ use crate::output_dir::{OutputFiles, OutputKind};
 
 pub use query::{OutputFormat, OutputLine, OutputQuery};
 pub use report::JobReport;
+pub use spec::{JobInput, NewJob};
 pub use wait::{WaitMode, WaitProgress, WaitReport, WaitRequest};
 
 use job::{lock, Job};
@@ -221,6 +223,17 @@ pub struct OutputPage {
     /// also those past the size limit.
     #[cfg_attr(feature = "schema", serde(skip_serializing_if = "Option::is_none"))]
     pub match_count: Option<u64>,
+}
+
+impl OutputPage {
+    /// The page with its text free of terminal escape sequences ([`crate::strip_ansi`]), for a
+    /// reader; offsets still count the raw bytes.
+    pub fn without_ansi(mut self) -> Self {
+        if let std::borrow::Cow::Owned(plain) = crate::strip_ansi(&self.data) {
+            self.data = plain;
+        }
+        self
+    }
 }
 
 /// Limits of a [`Jobs`] registry.
@@ -565,7 +578,12 @@ impl Jobs {
     pub fn report(&self, id: JobId, answer_limit: usize) -> Result<JobReport> {
         let mut report = JobReport::from(self.status(id)?);
         let status = &report.status;
-        if status.kind != JobKind::Claude || !status.state.is_finished() {
+        if status.kind != JobKind::Claude {
+            return Ok(report);
+        }
+        let latest = self.latest_assistant_text(id)?;
+        report.assistant = latest.map(|t| crate::text::bound(&t, answer_limit).0);
+        if !status.state.is_finished() {
             return Ok(report);
         }
         match self.claude_result(id)? {
@@ -579,6 +597,16 @@ impl Jobs {
             None => report.notes.push(report::CLAUDE_WITHOUT_RESULT.to_owned()),
         }
         Ok(report)
+    }
+
+    /// The latest assistant text in a Claude job's recent output.
+    fn latest_assistant_text(&self, id: JobId) -> Result<Option<String>> {
+        let page = self.tail(id, 256 * 1024)?;
+        let mut texts = page.data.lines().rev().map(crate::claude::parse_line);
+        Ok(texts.find_map(|event| match event {
+            crate::claude::ClaudeEvent::Assistant(m) => Some(m.text()).filter(|t| !t.is_empty()),
+            _ => None,
+        }))
     }
 
     /// Keep the registry tidy: evict finished jobs past their time (releasing their output

@@ -122,7 +122,9 @@ async fn input_nobody_reads_is_bounded_at_one_mib() {
     // The session is still fine and the run ends as usual.
     c.control("CANCEL", 5).await;
     c.until_completed().await;
-    wait_group_gone(pgid, Duration::from_secs(10)).await.unwrap();
+    wait_group_gone(pgid, Duration::from_secs(10))
+        .await
+        .unwrap();
     server.shutdown().await;
 }
 
@@ -161,7 +163,11 @@ async fn a_pty_repl_answers_and_ctrl_d_ends_a_reader() {
     let done = frames.last().unwrap();
     assert_eq!(done["params"]["exit_code"], 0, "{done}");
     // `eof` on a terminal is Ctrl-D: a command reading it to its end finishes.
-    start(&mut c, json!({"command": "cat; echo cat-done", "pty": true})).await;
+    start(
+        &mut c,
+        json!({"command": "cat; echo cat-done", "pty": true}),
+    )
+    .await;
     input(&mut c, json!({"data": "line\n"}), 4).await;
     // The terminal echoes the line, then cat writes it.
     until_output_is(&mut c, |seen| seen.matches("line").count() == 2).await;
@@ -186,7 +192,9 @@ async fn a_pty_run_still_ends_as_one_group() {
     c.control("CANCEL", 2).await;
     let frames = c.until_completed().await;
     assert_eq!(frames.last().unwrap()["params"]["status"], "canceled");
-    wait_group_gone(pgid, Duration::from_secs(10)).await.unwrap();
+    wait_group_gone(pgid, Duration::from_secs(10))
+        .await
+        .unwrap();
     // And when the session ends under a running pty command.
     let mut c = Client::connect(&server.url()).await;
     let pgid = start(
@@ -196,6 +204,8 @@ async fn a_pty_run_still_ends_as_one_group() {
     .await;
     until_output(&mut c, "up").await;
     c.vanish();
-    wait_group_gone(pgid, Duration::from_secs(10)).await.unwrap();
+    wait_group_gone(pgid, Duration::from_secs(10))
+        .await
+        .unwrap();
     server.shutdown().await;
 }
