@@ -118,7 +118,14 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<State>, guard: SessionGu
             ConnectedParams {
                 session_id: session.id.to_string(),
                 version: PROTOCOL_VERSION.to_owned(),
-                capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
+                capabilities: CAPABILITIES
+                    .iter()
+                    .filter(|c| {
+                        state.config.accept_input
+                            || ![capability::STDIN, capability::PTY].contains(c)
+                    })
+                    .map(|c| (*c).to_owned())
+                    .collect(),
                 shell: state.config.reported_shell(),
             },
         )
@@ -384,6 +391,10 @@ impl Session {
                 return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
             }
         };
+        if stdio != process::Stdio::Null && !self.state.config.accept_input {
+            let msg = "This service does not accept input for commands: run it without stdin or pty";
+            return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
+        }
         if run.as_ref().is_some_and(RunHandle::reported) {
             // Its `process.completed` is out; the task is only finishing: let it end alone.
             *run = None;

@@ -209,3 +209,26 @@ async fn a_pty_run_still_ends_as_one_group() {
         .unwrap();
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_service_may_refuse_input() {
+    let server = cc_executor_server::Server::builder()
+        .accept_input(false)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let mut c = Client::connect(&server.url()).await;
+    let caps = c.connected["params"]["capabilities"].as_array().unwrap();
+    assert!(!caps.iter().any(|c| c == "stdin" || c == "pty"), "{caps:?}");
+    for params in [
+        json!({"command": "cat", "stdin": "pipe"}),
+        json!({"command": "cat", "pty": true}),
+    ] {
+        c.execute(params, 1).await;
+        let answer = c.frame().await;
+        assert_eq!(answer["error"]["code"], -32603, "{answer}");
+    }
+    let frames = c.run("echo still-fine").await;
+    assert_eq!(output_of(&frames, "stdout"), "still-fine\n");
+    server.shutdown().await;
+}
