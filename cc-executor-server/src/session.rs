@@ -392,7 +392,8 @@ impl Session {
             }
         };
         if stdio != process::Stdio::Null && !self.state.config.accept_input {
-            let msg = "This service does not accept input for commands: run it without stdin or pty";
+            let msg =
+                "This service does not accept input for commands: run it without stdin or pty";
             return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
         }
         if run.as_ref().is_some_and(RunHandle::reported) {

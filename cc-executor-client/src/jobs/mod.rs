@@ -22,8 +22,8 @@ mod job;
 mod query;
 mod registry;
 mod report;
-mod wait;
 mod spec;
+mod wait;
 mod window;
 
 use std::fmt;

@@ -8,4 +8,5 @@ mod claude;
 mod cli;
 mod execute;
 mod jobs;
+mod stdin;
 mod support;

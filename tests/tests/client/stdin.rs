@@ -32,16 +32,21 @@ async fn a_pipe_takes_writes_until_closed() {
             .await
             .unwrap();
         let want = format!("got:{word}\n");
-        next_matching(&mut run, "the echo", |e| {
-            matches!(e, OutputEvent::Output { data, .. } if *data == want)
-        })
+        next_matching(
+            &mut run,
+            "the echo",
+            |e| matches!(e, OutputEvent::Output { data, .. } if *data == want),
+        )
         .await;
     }
     bounded("close", ctl.close_stdin()).await.unwrap();
     // Closed: no more input.
     let again = bounded("write after close", ctl.write_stdin("x")).await;
     assert!(
-        matches!(again, Err(Error::StdinClosed { .. } | Error::NoProcess { .. })),
+        matches!(
+            again,
+            Err(Error::StdinClosed { .. } | Error::NoProcess { .. })
+        ),
         "{again:?}"
     );
     let events = collect(run).await;
@@ -56,7 +61,10 @@ async fn a_run_without_stdin_refuses_writes() {
     let (run, _) = start_run(&client, "sleep 30").await;
     let ctl = run.controller();
     let refused = bounded("write", ctl.write_stdin("x")).await;
-    assert!(matches!(refused, Err(Error::StdinClosed { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::StdinClosed { .. })),
+        "{refused:?}"
+    );
     drop(run);
     server.shutdown().await;
 }
@@ -92,7 +100,12 @@ async fn a_service_without_input_gives_a_typed_error_before_sending() {
     let (run, _) = start_run(&client, "sleep 30").await;
     let refused = bounded("write", run.controller().write_stdin("x")).await;
     assert!(
-        matches!(refused, Err(Error::Unsupported { capability: "stdin" })),
+        matches!(
+            refused,
+            Err(Error::Unsupported {
+                capability: "stdin"
+            })
+        ),
         "{refused:?}"
     );
     drop(run);
