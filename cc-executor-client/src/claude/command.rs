@@ -709,4 +709,32 @@ mod tests {
         assert_eq!(plain.get_timeout(), None);
         assert_eq!(plain.cwd, None);
     }
+
+    #[test]
+    fn interactive_sends_the_prompt_on_stdin() {
+        let cmd = ClaudeCommand::new("first \"task\"").interactive();
+        assert_eq!(
+            cmd.to_args(),
+            [
+                "-p",
+                "--verbose",
+                "--output-format",
+                "stream-json",
+                "--input-format",
+                "stream-json"
+            ]
+        );
+        assert!(!cmd.to_command_line().contains("/dev/null"));
+        let command: Command = cmd.into();
+        assert!(command.stdin_pipe);
+        let line = command.get_stdin().unwrap();
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["type"], "user");
+        assert_eq!(v["message"]["role"], "user");
+        assert_eq!(v["message"]["content"][0]["text"], "first \"task\"");
+        assert!(ClaudeCommand::new("x")
+            .to_command_line()
+            .ends_with("< /dev/null"));
+    }
 }
