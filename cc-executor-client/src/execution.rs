@@ -380,6 +380,15 @@ impl Controller {
                 capability: capability::STDIN,
             });
         }
+        self.send(|run, reply| Cmd::Input { run, params, reply })
+    }
+
+    /// Send the request `make` builds for this run (unless it is over); the receiver of its
+    /// answer.
+    fn send(
+        &self,
+        make: impl FnOnce(u64, oneshot::Sender<Result<()>>) -> Cmd,
+    ) -> Result<oneshot::Receiver<Result<()>>> {
         let no_process = || Error::NoProcess {
             message: "the run has ended".into(),
         };
@@ -388,8 +397,7 @@ impl Controller {
         }
         let tx = self.conn.upgrade().ok_or_else(no_process)?;
         let (reply, rx) = oneshot::channel();
-        let run = self.run.id;
-        tx.send(Cmd::Input { run, params, reply })
+        tx.send(make(self.run.id, reply))
             .map_err(|_| no_process())?;
         Ok(rx)
     }
@@ -424,21 +432,7 @@ impl Controller {
     }
 
     async fn control(&self, kind: ControlType) -> Result<()> {
-        let no_process = || Error::NoProcess {
-            message: "the run has ended".into(),
-        };
-        if self.is_finished() {
-            return Err(no_process());
-        }
-        let tx = self.conn.upgrade().ok_or_else(no_process)?;
-        let (reply, rx) = oneshot::channel();
-        tx.send(Cmd::Control {
-            run: self.run.id,
-            kind,
-            reply,
-        })
-        .map_err(|_| no_process())?;
-        drop(tx);
+        let rx = self.send(|run, reply| Cmd::Control { run, kind, reply })?;
         self.answer(rx, crate::protocol::method::CONTROL).await
     }
 }

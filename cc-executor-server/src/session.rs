@@ -473,12 +473,10 @@ impl Session {
     /// `input`: text for the running command's stdin. It is only ever data for the command:
     /// never parsed, never run, whatever the allowlist.
     async fn input(&self, run: &mut Option<RunHandle>, id: Option<Id>, params: Option<Value>) {
-        let p: InputParams = match serde_json::from_value(params.unwrap_or(Value::Null)) {
+        let decoded = serde_json::from_value::<InputParams>(params.unwrap_or(Value::Null));
+        let p = match decoded.map_err(|e| format!("Invalid params for input: {e}")) {
             Ok(p) => p,
-            Err(e) => {
-                let msg = format!("Invalid params for input: {e}");
-                return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
-            }
+            Err(msg) => return self.reply_error(id, code::INTERNAL_ERROR, msg).await,
         };
         let Some(r) = run.as_ref().filter(|r| !r.reported()) else {
             return self

@@ -336,22 +336,15 @@ impl Actor {
                 .await;
             }
             Cmd::Input { run, params, reply } => {
-                if !self.is_live(run) {
-                    let _ = reply.send(Err(Error::NoProcess {
-                        message: "the run has ended".into(),
-                    }));
-                    return;
+                if let Some(reply) = self.live_or_answer(run, reply) {
+                    self.request(|id| Request::input(&params, id), Pending::Control { reply })
+                        .await;
                 }
-                self.request(|id| Request::input(&params, id), Pending::Control { reply })
-                    .await;
             }
             Cmd::Control { run, kind, reply } => {
-                if !self.is_live(run) {
-                    let _ = reply.send(Err(Error::NoProcess {
-                        message: "the run has ended".into(),
-                    }));
+                let Some(reply) = self.live_or_answer(run, reply) else {
                     return;
-                }
+                };
                 if kind == ControlType::Cancel {
                     if let Some(r) = &self.run {
                         r.mark_cancel_sent();
@@ -378,14 +371,26 @@ impl Actor {
         }
     }
 
-    /// Whether run `run` is the current one and still running at the service.
-    fn is_live(&self, run: u64) -> bool {
-        self.ws.is_some()
+    /// `reply` back when run `run` is the current one and still running at the service;
+    /// otherwise it is answered with [`Error::NoProcess`] here.
+    fn live_or_answer(
+        &self,
+        run: u64,
+        reply: oneshot::Sender<crate::Result<()>>,
+    ) -> Option<oneshot::Sender<crate::Result<()>>> {
+        let live = self.ws.is_some()
             && self.closing.is_none()
             && self
                 .run
                 .as_ref()
-                .is_some_and(|r| r.shared.id == run && !r.service_done)
+                .is_some_and(|r| r.shared.id == run && !r.service_done);
+        if !live {
+            let _ = reply.send(Err(Error::NoProcess {
+                message: "the run has ended".into(),
+            }));
+            return None;
+        }
+        Some(reply)
     }
 
     /// Nobody will read the run any more: cancel it and drop its events.

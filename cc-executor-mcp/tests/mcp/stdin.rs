@@ -4,8 +4,14 @@
 
 use crate::jobs::{job, start_job};
 use crate::support::*;
-use serde_json::json;
+use rmcp::model::CallToolResult;
+use serde_json::{json, Value};
 use tests::service::ServiceProcess;
+
+/// Call `execute` with `args`.
+async fn execute(mcp: &Mcp, args: Value) -> CallToolResult {
+    call(mcp, "execute", args).await.unwrap()
+}
 
 #[tokio::test]
 async fn job_input_reaches_stdin_and_eof_ends_the_job() {
@@ -44,19 +50,11 @@ async fn job_input_reaches_stdin_and_eof_ends_the_job() {
 #[tokio::test]
 async fn execute_feeds_stdin_text() {
     let mcp = start(&[], &[]).await;
-    let r = call(
-        &mcp,
-        "execute",
-        json!({"command": "wc -c", "stdin": "hello wörld\n"}),
-    )
-    .await
-    .unwrap();
+    let r = execute(&mcp, json!({"command": "wc -c", "stdin": "hello wörld\n"})).await;
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
     assert_eq!(structured(&r)["stdout"].as_str().unwrap().trim(), "13");
     // Without it, stdin is empty: `cat` ends at once.
-    let r = call(&mcp, "execute", json!({"command": "cat; echo end"}))
-        .await
-        .unwrap();
+    let r = execute(&mcp, json!({"command": "cat; echo end"})).await;
     assert_eq!(structured(&r)["stdout"], "end\n");
     mcp.cancel().await.unwrap();
 }
@@ -90,9 +88,7 @@ async fn tools_return_text_without_escapes_and_files_keep_them() {
     let out_dir = private_dir();
     let mcp = start(&["--output-dir", out_dir.path().to_str().unwrap()], &[]).await;
     let colored = r"printf '\033[1;31mred\033[0m plain\n'";
-    let r = call(&mcp, "execute", json!({ "command": colored }))
-        .await
-        .unwrap();
+    let r = execute(&mcp, json!({ "command": colored })).await;
     assert_eq!(structured(&r)["stdout"], "red plain\n");
     let s = start_job(&mcp, json!({ "command": colored })).await;
     let done = job(&mcp, "job_wait", json!({"id": s["id"], "timeout_secs": 60})).await;
@@ -108,9 +104,7 @@ async fn tools_return_text_without_escapes_and_files_keep_them() {
 async fn a_service_without_stdin_gets_a_typed_error_not_a_hang() {
     let service = ServiceProcess::start_with(&["--no-input"], &[]).await;
     let mcp = start(&["--url", &service.url], &[]).await;
-    let r = call(&mcp, "execute", json!({"command": "cat", "stdin": "x"}))
-        .await
-        .unwrap();
+    let r = execute(&mcp, json!({"command": "cat", "stdin": "x"})).await;
     assert_eq!(r.is_error, Some(true));
     assert!(
         text(&r).contains("does not support `stdin`"),
