@@ -229,8 +229,11 @@ impl OutputPage {
     /// The page with its text free of terminal escape sequences ([`crate::strip_ansi`]), for a
     /// reader; offsets still count the raw bytes.
     pub fn without_ansi(mut self) -> Self {
-        if let std::borrow::Cow::Owned(plain) = crate::strip_ansi(&self.data) {
-            self.data = plain;
+        let lines = self.lines.iter_mut().flatten().map(|l| &mut l.line);
+        for text in std::iter::once(&mut self.data).chain(lines) {
+            if let std::borrow::Cow::Owned(plain) = crate::strip_ansi(text) {
+                *text = plain;
+            }
         }
         self
     }
