@@ -222,3 +222,19 @@ async fn a_service_may_refuse_input() {
     assert_eq!(output_of(&frames, "stdout"), "still-fine\n");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn input_is_data_even_under_an_allowlist() {
+    let server = cc_executor_server::Server::builder()
+        .allowed_commands(["cat"])
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let mut c = Client::connect(&server.url()).await;
+    start(&mut c, json!({"command": "cat", "stdin": "pipe"})).await;
+    let line = "rm -rf / ; $(touch pwned) `id`\n";
+    input(&mut c, json!({"data": line, "eof": true}), 2).await;
+    let frames = c.until_completed().await;
+    assert_eq!(output_of(&frames, "stdout"), line);
+    server.shutdown().await;
+}
