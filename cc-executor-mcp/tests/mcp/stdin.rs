@@ -56,6 +56,10 @@ async fn execute_feeds_stdin_text() {
     // Without it, stdin is empty: `cat` ends at once.
     let r = execute(&mcp, json!({"command": "cat; echo end"})).await;
     assert_eq!(structured(&r)["stdout"], "end\n");
+    // On a terminal: stdout and stderr merged, line ends without the terminal's `\r`.
+    let on_pty = json!({"command": "test -t 0 && echo tty && echo err >&2", "pty": true});
+    let r = execute(&mcp, on_pty).await;
+    assert_eq!(structured(&r)["stdout"], "tty\nerr\n", "{}", text(&r));
     mcp.cancel().await.unwrap();
 }
 
