@@ -248,6 +248,17 @@ pub struct BoundedOutcome {
 }
 
 impl BoundedOutcome {
+    /// The outcome with stdout and stderr free of terminal escape sequences
+    /// ([`crate::strip_ansi`]), for a reader; the output file keeps the raw bytes.
+    pub fn without_ansi(mut self) -> Self {
+        for text in [&mut self.output.stdout, &mut self.output.stderr] {
+            if let std::borrow::Cow::Owned(plain) = crate::strip_ansi(text) {
+                *text = plain;
+            }
+        }
+        self
+    }
+
     /// Whether the run completed with exit code 0.
     pub fn success(&self) -> bool {
         self.not_run.is_none() && self.status.success() && self.exit_code == Some(0)

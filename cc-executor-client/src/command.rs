@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::protocol::ExecuteParams;
+use crate::protocol::{capability, ExecuteParams, PtySize, StdinMode, MAX_PENDING_INPUT};
 
 /// Timeouts longer than this (about 100 years) are no bound at all: they are neither sent nor
 /// enforced, so that no clock arithmetic, here or in the service, can overflow.
@@ -13,7 +13,8 @@ const UNBOUNDED: Duration = Duration::from_secs(100 * 365 * 86_400);
 /// A command line to run with the service's shell (`<shell> -c`, bash by default), and how to run it.
 ///
 /// With the `schema` feature it deserializes from what a tool takes: `command`, `timeout_secs`
-/// (at least 1; `timeout` is accepted too) and `cwd`; other fields are refused.
+/// (at least 1; `timeout` is accepted too), `cwd`, `stdin` (text) and `pty`; other fields are
+/// refused.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "schema", derive(serde::Deserialize, schemars::JsonSchema))]
 #[cfg_attr(feature = "schema", serde(deny_unknown_fields))]
@@ -32,6 +33,19 @@ pub struct Command {
     /// Working directory of the command (default: the service's working directory).
     #[cfg_attr(feature = "schema", serde(default))]
     pub(crate) cwd: Option<PathBuf>,
+    /// Text written to the command's stdin, which is then closed (at most 1 MiB; default: stdin
+    /// is empty, /dev/null).
+    #[cfg_attr(feature = "schema", serde(default, rename = "stdin"))]
+    pub(crate) stdin_text: Option<String>,
+    /// Keep stdin open for writes while the command runs.
+    #[cfg_attr(feature = "schema", serde(skip))]
+    pub(crate) stdin_pipe: bool,
+    /// Run on a pseudo-terminal (120×40): for programs that insist on one (REPLs, prompts).
+    /// stdout and stderr arrive merged; ANSI escapes are stripped from what is returned.
+    #[cfg_attr(feature = "schema", serde(default))]
+    pub(crate) pty: bool,
+    #[cfg_attr(feature = "schema", serde(skip))]
+    pub(crate) pty_size: Option<PtySize>,
     #[cfg_attr(feature = "schema", serde(skip))]
     pub(crate) raw_chunks: bool,
 }
@@ -43,6 +57,10 @@ impl Command {
             line: line.into(),
             timeout: None,
             cwd: None,
+            stdin_text: None,
+            stdin_pipe: false,
+            pty: false,
+            pty_size: None,
             raw_chunks: false,
         }
     }
@@ -68,6 +86,41 @@ impl Command {
         self
     }
 
+    /// Keep the command's stdin open: write to it with
+    /// [`Controller::write_stdin`](crate::Controller::write_stdin) and close it with
+    /// [`Controller::close_stdin`](crate::Controller::close_stdin). Without it (or
+    /// [`Command::stdin`], or [`Command::pty`]) stdin is `/dev/null`. Needs a service that
+    /// advertises [`capability::STDIN`], else running it fails with [`Error::Unsupported`].
+    pub fn stdin_pipe(mut self) -> Self {
+        self.stdin_pipe = true;
+        self
+    }
+
+    /// Write `text` (at most 1 MiB) to the command's stdin as soon as it starts, then close it
+    /// (unless [`Command::stdin_pipe`] keeps it open). Needs a service that advertises
+    /// [`capability::STDIN`].
+    pub fn stdin(mut self, text: impl Into<String>) -> Self {
+        self.stdin_text = Some(text.into());
+        self
+    }
+
+    /// Run the command on a pseudo-terminal of 120×40 (see [`Command::pty_size`]): stdout and
+    /// stderr arrive merged as stdout, and its stdin is the terminal (write to it with
+    /// [`Controller::write_stdin`](crate::Controller::write_stdin);
+    /// [`Controller::close_stdin`](crate::Controller::close_stdin) sends Ctrl-D). Needs a
+    /// service that advertises [`capability::PTY`].
+    pub fn pty(mut self) -> Self {
+        self.pty = true;
+        self
+    }
+
+    /// Run on a pseudo-terminal of `cols` columns and `rows` rows (see [`Command::pty`]).
+    pub fn pty_size(mut self, cols: u16, rows: u16) -> Self {
+        self.pty = true;
+        self.pty_size = Some(PtySize { cols, rows });
+        self
+    }
+
     /// Yield long lines as the service's raw chunks ([`crate::OutputEvent::Output`] with
     /// `chunk: Some(..)`) instead of reassembling them into one event.
     pub fn raw_chunks(mut self, raw: bool) -> Self {
@@ -90,6 +143,21 @@ impl Command {
         self.cwd.as_deref()
     }
 
+    /// The text written to stdin at the start, if any.
+    pub fn get_stdin(&self) -> Option<&str> {
+        self.stdin_text.as_deref()
+    }
+
+    /// Whether stdin stays open for writes ([`Command::stdin_pipe`] or [`Command::pty`]).
+    pub fn has_stdin(&self) -> bool {
+        self.stdin_pipe || self.stdin_text.is_some() || self.pty
+    }
+
+    /// Whether the command runs on a pseudo-terminal.
+    pub fn get_pty(&self) -> bool {
+        self.pty
+    }
+
     /// Whether long lines are yielded as raw chunks.
     pub fn get_raw_chunks(&self) -> bool {
         self.raw_chunks
@@ -110,7 +178,27 @@ impl Command {
                 "the timeout is zero; give a positive timeout, or none",
             ));
         }
+        if self
+            .stdin_text
+            .as_ref()
+            .is_some_and(|t| t.len() > MAX_PENDING_INPUT)
+        {
+            return Err(invalid(
+                "the stdin text is larger than 1 MiB; pass a file path to the command instead",
+            ));
+        }
+        if self.pty_size.is_some_and(|s| s.cols == 0 || s.rows == 0) {
+            return Err(invalid("the terminal needs at least 1 column and 1 row"));
+        }
         Ok(())
+    }
+
+    /// The capability the service must advertise to run this command, if it lacks one.
+    pub(crate) fn missing_capability(&self, has: impl Fn(&str) -> bool) -> Option<&'static str> {
+        if self.pty && !has(capability::PTY) {
+            return Some(capability::PTY);
+        }
+        (self.has_stdin() && !has(capability::STDIN)).then_some(capability::STDIN)
     }
 
     /// The timeout the run is held to: [`Command::get_timeout`] unless it is too long to matter.
@@ -124,6 +212,9 @@ impl Command {
             command: self.line.clone(),
             timeout: self.bound().map(|t| t.as_secs_f64()),
             cwd: self.cwd.as_ref().map(|d| d.to_string_lossy().into_owned()),
+            stdin: (self.has_stdin() && !self.pty).then_some(StdinMode::Pipe),
+            pty: self.pty,
+            pty_size: self.pty_size,
         }
     }
 }

@@ -120,6 +120,27 @@ pub enum Error {
     /// The service has as many sessions as it allows (-32003, close 1008).
     #[error("the service is at its session limit; close other sessions or retry later")]
     SessionLimit,
+    /// The service does not advertise a capability the request needs (such as
+    /// [`stdin`](crate::protocol::capability::STDIN) or [`pty`](crate::protocol::capability::PTY));
+    /// nothing was sent.
+    #[error("the service does not support `{capability}`; run the command without it, or use a service that advertises it")]
+    Unsupported {
+        /// The capability missing from the service's `connected`.
+        capability: &'static str,
+    },
+    /// The run's stdin cannot take input (-32004): it was started without a stdin pipe or
+    /// terminal, it was closed (end of file sent), or the command no longer reads it.
+    #[error("the run's stdin is not open ({message}); start the command with a stdin pipe or a terminal, and write before closing it")]
+    StdinClosed {
+        /// The service's message.
+        message: String,
+    },
+    /// Too much input waits for a command that does not read it (-32005, more than 1 MiB).
+    #[error("input refused ({message}); wait until the command reads what it was sent")]
+    InputFull {
+        /// The service's message.
+        message: String,
+    },
     /// The run did not finish within its timeout and was canceled.
     #[error(
         "the run did not finish within {} and was canceled; raise the timeout if it needs longer",
@@ -184,6 +205,12 @@ impl Error {
                 message: err.message,
             },
             code::SESSION_LIMIT => Error::SessionLimit,
+            code::STDIN_CLOSED => Error::StdinClosed {
+                message: err.message,
+            },
+            code::INPUT_FULL => Error::InputFull {
+                message: err.message,
+            },
             code::INTERNAL_ERROR
                 if control_request && err.message.to_ascii_lowercase().contains("not found") =>
             {

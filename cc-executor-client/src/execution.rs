@@ -15,7 +15,7 @@ use crate::connection::{Batch, Cmd, ConnHandle, Item, RunShared, Started};
 use crate::error::{Error, Result};
 use crate::event::{OutputEvent, OutputStream, RunStatus};
 use crate::outcome::Tracker;
-use crate::protocol::ControlType;
+use crate::protocol::{capability, ControlType, InputParams};
 
 /// A running command: a `Stream` of its [`OutputEvent`]s, ending with `None` after the terminal
 /// event. Dropping it cancels the run unless [`Execution::detach`] was called.
@@ -87,6 +87,8 @@ pub struct Controller {
     conn: mpsc::WeakUnboundedSender<Cmd>,
     run: Arc<RunShared>,
     request_timeout: Duration,
+    /// The service advertises [`capability::STDIN`].
+    stdin: bool,
 }
 
 impl std::fmt::Debug for Controller {
@@ -131,8 +133,19 @@ impl Outcome {
 impl Execution {
     /// Start `cmd` (validated) on `conn`.
     pub(crate) async fn start(conn: ConnHandle, cmd: Command) -> Result<Execution> {
+        if let Some(capability) = cmd.missing_capability(|c| conn.connected.has(c)) {
+            return Err(Error::Unsupported { capability });
+        }
         let started = (conn.execute(cmd.to_params(), cmd.raw_chunks, cmd.bound())).await?;
-        Ok(Execution::new(conn, started, cmd.bound()))
+        let execution = Execution::new(conn, started, cmd.bound());
+        if let Some(text) = cmd.stdin_text {
+            // Not awaited: the answer comes behind the run's output, which nobody reads yet.
+            // A command that ends without reading it makes the write fail, which is its business.
+            let eof = !cmd.stdin_pipe;
+            let params = InputParams { data: text, eof };
+            drop(execution.controller().send_input(params));
+        }
+        Ok(execution)
     }
 
     fn new(conn: ConnHandle, started: Started, timeout: Option<Duration>) -> Self {
@@ -165,6 +178,7 @@ impl Execution {
             conn: self.conn.tx.downgrade(),
             run: self.run.clone(),
             request_timeout: self.conn.request_timeout,
+            stdin: self.conn.connected.has(capability::STDIN),
         }
     }
 
@@ -366,6 +380,78 @@ impl Controller {
             .unwrap_or(Err(Error::CancelTimeout { after: grace }))
     }
 
+    /// Write `text` to the command's stdin (started with [`Command::stdin_pipe`] or
+    /// [`Command::pty`]); resolves once the service has taken it. At most 1 MiB may wait for a
+    /// command that does not read it ([`Error::InputFull`]).
+    ///
+    /// Fails with [`Error::Unsupported`] (nothing sent) when the service does not advertise
+    /// [`capability::STDIN`], [`Error::StdinClosed`] when the run has no open stdin, and
+    /// [`Error::NoProcess`] once the run is over.
+    pub async fn write_stdin(&self, text: impl Into<String>) -> Result<()> {
+        let params = InputParams {
+            data: text.into(),
+            eof: false,
+        };
+        self.input(params).await
+    }
+
+    /// Close the command's stdin (on a terminal: send end of file, Ctrl-D), so that a command
+    /// reading it to its end finishes. Errors as for [`Controller::write_stdin`].
+    pub async fn close_stdin(&self) -> Result<()> {
+        let params = InputParams {
+            data: String::new(),
+            eof: true,
+        };
+        self.input(params).await
+    }
+
+    async fn input(&self, params: InputParams) -> Result<()> {
+        let rx = self.send_input(params)?;
+        self.answer(rx, crate::protocol::method::INPUT).await
+    }
+
+    /// Send `input`; the receiver of its answer.
+    fn send_input(&self, params: InputParams) -> Result<oneshot::Receiver<Result<()>>> {
+        if !self.stdin {
+            return Err(Error::Unsupported {
+                capability: capability::STDIN,
+            });
+        }
+        self.send(|run, reply| Cmd::Input { run, params, reply })
+    }
+
+    /// Send the request `make` builds for this run (unless it is over); the receiver of its
+    /// answer.
+    fn send(
+        &self,
+        make: impl FnOnce(u64, oneshot::Sender<Result<()>>) -> Cmd,
+    ) -> Result<oneshot::Receiver<Result<()>>> {
+        let no_process = || Error::NoProcess {
+            message: "the run has ended".into(),
+        };
+        if self.is_finished() {
+            return Err(no_process());
+        }
+        let tx = self.conn.upgrade().ok_or_else(no_process)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(make(self.run.id, reply))
+            .map_err(|_| no_process())?;
+        Ok(rx)
+    }
+
+    /// The answer to a request sent on the run's behalf, within the request timeout.
+    async fn answer(&self, rx: oneshot::Receiver<Result<()>>, method: &'static str) -> Result<()> {
+        match tokio::time::timeout(self.request_timeout, rx).await {
+            Ok(answer) => answer.map_err(|_| Error::NoProcess {
+                message: "the run has ended".into(),
+            })?,
+            Err(_) => Err(Error::NoResponse {
+                method,
+                after: self.request_timeout,
+            }),
+        }
+    }
+
     /// Whether the run is over (every further control fails with [`Error::NoProcess`]).
     pub fn is_finished(&self) -> bool {
         *self.run.finished.borrow()
@@ -383,28 +469,8 @@ impl Controller {
     }
 
     async fn control(&self, kind: ControlType) -> Result<()> {
-        let no_process = || Error::NoProcess {
-            message: "the run has ended".into(),
-        };
-        if self.is_finished() {
-            return Err(no_process());
-        }
-        let tx = self.conn.upgrade().ok_or_else(no_process)?;
-        let (reply, rx) = oneshot::channel();
-        tx.send(Cmd::Control {
-            run: self.run.id,
-            kind,
-            reply,
-        })
-        .map_err(|_| no_process())?;
-        drop(tx);
-        match tokio::time::timeout(self.request_timeout, rx).await {
-            Ok(answer) => answer.map_err(|_| no_process())?,
-            Err(_) => Err(Error::NoResponse {
-                method: crate::protocol::method::CONTROL,
-                after: self.request_timeout,
-            }),
-        }
+        let rx = self.send(|run, reply| Cmd::Control { run, kind, reply })?;
+        self.answer(rx, crate::protocol::method::CONTROL).await
     }
 }
 

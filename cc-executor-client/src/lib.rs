@@ -61,6 +61,7 @@
 //! the whole run), it reads the service's `connected.capabilities` and behaves the same for both.
 #![warn(missing_docs)]
 
+mod ansi;
 pub mod capture;
 pub mod claude;
 mod client;
@@ -80,6 +81,7 @@ mod text;
 mod transport;
 mod wire;
 
+pub use ansi::strip_ansi;
 pub use client::{Client, ClientBuilder};
 pub use command::Command;
 pub use error::{Error, Result};

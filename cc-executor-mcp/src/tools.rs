@@ -1,11 +1,12 @@
 //! The tools. Each turns its parameters into a client call and returns the client's own result
 //! types (serialized by the client's `schema` feature).
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use cc_executor_client::capture::BoundedOutcome;
 use cc_executor_client::claude::{BoundedResult, ClaudeCommand};
-use cc_executor_client::jobs::{JobId, JobList, JobOptions, JobRef, JobReport, Jobs, OutputPage};
+use cc_executor_client::jobs::{JobId, JobInput, JobList, JobOptions, JobRef, JobReport, Jobs};
+use cc_executor_client::jobs::{NewJob, OutputPage};
 use cc_executor_client::jobs::{OutputQuery, WaitProgress, WaitReport, WaitRequest, CANCEL_GRACE};
 use cc_executor_client::{progress, progress::Latest, schema, Command, Error};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -13,10 +14,6 @@ use rmcp::handler::server::{tool::ToolCallContext, wrapper::Json, wrapper::Param
 use rmcp::model::{CallToolRequestParams as CallParams, ProgressNotificationParam as Progress, *};
 use rmcp::{service::RequestContext, task_manager::*, tool, tool_handler, tool_router};
 use rmcp::{RoleServer, ServerHandler};
-use schemars::JsonSchema;
-use serde::Deserialize;
-const ONE_JOB: &str = "Give exactly one of `command` (a shell command line) and `claude` (an \
-                       object with a `prompt`).";
 
 /// A tool error. Tools answer `Result<Json<T>, Fail>` and take `Parameters<T>`, spelled out: rmcp
 /// reads the schemas from the signature.
@@ -35,28 +32,12 @@ pub struct Executor {
     pub tasks: TaskManager,
 }
 
-/// Input of `job_start`: exactly one of `command` and `claude`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewJob {
-    /// Shell command line to run in the background (the service's shell, in its own process group).
-    pub command: Option<String>,
-    /// A fresh `claude -p` instance to run in the background. Its own `timeout_secs` and `cwd`
-    /// take precedence over the ones beside it.
-    pub claude: Option<ClaudeCommand>,
-    /// Seconds before the job's process group is killed (default: the server's default timeout).
-    #[serde(default, alias = "timeout", deserialize_with = "schema::timeout_secs")]
-    #[schemars(with = "Option<u64>")]
-    pub timeout_secs: Option<Duration>,
-    /// Working directory of the job (default: the service's working directory).
-    pub cwd: Option<String>,
-}
-
 #[tool_router]
 impl Executor {
     /// Run a shell command (with the service's shell: bash by default) in its own process group
     /// and return its exit code, stdout and stderr. Long output is cut to its head and tail, and
     /// the whole output is saved to `output_file`. Sends progress with the latest output line.
+    /// `stdin` gives the command text to read; `pty: true` runs it on a terminal.
     /// isError is set for a non-zero exit, a timeout, a refused command or a rate limit.
     #[tool]
     async fn execute(
@@ -66,7 +47,8 @@ impl Executor {
     ) -> Result<Json<BoundedOutcome>, Fail> {
         let (latest, max, job) = (Latest::default(), self.max_output, ctx.extensions.get());
         let run = self.jobs.call(cmd, max, &latest, gone(&ctx), job);
-        reply(self.drive(&ctx, || latest.take(), run).await?)
+        let out = self.drive(&ctx, || latest.take(), run).await?;
+        reply(out.without_ansi())
     }
 
     /// Hand a task to a fresh Claude Code instance (`claude -p`) and return its final result,
@@ -89,29 +71,27 @@ impl Executor {
     /// and options as for execute_claude) as a background job and return its integer `id` at
     /// once. The job keeps running after this call; its whole output goes to `output_file`.
     /// Follow it with job_status, job_output, job_wait; control it with job_pause, job_resume,
-    /// job_cancel.
+    /// job_cancel; talk to it with job_input (start it with `stdin`, `pty` or an interactive
+    /// `claude`).
     #[tool]
     async fn job_start(&self, Parameters(p): Parameters<NewJob>) -> Result<Json<JobReport>, Fail> {
         // The registry saves the output under the server's output policy.
-        let (timeout, cwd) = (p.timeout_secs, p.cwd);
-        let started = match (p.command, p.claude) {
-            (Some(line), None) => {
-                let cmd = cwd.into_iter().fold(Command::new(line), Command::cwd);
-                let cmd = timeout.into_iter().fold(cmd, Command::timeout);
-                self.jobs.start(cmd).await
-            }
-            (None, Some(c)) => {
-                let c = cwd.into_iter().fold(c, ClaudeCommand::or_cwd);
-                let c = timeout.into_iter().fold(c, ClaudeCommand::or_timeout);
-                self.jobs.start_claude(c).await
-            }
-            _ => return Err(text_error(ONE_JOB)),
-        };
-        self.report(started.map_err(err)?)
+        self.report(self.jobs.start_new(p).await.map_err(err)?)
+    }
+
+    /// Send `text` to a running job: to a command's stdin (include the newline a program waits
+    /// for) or as a user message to an interactive Claude job; `eof: true` then closes its input.
+    #[tool]
+    async fn job_input(
+        &self,
+        Parameters(p): Parameters<JobInput>,
+    ) -> Result<Json<JobReport>, Fail> {
+        self.report(self.jobs.input(p).await.map_err(err)?)
     }
 
     /// Status of a background job: state, exit code, output size, output file and notes; for a
-    /// finished Claude job also its final result (answer, session id, cost).
+    /// Claude job also its latest assistant text and, once finished, its final result (answer,
+    /// session id, cost).
     #[tool]
     async fn job_status(&self, Parameters(p): Parameters<JobRef>) -> Result<Json<JobReport>, Fail> {
         self.report(JobId(p.id))
@@ -128,7 +108,8 @@ impl Executor {
         &self,
         Parameters(p): Parameters<OutputQuery>,
     ) -> Result<Json<OutputPage>, Fail> {
-        self.jobs.read(&p, self.max_output).map(Json).map_err(err)
+        let page = self.jobs.read(&p, self.max_output);
+        page.map(|p| Json(p.without_ansi())).map_err(err)
     }
 
     /// Wait until a background job (`id`) ends, or one of several (`ids`, `mode: "any"`) or all

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::method;
 use crate::names::JSONRPC_VERSION;
-use crate::params::{ControlParams, ControlType, ExecuteParams};
+use crate::params::{ControlParams, ControlType, ExecuteParams, InputParams};
 
 /// A request or notification id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,6 +69,11 @@ impl Request {
             Some(to_value(&ControlParams { kind })),
             Some(id),
         )
+    }
+
+    /// `input`: text for the running command's stdin.
+    pub fn input(params: &InputParams, id: Id) -> Self {
+        Self::new(method::INPUT, Some(to_value(params)), Some(id))
     }
 
     /// The `pong` notification that answers a `ping`.

@@ -35,9 +35,13 @@ mod params;
 
 pub use envelope::{ErrorObject, Id, Notification, Request, Response};
 pub use frame::{DecodeError, ServerFrame, ServerNotification};
-pub use names::{capability, code, method, status, CHUNK_CHARS, JSONRPC_VERSION, PROTOCOL_VERSION};
+pub use names::{
+    capability, code, method, status, CHUNK_CHARS, JSONRPC_VERSION, MAX_PENDING_INPUT,
+    PROTOCOL_VERSION,
+};
 pub use params::{
     CompletedParams, ConnectedParams, ControlParams, ControlResult, ControlType,
-    EarlyCompletionParams, ExecuteParams, ExecuteResult, OutputParams, OutputStream, PingParams,
-    ProcessStatusParams, RateLimitParams, TokenLimitParams,
+    EarlyCompletionParams, ExecuteParams, ExecuteResult, InputParams, InputResult, OutputParams,
+    OutputStream, PingParams, ProcessStatusParams, PtySize, RateLimitParams, StdinMode,
+    TokenLimitParams,
 };

@@ -10,12 +10,17 @@ pub const PROTOCOL_VERSION: &str = "1.0.0";
 /// Characters (not bytes) per `process.output` chunk; longer lines are split.
 pub const CHUNK_CHARS: usize = 65_536;
 
+/// Most bytes of `input` that may wait, written to the service but not yet read by the command.
+pub const MAX_PENDING_INPUT: usize = 1 << 20;
+
 /// Method names, as they appear on the wire.
 pub mod method {
     /// Client request: start a command.
     pub const EXECUTE: &str = "execute";
     /// Client request: PAUSE / RESUME / CANCEL the running process group.
     pub const CONTROL: &str = "control";
+    /// Client request: write text to the running command's stdin (or its terminal).
+    pub const INPUT: &str = "input";
     /// Client notification answering the service's `ping`.
     pub const PONG: &str = "pong";
     /// Client request: hook configuration of the service.
@@ -67,6 +72,11 @@ pub mod code {
     pub const NO_PROCESS: i64 = -32002;
     /// The service has as many sessions as it allows; the connection is closed with 1008.
     pub const SESSION_LIMIT: i64 = -32003;
+    /// `input` to a run without a stdin pipe or terminal, or whose stdin is closed.
+    pub const STDIN_CLOSED: i64 = -32004;
+    /// `input` refused: more than [`MAX_PENDING_INPUT`](crate::MAX_PENDING_INPUT) bytes would wait
+    /// for a command that does not read them.
+    pub const INPUT_FULL: i64 = -32005;
 }
 
 /// Values of `connected.capabilities`.
@@ -84,6 +94,10 @@ pub mod capability {
     pub const RUN_TIMEOUT: &str = "run_timeout";
     /// `execute.params.cwd` is honoured.
     pub const CWD: &str = "cwd";
+    /// `execute.params.stdin: "pipe"` and the `input` method.
+    pub const STDIN: &str = "stdin";
+    /// `execute.params.pty` runs the command on a pseudo-terminal.
+    pub const PTY: &str = "pty";
 }
 
 /// Process status strings used in `status` fields.

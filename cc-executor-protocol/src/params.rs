@@ -22,6 +22,71 @@ pub struct ExecuteParams {
     /// Working directory for the command (honoured by services that advertise [`capability::CWD`](crate::capability::CWD)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    /// `"pipe"` keeps the command's stdin open for [`method::INPUT`](crate::method::INPUT)
+    /// (services that advertise [`capability::STDIN`](crate::capability::STDIN)); absent, stdin
+    /// is `/dev/null`, so a command that reads it cannot hang the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<StdinMode>,
+    /// Run the command on a pseudo-terminal (services that advertise
+    /// [`capability::PTY`](crate::capability::PTY)): stdout and stderr arrive merged as
+    /// `stdout`, and `input` goes to the terminal.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pty: bool,
+    /// The terminal's size when `pty` is set (default [`PtySize::DEFAULT`], 120×40).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pty_size: Option<PtySize>,
+}
+
+/// How the command's stdin is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum StdinMode {
+    /// A pipe the client writes to with `input`.
+    Pipe,
+}
+
+/// A terminal's size in character cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PtySize {
+    /// Columns.
+    pub cols: u16,
+    /// Rows.
+    pub rows: u16,
+}
+
+impl PtySize {
+    /// 120 columns by 40 rows.
+    pub const DEFAULT: PtySize = PtySize {
+        cols: 120,
+        rows: 40,
+    };
+}
+
+impl Default for PtySize {
+    fn default() -> Self {
+        PtySize::DEFAULT
+    }
+}
+
+/// Params of `input`: text for the running command's stdin (or its terminal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputParams {
+    /// UTF-8 text written as is (no newline is added).
+    #[serde(default)]
+    pub data: String,
+    /// Close stdin once `data` is written (on a terminal: send end-of-file, Ctrl-D).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub eof: bool,
+}
+
+/// Result of a successful `input`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputResult {
+    /// Always `"ok"`.
+    pub status: String,
+    /// Bytes of `data` accepted (written, or queued for the command to read).
+    pub bytes: u64,
 }
 
 /// The three control operations; they act on the whole process group.
@@ -349,6 +414,9 @@ mod tests {
             command: "x".into(),
             timeout: Some(1.5),
             cwd: None,
+            stdin: None,
+            pty: false,
+            pty_size: None,
         };
         assert_eq!(
             serde_json::to_string(&p).unwrap(),

@@ -27,6 +27,7 @@ pub struct ServerBuilder {
     pub(crate) allowed_hosts: Vec<String>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) shell: Option<PathBuf>,
+    pub(crate) accept_input: bool,
 }
 
 impl Default for ServerBuilder {
@@ -42,6 +43,7 @@ impl Default for ServerBuilder {
             allowed_hosts: Vec::new(),
             handshake_timeout: Duration::from_secs(10),
             shell: None,
+            accept_input: true,
         }
     }
 }
@@ -137,6 +139,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Whether commands may take input from clients: `execute` with `"stdin": "pipe"` or
+    /// `"pty": true`, then `input` (the `stdin` and `pty` capabilities). Default: true. Turned
+    /// off, every command's stdin is `/dev/null` and such an `execute` is refused; worth it
+    /// with an allowlist that admits an interpreter, whose input would be code.
+    pub fn accept_input(mut self, accept: bool) -> Self {
+        self.accept_input = accept;
+        self
+    }
+
     /// Bind `addr` and start serving.
     ///
     /// Fails if the shell (see [`Self::shell`]) cannot be found. Also raises the soft limit of open files to the hard limit, so that many concurrent
@@ -177,6 +188,7 @@ impl ServerBuilder {
                 .clamp(Duration::from_millis(1), MAX_INTERVAL),
             // Resolved by `bind`.
             shell: self.shell.unwrap_or_else(|| PathBuf::from("sh")),
+            accept_input: self.accept_input,
         }
     }
 }
@@ -195,6 +207,8 @@ pub(crate) struct Config {
     pub handshake_timeout: Duration,
     /// The resolved shell (an absolute path once `bind` has run).
     pub shell: PathBuf,
+    /// Commands may take input (see [`ServerBuilder::accept_input`]).
+    pub accept_input: bool,
 }
 
 impl Config {

@@ -59,6 +59,7 @@ mod config;
 mod detect;
 mod guard;
 mod http;
+mod input;
 mod listen;
 mod output;
 mod process;

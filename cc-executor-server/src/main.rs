@@ -80,6 +80,11 @@ struct Args {
     /// [default: bash when on PATH, else sh]
     #[arg(long, env = "CC_EXECUTOR_SHELL")]
     shell: Option<PathBuf>,
+
+    /// Give commands no input from clients: no stdin pipe, no terminal, no `input` (worth it
+    /// with an --allow list that admits an interpreter, whose input would be code).
+    #[arg(long)]
+    no_input: bool,
 }
 
 fn seconds(name: &str, s: f64) -> Result<Duration, String> {
@@ -150,6 +155,7 @@ async fn main() -> ExitCode {
     if let Some(shell) = args.shell.filter(|s| !s.as_os_str().is_empty()) {
         builder = builder.shell(shell);
     }
+    builder = builder.accept_input(!args.no_input);
 
     let server = match builder.bind(args.listen.as_str()).await {
         Ok(s) => s,

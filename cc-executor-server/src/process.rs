@@ -5,7 +5,9 @@
 //! process of the run in its subtree, kills that subtree when the run ends or the service dies,
 //! and reports the command's pid and exit status. Supervisors are forked by a small spawner
 //! process that the service starts once. The command runs in a new process group it leads,
-//! with stdin on `/dev/null` and stdout/stderr piped to the service.
+//! with stdin on `/dev/null` (or a pipe the service writes, see [`Stdio`]) and stdout/stderr
+//! piped to the service; or, on a pseudo-terminal, as the leader of a new session whose
+//! controlling terminal it is, with stdin, stdout and stderr on the terminal.
 //!
 //! On the wire, `pid` is the command's process (the shell) and `pgid` its group, which is the
 //! same number. Signals go to the whole [`Tree`]: the group with `killpg`, and every other
@@ -33,10 +35,14 @@ use tokio::io::Interest;
 use tokio::net::unix::pipe;
 use tokio::net::UnixDatagram;
 
-use supervisor::{MSG_EXITED, MSG_FAILED, MSG_LEN, MSG_STARTED, RUN_FDS};
+use cc_executor_protocol::PtySize;
+use supervisor::{FLAG_PTY, MSG_EXITED, MSG_FAILED, MSG_LEN, MSG_STARTED, RUN_FDS};
 
 /// Longest wait for a supervisor to start a command (runs queue while supervisors are forked).
 const START_BOUND: Duration = Duration::from_secs(30);
+
+/// `TERM` of a command on a pseudo-terminal.
+const PTY_TERM: &str = "xterm-256color";
 
 /// Variables of the service that are secrets: they never reach a command's environment.
 const SECRET_ENV: [&str; 2] = ["CC_EXECUTOR_TOKEN", "CC_EXECUTOR_TOKEN_FILE"];
@@ -263,11 +269,11 @@ impl Spawner {
         })
     }
 
-    /// Hand a run's descriptors to the spawner.
-    async fn send(&self, fds: &[RawFd; RUN_FDS]) -> io::Result<()> {
+    /// Hand a run's descriptors and flags to the spawner.
+    async fn send(&self, fds: &[RawFd; RUN_FDS], flags: u8) -> io::Result<()> {
         let fd = self.sock.as_raw_fd();
         self.sock
-            .async_io(Interest::WRITABLE, || supervisor::send_run(fd, fds))
+            .async_io(Interest::WRITABLE, || supervisor::send_run(fd, fds, flags))
             .await
     }
 }
@@ -439,8 +445,32 @@ pub(crate) struct Spawned {
     pub pid: u32,
     pub tree: Tree,
     pub guard: TreeGuard,
+    /// stdout, or on a pseudo-terminal the terminal's master side (stdout and stderr merged).
     pub stdout: pipe::Receiver,
-    pub stderr: pipe::Receiver,
+    /// `None` on a pseudo-terminal.
+    pub stderr: Option<pipe::Receiver>,
+    /// Where input for the command goes, unless its stdin is `/dev/null`.
+    pub stdin: Option<StdinPipe>,
+}
+
+/// How a command's stdin, stdout and stderr are connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stdio {
+    /// stdin on `/dev/null`, stdout and stderr on pipes.
+    Null,
+    /// stdin on a pipe the service writes too.
+    Pipe,
+    /// stdin, stdout and stderr on a new pseudo-terminal of this size.
+    Pty(PtySize),
+}
+
+/// The service's end of a command's stdin.
+#[derive(Debug)]
+pub(crate) struct StdinPipe {
+    /// The pipe's write end, or the terminal's master side.
+    pub writer: pipe::Sender,
+    /// Whether it is a terminal (end of file is Ctrl-D there, not a close).
+    pub pty: bool,
 }
 
 /// What a run executes.
@@ -463,8 +493,28 @@ fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// The run's spec, in a memory file the supervisor maps.
-fn spec_file(program: &Program, cwd: &Path) -> io::Result<OwnedFd> {
+/// A new pseudo-terminal of `size`: (master, slave), both closed on `exec`.
+fn open_pty(size: PtySize) -> io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::fs::{Mode, OFlags};
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+    grantpt(&master)?;
+    unlockpt(&master)?;
+    let name = ptsname(&master, Vec::new())?;
+    let flags = OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let slave = rustix::fs::open(name.as_c_str(), flags, Mode::empty())?;
+    let winsize = rustix::termios::Winsize {
+        ws_row: size.rows,
+        ws_col: size.cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(&slave, winsize)?;
+    Ok((master, slave))
+}
+
+/// The run's spec, in a memory file the supervisor maps. `term` replaces `TERM`.
+fn spec_file(program: &Program, cwd: &Path, term: Option<&str>) -> io::Result<OwnedFd> {
     let (path, argv): (PathBuf, Vec<&[u8]>) = match program {
         Program::Shell { shell, command } => (
             shell.clone(),
@@ -479,14 +529,16 @@ fn spec_file(program: &Program, cwd: &Path) -> io::Result<OwnedFd> {
         }
     };
     let path = on_path(&path)?;
-    let env: Vec<OsString> = std::env::vars_os()
+    let mut env: Vec<OsString> = std::env::vars_os()
         .filter(|(k, _)| !SECRET_ENV.iter().any(|s| k == *s))
+        .filter(|(k, _)| term.is_none() || k != "TERM")
         .map(|(mut k, v)| {
             k.push("=");
             k.push(v);
             k
         })
         .collect();
+    env.extend(term.map(|t| OsString::from(format!("TERM={t}"))));
     let env: Vec<&[u8]> = env.iter().map(|e| e.as_bytes()).collect();
     let spec = supervisor::encode_spec(
         path.as_os_str().as_bytes(),
@@ -523,32 +575,83 @@ fn on_path(path: &Path) -> io::Result<PathBuf> {
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
 }
 
+/// The command's ends of its stdin, stdout and stderr, and the service's ends.
+struct Ends {
+    child: [OwnedFd; 3],
+    stdout: pipe::Receiver,
+    stderr: Option<pipe::Receiver>,
+    stdin: Option<StdinPipe>,
+}
+
+impl Ends {
+    fn new(stdio: Stdio) -> io::Result<Ends> {
+        if let Stdio::Pty(size) = stdio {
+            let (master, slave) = open_pty(size)?;
+            set_nonblocking(master.as_raw_fd())?;
+            let writer = pipe::Sender::from_owned_fd_unchecked(master.try_clone()?)?;
+            return Ok(Ends {
+                child: [slave.try_clone()?, slave.try_clone()?, slave],
+                // Reading the master fails with EIO once every slave descriptor is closed: the
+                // reader takes that as the end of the output.
+                stdout: pipe::Receiver::from_owned_fd_unchecked(master)?,
+                stderr: None,
+                stdin: Some(StdinPipe { writer, pty: true }),
+            });
+        }
+        let (stdin_r, stdin) = match stdio {
+            Stdio::Pipe => {
+                let (r, w) = pipe_pair()?;
+                let writer = pipe::Sender::from_owned_fd(w)?;
+                (r, Some(StdinPipe { writer, pty: false }))
+            }
+            _ => (std::fs::File::open("/dev/null")?.into(), None),
+        };
+        let (stdout_r, stdout_w) = pipe_pair()?;
+        let (stderr_r, stderr_w) = pipe_pair()?;
+        Ok(Ends {
+            child: [stdin_r, stdout_w, stderr_w],
+            stdout: pipe::Receiver::from_owned_fd(stdout_r)?,
+            stderr: Some(pipe::Receiver::from_owned_fd(stderr_r)?),
+            stdin,
+        })
+    }
+}
+
 /// Start `program` in `cwd` under a supervisor, in a process group of its own.
 pub(crate) async fn spawn(
     program: &Program,
     cwd: &Path,
+    stdio: Stdio,
     registry: &Registry,
 ) -> io::Result<Spawned> {
-    let spec = spec_file(program, cwd)?;
-    let (stdout_r, stdout_w) = pipe_pair()?;
-    let (stderr_r, stderr_w) = pipe_pair()?;
+    let pty = matches!(stdio, Stdio::Pty(_));
+    let spec = spec_file(program, cwd, pty.then_some(PTY_TERM))?;
+    let Ends {
+        child,
+        stdout,
+        stderr,
+        stdin,
+    } = Ends::new(stdio)?;
     let (lifeline_r, lifeline_w) = pipe_pair()?;
     let (status_r, status_w) = pipe_pair()?;
     let fds = [
         spec.as_raw_fd(),
-        stdout_w.as_raw_fd(),
-        stderr_w.as_raw_fd(),
+        child[1].as_raw_fd(),
+        child[2].as_raw_fd(),
         lifeline_r.as_raw_fd(),
         status_w.as_raw_fd(),
+        child[0].as_raw_fd(),
     ];
+    let flags = if pty { FLAG_PTY } else { 0 };
     let spawner = registry.spawner(None)?;
-    if let Err(e) = spawner.send(&fds).await {
+    if let Err(e) = spawner.send(&fds, flags).await {
         tracing::debug!("could not reach the spawner: {e}");
-        registry.spawner(Some(&spawner))?.send(&fds).await?;
+        registry.spawner(Some(&spawner))?.send(&fds, flags).await?;
     }
     // The supervisor has its copies; from here on, dropping `supervisor` (on any error) closes
-    // the lifeline: it kills what it started and exits.
-    drop((spec, stdout_w, stderr_w, lifeline_r, status_w));
+    // the lifeline: it kills what it started and exits. (The service keeps no slave side of a
+    // terminal: the output ends once the command's tree has closed it.)
+    drop((spec, child, lifeline_r, status_w));
     let mut supervisor = Supervisor {
         lifeline: Some(lifeline_w),
         status: pipe::Receiver::from_owned_fd(status_r)?,
@@ -585,8 +688,9 @@ pub(crate) async fn spawn(
         pid: pid as u32,
         tree,
         guard,
-        stdout: pipe::Receiver::from_owned_fd(stdout_r)?,
-        stderr: pipe::Receiver::from_owned_fd(stderr_r)?,
+        stdout,
+        stderr,
+        stdin,
     })
 }
 

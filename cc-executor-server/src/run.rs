@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch, Mutex as AsyncMutex};
 use tokio::task::JoinHandle;
 
 use crate::detect::{detect, Detections};
+use crate::input::Input;
 use crate::output::{encode_piece, Emit, LineAssembler};
 use crate::process::{exit_code, Spawned, Supervisor, Tree};
 use crate::writer::{OutItem, BATCH_BYTES};
@@ -55,6 +56,8 @@ pub(crate) struct RunContext {
 pub(crate) struct RunHandle {
     pub pid: u32,
     pub tree: Tree,
+    /// The command's stdin, when the client may write to it (a pipe or a terminal).
+    pub stdin: Option<Input>,
     /// CANCEL was requested.
     pub canceling: bool,
     phase: watch::Sender<Phase>,
@@ -137,26 +140,28 @@ pub(crate) fn start(spawned: Spawned, timeout: Option<f64>, ctx: RunContext) -> 
         guard,
         stdout,
         stderr,
+        stdin,
     } = spawned;
     let shared = Arc::new(Shared {
         session_id: ctx.session_id.clone(),
         start: Instant::now(),
         early: Mutex::new(None),
     });
-    let readers = vec![
-        spawn_reader(
-            stdout,
-            OutputStream::Stdout,
-            shared.clone(),
-            ctx.out.clone(),
-        ),
+    let mut readers = vec![spawn_reader(
+        stdout,
+        OutputStream::Stdout,
+        shared.clone(),
+        ctx.out.clone(),
+    )];
+    // A terminal merges stderr into stdout.
+    readers.extend(stderr.map(|stderr| {
         spawn_reader(
             stderr,
             OutputStream::Stderr,
             shared.clone(),
             ctx.out.clone(),
-        ),
-    ];
+        )
+    }));
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let reported = Arc::new(AtomicBool::new(false));
     let control = Arc::new(AsyncMutex::new(false));
@@ -179,6 +184,7 @@ pub(crate) fn start(spawned: Spawned, timeout: Option<f64>, ctx: RunContext) -> 
     RunHandle {
         pid,
         tree,
+        stdin: stdin.map(Input::start),
         canceling: false,
         phase: phase_tx,
         reported,

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::extract::ws::{Message, WebSocket};
 use cc_executor_protocol::{
     capability, code, method, status, ConnectedParams, ControlParams, ControlResult, ControlType,
-    ErrorObject, ExecuteParams, ExecuteResult, Id, Notification, PingParams, ProcessStatusParams,
-    Request, Response, JSONRPC_VERSION, PROTOCOL_VERSION,
+    ErrorObject, ExecuteParams, ExecuteResult, Id, InputParams, InputResult, Notification,
+    PingParams, ProcessStatusParams, PtySize, Request, Response, JSONRPC_VERSION,
+    MAX_PENDING_INPUT, PROTOCOL_VERSION,
 };
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -25,6 +26,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, Semaphore, TryAcquireError};
 
 use crate::http::{SessionGuard, State};
+use crate::input::Refusal;
 use crate::process;
 use crate::run::{self, RunContext, RunHandle};
 use crate::writer::{self, CtrlItem, OutItem, CTRL_BYTES, FRAME_OVERHEAD, OUT_CAPACITY};
@@ -45,13 +47,15 @@ const INVALID_ID: &str = "Invalid request: id must be an integer or a string of 
 const NOT_READING: &str = "reply queue full: the client is not reading its replies";
 
 /// Capabilities advertised in `connected`.
-const CAPABILITIES: [&str; 6] = [
+const CAPABILITIES: [&str; 8] = [
     capability::EXECUTE,
     capability::CONTROL,
     capability::STREAM,
     capability::COMPLETED_AFTER_CANCEL,
     capability::RUN_TIMEOUT,
     capability::CWD,
+    capability::STDIN,
+    capability::PTY,
 ];
 
 /// Why the frame loop ended.
@@ -114,7 +118,14 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<State>, guard: SessionGu
             ConnectedParams {
                 session_id: session.id.to_string(),
                 version: PROTOCOL_VERSION.to_owned(),
-                capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
+                capabilities: CAPABILITIES
+                    .iter()
+                    .filter(|c| {
+                        state.config.accept_input
+                            || ![capability::STDIN, capability::PTY].contains(c)
+                    })
+                    .map(|c| (*c).to_owned())
+                    .collect(),
                 shell: state.config.reported_shell(),
             },
         )
@@ -336,6 +347,7 @@ impl Session {
         match req.method.as_str() {
             method::EXECUTE => self.execute(run, req.id, req.params).await,
             method::CONTROL => self.control(run, req.id, req.params).await,
+            method::INPUT => self.input(run, req.id, req.params).await,
             method::HOOK_STATUS => {
                 let hooks = HookStatus {
                     enabled: false,
@@ -368,6 +380,21 @@ impl Session {
                     "Invalid params for execute: timeout must be a positive number of seconds";
                 return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
             }
+        }
+        let stdio = match (p.pty, p.pty_size, p.stdin) {
+            (false, _, None) => process::Stdio::Null,
+            (false, _, Some(_)) => process::Stdio::Pipe,
+            (true, None, _) => process::Stdio::Pty(PtySize::DEFAULT),
+            (true, Some(size), _) if size.cols > 0 && size.rows > 0 => process::Stdio::Pty(size),
+            (true, Some(_), _) => {
+                let msg = "Invalid params for execute: pty_size needs at least 1 column and 1 row";
+                return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
+            }
+        };
+        if stdio != process::Stdio::Null && !self.state.config.accept_input {
+            let msg =
+                "This service does not accept input for commands: run it without stdin or pty";
+            return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
         }
         if run.as_ref().is_some_and(RunHandle::reported) {
             // Its `process.completed` is out; the task is only finishing: let it end alone.
@@ -414,7 +441,7 @@ impl Session {
                 command: p.command.clone(),
             },
         };
-        let spawned = match process::spawn(&program, &cwd, &self.state.registry).await {
+        let spawned = match process::spawn(&program, &cwd, stdio, &self.state.registry).await {
             Ok(s) => s,
             Err(e) => {
                 let msg = format!("Failed to start command: {e}");
@@ -441,6 +468,42 @@ impl Session {
             kill_grace: config.kill_grace,
         };
         *run = Some(run::start(spawned, p.timeout, ctx));
+    }
+
+    /// `input`: text for the running command's stdin. It is only ever data for the command:
+    /// never parsed, never run, whatever the allowlist.
+    async fn input(&self, run: &mut Option<RunHandle>, id: Option<Id>, params: Option<Value>) {
+        let decoded = serde_json::from_value::<InputParams>(params.unwrap_or(Value::Null));
+        let p = match decoded.map_err(|e| format!("Invalid params for input: {e}")) {
+            Ok(p) => p,
+            Err(msg) => return self.reply_error(id, code::INTERNAL_ERROR, msg).await,
+        };
+        let Some(r) = run.as_ref().filter(|r| !r.reported()) else {
+            return self
+                .reply_error(id, code::NO_PROCESS, "No process is running")
+                .await;
+        };
+        let Some(stdin) = &r.stdin else {
+            let msg = "This run has no stdin: start it with \"stdin\": \"pipe\" or \"pty\": true";
+            return self.reply_error(id, code::STDIN_CLOSED, msg).await;
+        };
+        match stdin.push(p.data.into_bytes(), p.eof) {
+            Ok(bytes) => {
+                let result = InputResult {
+                    status: "ok".to_owned(),
+                    bytes: bytes as u64,
+                };
+                self.reply(id.as_ref(), result).await
+            }
+            Err(Refusal::Closed(why)) => self.reply_error(id, code::STDIN_CLOSED, why).await,
+            Err(Refusal::Full) => {
+                let msg = format!(
+                    "Input refused: more than {MAX_PENDING_INPUT} bytes would wait for a command \
+                     that is not reading its stdin"
+                );
+                self.reply_error(id, code::INPUT_FULL, msg).await
+            }
+        }
     }
 
     async fn control(&self, run: &mut Option<RunHandle>, id: Option<Id>, params: Option<Value>) {

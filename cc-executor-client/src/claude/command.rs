@@ -206,6 +206,10 @@ pub struct ClaudeCommand {
     /// Working directory of the instance.
     #[cfg_attr(feature = "schema", serde(default))]
     cwd: Option<PathBuf>,
+    /// Keep Claude's input open (stream-json input): the prompt is its first message, more can
+    /// be sent while it runs, and it ends once its input is closed.
+    #[cfg_attr(feature = "schema", serde(default))]
+    interactive: bool,
 }
 
 fn default_program() -> String {
@@ -240,6 +244,7 @@ impl ClaudeCommand {
             nested_env: NestedEnv::Unset,
             timeout: None,
             cwd: None,
+            interactive: false,
         }
     }
 
@@ -405,6 +410,21 @@ impl ClaudeCommand {
         self
     }
 
+    /// Run Claude with its input kept open (`--input-format stream-json`): the prompt goes as
+    /// the first user message, [`ClaudeExecution::send`](crate::claude::ClaudeExecution::send)
+    /// sends more while it runs, and [`ClaudeExecution::finish`](crate::claude::ClaudeExecution::finish)
+    /// closes its input so that it ends after its current turn. Needs a service that advertises
+    /// [`capability::STDIN`](crate::protocol::capability::STDIN).
+    pub fn interactive(mut self) -> Self {
+        self.interactive = true;
+        self
+    }
+
+    /// Whether Claude's input stays open ([`ClaudeCommand::interactive`]).
+    pub fn is_interactive(&self) -> bool {
+        self.interactive
+    }
+
     /// The prompt.
     pub fn prompt(&self) -> &str {
         &self.prompt
@@ -483,8 +503,13 @@ impl ClaudeCommand {
         one(&mut args, "--fallback-model", self.fallback_model.as_ref());
         one(&mut args, "--effort", self.effort.as_ref());
         args.extend(self.extra_args.iter().cloned());
-        args.push("--".to_owned());
-        args.push(self.prompt.clone());
+        if self.interactive {
+            // The prompt goes on stdin, as the first user message.
+            args.extend(["--input-format".to_owned(), "stream-json".to_owned()]);
+        } else {
+            args.push("--".to_owned());
+            args.push(self.prompt.clone());
+        }
         args
     }
 
@@ -514,9 +539,20 @@ impl ClaudeCommand {
             line.push(' ');
             line.push_str(&shell_quote(&arg));
         }
-        line.push_str(" < /dev/null");
+        if !self.interactive {
+            line.push_str(" < /dev/null");
+        }
         line
     }
+}
+
+/// One stream-json input line (with its `\n`): a user message holding `text`.
+pub fn user_message(text: &str) -> String {
+    let message = serde_json::json!({
+        "type": "user",
+        "message": {"role": "user", "content": [{"type": "text", "text": text}]},
+    });
+    format!("{message}\n")
 }
 
 /// A name the shell accepts in a `NAME=value` assignment.
@@ -536,6 +572,9 @@ impl From<ClaudeCommand> for Command {
         }
         if let Some(dir) = cmd.cwd {
             out = out.cwd(dir);
+        }
+        if cmd.interactive {
+            out = out.stdin_pipe().stdin(user_message(&cmd.prompt));
         }
         out
     }
@@ -669,5 +708,33 @@ mod tests {
         let plain: Command = ClaudeCommand::new("hi").into();
         assert_eq!(plain.get_timeout(), None);
         assert_eq!(plain.cwd, None);
+    }
+
+    #[test]
+    fn interactive_sends_the_prompt_on_stdin() {
+        let cmd = ClaudeCommand::new("first \"task\"").interactive();
+        assert_eq!(
+            cmd.to_args(),
+            [
+                "-p",
+                "--verbose",
+                "--output-format",
+                "stream-json",
+                "--input-format",
+                "stream-json"
+            ]
+        );
+        assert!(!cmd.to_command_line().contains("/dev/null"));
+        let command: Command = cmd.into();
+        assert!(command.stdin_pipe);
+        let line = command.get_stdin().unwrap();
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["type"], "user");
+        assert_eq!(v["message"]["role"], "user");
+        assert_eq!(v["message"]["content"][0]["text"], "first \"task\"");
+        assert!(ClaudeCommand::new("x")
+            .to_command_line()
+            .ends_with("< /dev/null"));
     }
 }

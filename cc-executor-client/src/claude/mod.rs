@@ -48,7 +48,7 @@ mod run;
 mod stream;
 
 pub use bounded::BoundedResult;
-pub use command::{shell_quote, ClaudeCommand, NestedEnv, NESTED_ENV_VARS};
+pub use command::{shell_quote, user_message, ClaudeCommand, NestedEnv, NESTED_ENV_VARS};
 pub use failure::ClaudeFailure;
 pub use run::{result_from_output, ClaudeExecution};
 pub use stream::{

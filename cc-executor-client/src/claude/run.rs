@@ -90,6 +90,20 @@ impl From<Execution> for ClaudeExecution {
 }
 
 impl ClaudeExecution {
+    /// Send `text` as a user message to a Claude started with [`ClaudeCommand::interactive`];
+    /// resolves once the service has taken it. Errors as for
+    /// [`Controller::write_stdin`](crate::Controller::write_stdin).
+    pub async fn send(&self, text: &str) -> Result<()> {
+        let line = super::command::user_message(text);
+        self.inner.controller().write_stdin(line).await
+    }
+
+    /// Close Claude's input: it ends after its current turn (an interactive run never ends
+    /// before). Read on to its result with [`ClaudeExecution::wait`].
+    pub async fn finish(&self) -> Result<()> {
+        self.inner.controller().close_stdin().await
+    }
+
     /// Wrap an execution of a [`ClaudeCommand`] (e.g. one started on a [`crate::Session`]).
     pub fn new(inner: Execution) -> Self {
         ClaudeExecution {

@@ -335,19 +335,16 @@ impl Actor {
                 )
                 .await;
             }
-            Cmd::Control { run, kind, reply } => {
-                let live = self.ws.is_some()
-                    && self.closing.is_none()
-                    && self
-                        .run
-                        .as_ref()
-                        .is_some_and(|r| r.shared.id == run && !r.service_done);
-                if !live {
-                    let _ = reply.send(Err(Error::NoProcess {
-                        message: "the run has ended".into(),
-                    }));
-                    return;
+            Cmd::Input { run, params, reply } => {
+                if let Some(reply) = self.live_or_answer(run, reply) {
+                    self.request(|id| Request::input(&params, id), Pending::Control { reply })
+                        .await;
                 }
+            }
+            Cmd::Control { run, kind, reply } => {
+                let Some(reply) = self.live_or_answer(run, reply) else {
+                    return;
+                };
                 if kind == ControlType::Cancel {
                     if let Some(r) = &self.run {
                         r.mark_cancel_sent();
@@ -372,6 +369,28 @@ impl Actor {
                 self.start_close().await;
             }
         }
+    }
+
+    /// `reply` back when run `run` is the current one and still running at the service;
+    /// otherwise it is answered with [`Error::NoProcess`] here.
+    fn live_or_answer(
+        &self,
+        run: u64,
+        reply: oneshot::Sender<crate::Result<()>>,
+    ) -> Option<oneshot::Sender<crate::Result<()>>> {
+        let live = self.ws.is_some()
+            && self.closing.is_none()
+            && self
+                .run
+                .as_ref()
+                .is_some_and(|r| r.shared.id == run && !r.service_done);
+        if !live {
+            let _ = reply.send(Err(Error::NoProcess {
+                message: "the run has ended".into(),
+            }));
+            return None;
+        }
+        Some(reply)
     }
 
     /// Nobody will read the run any more: cancel it and drop its events.

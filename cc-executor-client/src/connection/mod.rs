@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::error::{Error, Result};
 use crate::event::OutputEvent;
 use crate::execution::Runs;
-use crate::protocol::{ConnectedParams, ControlType, ExecuteParams, ExecuteResult};
+use crate::protocol::{ConnectedParams, ControlType, ExecuteParams, ExecuteResult, InputParams};
 use crate::transport::Ws;
 
 /// One item of an execution's stream.
@@ -39,6 +39,12 @@ pub(crate) enum Cmd {
         reply: oneshot::Sender<Result<()>>,
     },
     /// The `Execution` was dropped without being detached: cancel the run.
+    /// `input` to the run's stdin.
+    Input {
+        run: u64,
+        params: InputParams,
+        reply: oneshot::Sender<Result<()>>,
+    },
     Abandon {
         run: u64,
     },
@@ -87,6 +93,12 @@ impl std::fmt::Debug for Cmd {
                 .debug_struct("Control")
                 .field("run", run)
                 .field("kind", kind)
+                .finish(),
+            Cmd::Input { run, params, .. } => f
+                .debug_struct("Input")
+                .field("run", run)
+                .field("bytes", &params.data.len())
+                .field("eof", &params.eof)
                 .finish(),
             Cmd::Abandon { run } => f.debug_struct("Abandon").field("run", run).finish(),
             Cmd::Close { .. } => f.write_str("Close"),

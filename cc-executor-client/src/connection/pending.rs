@@ -14,7 +14,7 @@ pub(super) enum Pending {
     Execute {
         reply: oneshot::Sender<Result<Started>>,
     },
-    /// A control: the caller of a `Controller` method.
+    /// A control or an `input`: the caller of a `Controller` method.
     Control { reply: oneshot::Sender<Result<()>> },
     /// A CANCEL the actor sent on its own (timeout, drop); its answer does not matter.
     Internal,

@@ -25,6 +25,7 @@ mod job;
 mod query;
 mod registry;
 mod report;
+mod spec;
 mod wait;
 mod window;
 
@@ -47,6 +48,7 @@ pub use query::{OutputFormat, OutputLine, OutputQuery};
 #[cfg(feature = "schema")]
 pub use report::JobRef;
 pub use report::{JobList, JobReport};
+pub use spec::{JobInput, NewJob};
 pub use wait::{WaitMode, WaitProgress, WaitReport, WaitRequest};
 
 use futures_util::StreamExt;
@@ -230,6 +232,20 @@ pub struct OutputPage {
     /// also those past the size limit.
     #[cfg_attr(feature = "schema", serde(skip_serializing_if = "Option::is_none"))]
     pub match_count: Option<u64>,
+}
+
+impl OutputPage {
+    /// The page with its text free of terminal escape sequences ([`crate::strip_ansi`]), for a
+    /// reader; offsets still count the raw bytes.
+    pub fn without_ansi(mut self) -> Self {
+        let lines = self.lines.iter_mut().flatten().map(|l| &mut l.line);
+        for text in std::iter::once(&mut self.data).chain(lines) {
+            if let std::borrow::Cow::Owned(plain) = crate::strip_ansi(text) {
+                *text = plain;
+            }
+        }
+        self
+    }
 }
 
 /// Limits of a [`Jobs`] registry.
@@ -587,7 +603,12 @@ impl Jobs {
     pub fn report(&self, id: JobId, answer_limit: usize) -> Result<JobReport> {
         let mut report = JobReport::from(self.status(id)?);
         let status = &report.status;
-        if status.kind != JobKind::Claude || !status.state.is_finished() {
+        if status.kind != JobKind::Claude {
+            return Ok(report);
+        }
+        let latest = self.latest_assistant_text(id)?;
+        report.assistant = latest.map(|t| crate::text::bound(&t, answer_limit).0);
+        if !status.state.is_finished() {
             return Ok(report);
         }
         match self.claude_result(id)? {
@@ -601,6 +622,16 @@ impl Jobs {
             None => report.notes.push(report::CLAUDE_WITHOUT_RESULT.to_owned()),
         }
         Ok(report)
+    }
+
+    /// The latest assistant text in a Claude job's recent output.
+    fn latest_assistant_text(&self, id: JobId) -> Result<Option<String>> {
+        let page = self.tail(id, 256 * 1024)?;
+        let mut texts = page.data.lines().rev().map(crate::claude::parse_line);
+        Ok(texts.find_map(|event| match event {
+            crate::claude::ClaudeEvent::Assistant(m) => Some(m.text()).filter(|t| !t.is_empty()),
+            _ => None,
+        }))
     }
 
     /// Keep the registry tidy: evict finished jobs past their time (releasing their output

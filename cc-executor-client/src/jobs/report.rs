@@ -21,6 +21,8 @@ pub struct JobReport {
     pub notes: Vec<String>,
     /// For a finished Claude job that wrote its final result: that result, its answer bounded.
     pub claude: Option<BoundedResult>,
+    /// For a Claude job: the text of its latest assistant message, when it wrote one.
+    pub assistant: Option<String>,
 }
 
 impl From<JobStatus> for JobReport {
@@ -30,6 +32,7 @@ impl From<JobStatus> for JobReport {
             notes: status.notes(),
             status,
             claude: None,
+            assistant: None,
         }
     }
 }

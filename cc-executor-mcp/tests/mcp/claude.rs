@@ -9,6 +9,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::jobs::{job, start_job};
 use crate::support::*;
 use serde_json::{json, Value};
 use tests::service::ServiceProcess;
@@ -37,7 +38,9 @@ pub(crate) fn stand_in() -> &'static (PathBuf, OsString) {
 }
 
 /// Checks the flags every run gets, logs its arguments (also NUL-separated, one file a run),
-/// then prints the sample the prompt names.
+/// then prints the sample the prompt names. With `--input-format stream-json` it reads user
+/// messages instead, answers each with an assistant message, and writes a result naming them
+/// all at end of input.
 const STAND_IN: &str = r#"#!/bin/sh
 printf '%s\n' "$*" >> '@LOG@'
 printf '%s\0' "$@" > '@DIR@'/argv.$$
@@ -45,6 +48,25 @@ printf '%s\0' "$@" > '@DIR@'/argv.$$
 case " $* " in
   *" --output-format stream-json "*) ;;
   *) echo "stand-in claude: no --output-format stream-json: $*" >&2; exit 2 ;;
+esac
+case " $* " in
+  *" --input-format stream-json "*) exec python3 -c '
+import json, sys
+def say(obj):
+    print(json.dumps(obj), flush=True)
+sid = "5e55i0n-1"
+say({"type": "system", "subtype": "init", "session_id": sid, "tools": [], "model": "stand-in"})
+heard = []
+for line in iter(sys.stdin.readline, ""):
+    msg = json.loads(line)
+    assert msg["type"] == "user" and msg["message"]["role"] == "user", line
+    text = "".join(b["text"] for b in msg["message"]["content"] if b["type"] == "text")
+    heard.append(text)
+    content = [{"type": "text", "text": "heard: " + text}]
+    say({"type": "assistant", "message": {"role": "assistant", "content": content}, "session_id": sid})
+say({"type": "result", "subtype": "success", "is_error": False, "num_turns": len(heard),
+     "result": "heard: " + " | ".join(heard), "session_id": sid, "total_cost_usd": 0})
+' ;;
 esac
 for prompt; do :; done
 case "$prompt" in
@@ -271,5 +293,43 @@ async fn a_cut_answer_is_saved_whole_to_a_private_file() {
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!((mode(&dir), mode(&file)), (0o700, 0o600));
+    mcp.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_interactive_claude_job_takes_messages_mid_run() {
+    let (mcp, _) = mcp(false).await;
+    let claude = json!({"prompt": "first task", "interactive": true});
+    let s = start_job(&mcp, json!({ "claude": claude })).await;
+    let id = &s["id"];
+    let heard = |what: &'static str| {
+        let mcp = &mcp;
+        async move {
+            bounded(what, async {
+                loop {
+                    let s = job(mcp, "job_status", json!({ "id": id })).await;
+                    if s["assistant"] == format!("heard: {what}") {
+                        return;
+                    }
+                    assert_eq!(s["state"], "running", "{s}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            })
+            .await
+        }
+    };
+    heard("first task").await;
+    for message in ["second task", "third task"] {
+        job(&mcp, "job_input", json!({"id": id, "text": message})).await;
+        heard(message).await;
+    }
+    job(&mcp, "job_input", json!({"id": id, "eof": true})).await;
+    let done = job(&mcp, "job_wait", json!({"id": id, "timeout_secs": 60})).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(
+        done["claude"]["result"],
+        "heard: first task | second task | third task"
+    );
+    assert_eq!(done["claude"]["num_turns"], 3);
     mcp.cancel().await.unwrap();
 }

@@ -57,6 +57,7 @@ async fn job_tools_are_listed_with_schemas() {
         "job_resume",
         "job_cancel",
         "job_list",
+        "job_input",
     ] {
         let tool = tools
             .iter()
@@ -76,6 +77,7 @@ async fn job_tools_are_listed_with_schemas() {
     let start_tool = tools.iter().find(|t| t.name == "job_start").unwrap();
     let props = start_tool.input_schema["properties"].as_object().unwrap();
     assert!(props.contains_key("command") && props.contains_key("claude"));
+    assert!(props.contains_key("stdin") && props.contains_key("pty"));
     mcp.cancel().await.unwrap();
 }
 

@@ -8,5 +8,6 @@ mod claude;
 mod cli;
 mod execute;
 mod jobs;
+mod stdin;
 mod support;
 mod tasks;

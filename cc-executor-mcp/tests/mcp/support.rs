@@ -10,7 +10,7 @@ use rmcp::model::{CallToolRequestParams, CallToolResult, ClientCapabilities, Cli
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, RoleClient, ServiceError, ServiceExt};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tests::procs;
 
 /// Generous bound for anything a test waits on (CI is a loaded 2-core machine).
@@ -91,6 +91,22 @@ pub async fn call(
 /// Call `tool` with `args` and return its result; a protocol error fails the test.
 pub async fn call_ok(mcp: &Mcp, tool: &'static str, args: Value) -> CallToolResult {
     call(mcp, tool, args).await.expect("tools/call")
+}
+
+/// Poll job `id` (bounded) until `done` holds for its whole output held so far; that output.
+pub async fn job_output_until(mcp: &Mcp, id: &Value, done: impl Fn(&str) -> bool) -> String {
+    bounded("the job's output", async {
+        loop {
+            let page = crate::jobs::job(mcp, "job_output", json!({"id": id, "tail": true})).await;
+            let data = page["data"].as_str().unwrap_or_default().to_owned();
+            if done(&data) {
+                return data;
+            }
+            assert_ne!(page["eof"], true, "the job ended first: {data:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
 }
 
 /// The structured content of a result (panics when absent).

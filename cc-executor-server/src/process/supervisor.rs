@@ -42,7 +42,10 @@
 //! allocation, no locks, no panics).
 //!
 //! The command runs in a process group of its own (its pid is the group id), so that the
-//! service's PAUSE (SIGSTOP to the group) never stops its supervisor.
+//! service's PAUSE (SIGSTOP to the group) never stops its supervisor. On a pseudo-terminal
+//! ([`FLAG_PTY`]) it leads a session of its own instead (`setsid`, which also makes that group),
+//! with the terminal as its controlling terminal: the service's descriptors for stdin, stdout
+//! and stderr are then all the terminal's slave side.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -52,7 +55,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use libc::{c_int, pid_t};
 
 /// Descriptors the service sends with each run, in this order.
-pub(super) const RUN_FDS: usize = 5;
+pub(super) const RUN_FDS: usize = 6;
 /// Index of the run's spec (a memfd: see [`encode_spec`]).
 pub(super) const FD_SPEC: usize = 0;
 /// Index of the write end of the command's stdout pipe.
@@ -63,6 +66,12 @@ pub(super) const FD_STDERR: usize = 2;
 pub(super) const FD_LIFELINE: usize = 3;
 /// Index of the write end of the status pipe.
 pub(super) const FD_STATUS: usize = 4;
+/// Index of the command's stdin: `/dev/null`, the read end of a pipe, or a terminal.
+pub(super) const FD_STDIN: usize = 5;
+
+/// Run flag (the byte sent with the descriptors): stdin, stdout and stderr are a terminal that
+/// becomes the command's controlling terminal.
+pub(super) const FLAG_PTY: u8 = 1;
 
 /// Status message: the command runs; `a` is the supervisor's pid, `b` the command's.
 pub(super) const MSG_STARTED: i32 = 1;
@@ -155,9 +164,9 @@ pub(super) fn start_spawner() -> io::Result<OwnedFd> {
     Ok(ours)
 }
 
-/// Send a run's descriptors to the spawner (non-blocking).
-pub(super) fn send_run(sock: RawFd, fds: &[RawFd; RUN_FDS]) -> io::Result<()> {
-    let payload = [0u8; 1];
+/// Send a run's descriptors and flags to the spawner (non-blocking).
+pub(super) fn send_run(sock: RawFd, fds: &[RawFd; RUN_FDS], flags: u8) -> io::Result<()> {
+    let payload = [flags; 1];
     let mut iov = libc::iovec {
         iov_base: payload.as_ptr() as *mut libc::c_void,
         iov_len: 1,
@@ -360,6 +369,7 @@ unsafe fn wait_for_runs(w: Waiting<'_>, mut slot: usize) -> ! {
     let me = libc::getpid();
     loop {
         let mut fds: [RawFd; RUN_FDS] = [-1; RUN_FDS];
+        let mut flags = 0u8;
         loop {
             let mut polled = [
                 libc::pollfd {
@@ -382,7 +392,7 @@ unsafe fn wait_for_runs(w: Waiting<'_>, mut slot: usize) -> ! {
             if polled[0].revents == 0 {
                 continue;
             }
-            match receive_run(w.sock, &mut fds) {
+            match receive_run(w.sock, &mut fds, &mut flags) {
                 Received::Run => break,
                 // Another waiting supervisor took it.
                 Received::Nothing => continue,
@@ -398,7 +408,7 @@ unsafe fn wait_for_runs(w: Waiting<'_>, mut slot: usize) -> ! {
             }
         }
         write_all(w.taken, &[1]);
-        supervise(&fds, w.signals);
+        supervise(&fds, flags, w.signals);
         // Wait for another run if the pool has room (no fork for the next run), else go.
         match w.pool.claim(me) {
             Some(s) => slot = s,
@@ -413,8 +423,8 @@ enum Received {
     End,
 }
 
-/// Receive one run's descriptors.
-unsafe fn receive_run(sock: RawFd, fds: &mut [RawFd; RUN_FDS]) -> Received {
+/// Receive one run's descriptors and flags.
+unsafe fn receive_run(sock: RawFd, fds: &mut [RawFd; RUN_FDS], flags: &mut u8) -> Received {
     let mut payload = [0u8; 1];
     let mut iov = libc::iovec {
         iov_base: payload.as_mut_ptr().cast(),
@@ -458,6 +468,7 @@ unsafe fn receive_run(sock: RawFd, fds: &mut [RawFd; RUN_FDS]) -> Received {
         cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
     }
     if got == RUN_FDS && msg.msg_flags & libc::MSG_CTRUNC == 0 {
+        *flags = payload[0];
         Received::Run
     } else {
         for fd in fds.iter().take(got) {
@@ -473,6 +484,9 @@ const EXEC_STACK: usize = 128 * 1024;
 /// What the command's process needs before `execve`; shared with the supervisor (`CLONE_VM`).
 struct Launch<'a> {
     spec: &'a Spec,
+    stdin: RawFd,
+    /// Start a session on the terminal `stdin` (see [`FLAG_PTY`]).
+    pty: bool,
     stdout: RawFd,
     stderr: RawFd,
     /// Set by the command's process when it cannot `execve`.
@@ -481,7 +495,7 @@ struct Launch<'a> {
 
 /// Supervise one run: start the command, watch over its subtree until it is empty, and
 /// close the run's descriptors (the status pipe's end of file tells the service).
-unsafe fn supervise(fds: &[RawFd; RUN_FDS], signals: RawFd) {
+unsafe fn supervise(fds: &[RawFd; RUN_FDS], flags: u8, signals: RawFd) {
     let status = fds[FD_STATUS];
     let done = |failure: Option<c_int>| {
         if let Some(e) = failure {
@@ -515,6 +529,8 @@ unsafe fn supervise(fds: &[RawFd; RUN_FDS], signals: RawFd) {
     }
     let mut launch = Launch {
         spec: &spec,
+        stdin: fds[FD_STDIN],
+        pty: flags & FLAG_PTY != 0,
         stdout: fds[FD_STDOUT],
         stderr: fds[FD_STDERR],
         errno: 0,
@@ -530,7 +546,7 @@ unsafe fn supervise(fds: &[RawFd; RUN_FDS], signals: RawFd) {
     // SAFETY: the command's process has exec'd or exited: nothing else writes `launch`.
     let failed = std::ptr::read_volatile(&launch.errno);
     spec.unmap();
-    for i in [FD_SPEC, FD_STDOUT, FD_STDERR] {
+    for i in [FD_SPEC, FD_STDOUT, FD_STDERR, FD_STDIN] {
         libc::close(fds[i]);
     }
     if command < 0 {
@@ -585,14 +601,16 @@ extern "C" fn run_command(arg: *mut libc::c_void) -> c_int {
         // The supervisor ignores SIGPIPE; programs expect the default. (The handler table is
         // our own copy: no CLONE_SIGHAND.)
         set_disposition(libc::SIGPIPE, libc::SIG_DFL);
-        let ok = libc::setpgid(0, 0) == 0
-            && {
-                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-                null >= 0
-                    && libc::dup2(null, 0) >= 0
-                    && libc::dup2(launch.stdout, 1) >= 0
-                    && libc::dup2(launch.stderr, 2) >= 0
-            }
+        let own_group = if launch.pty {
+            // A new session (and group) whose controlling terminal is the pty.
+            libc::setsid() >= 0 && libc::ioctl(launch.stdin, libc::TIOCSCTTY, 0) == 0
+        } else {
+            libc::setpgid(0, 0) == 0
+        };
+        let ok = own_group
+            && libc::dup2(launch.stdin, 0) >= 0
+            && libc::dup2(launch.stdout, 1) >= 0
+            && libc::dup2(launch.stderr, 2) >= 0
             && libc::chdir(launch.spec.cwd) == 0;
         if ok {
             libc::execve(launch.spec.path, launch.spec.argv, launch.spec.envp);

@@ -17,6 +17,7 @@ mod limits;
 mod process;
 mod protocol;
 mod shell;
+mod stdin;
 mod support;
 mod token_file;
 mod transcripts;

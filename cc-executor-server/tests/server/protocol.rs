@@ -24,7 +24,9 @@ async fn connected_advertises_our_capabilities() {
             "stream",
             "completed_after_cancel",
             "run_timeout",
-            "cwd"
+            "cwd",
+            "stdin",
+            "pty"
         ])
     );
     // The shell that runs commands, after the capabilities (bash by default).

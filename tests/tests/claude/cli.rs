@@ -569,3 +569,60 @@ async fn a_run_without_login_fails_as_typed_data_despite_its_subtype() {
         Some(ClaudeFailure::Budget { spent_usd: Some(spent), .. }) if spent == 0.5123
     ));
 }
+
+#[tokio::test]
+async fn an_interactive_claude_takes_messages_until_its_input_ends() {
+    // Answers each input line with an assistant message, keeps the lines, and writes its result
+    // at end of input.
+    let stand_in = StandIn::new(
+        r#"n=0
+while IFS= read -r line; do
+  n=$((n+1))
+  printf '%s\n' "$line" >> heard
+  printf '{"type":"assistant","message":{"role":"assistant","content":[{"type":"text","text":"turn %s"}]}}\n' "$n"
+done
+printf '{"type":"result","subtype":"success","is_error":false,"num_turns":%s,"result":"done after %s","session_id":"s"}\n' "$n" "$n""#,
+    );
+    let (server, client) = start().await;
+    let cmd = stand_in.command("first").interactive();
+    let mut run = client.execute_claude(cmd).await.unwrap();
+    turn(&mut run, 1).await;
+    run.send("second, \"quoted\"").await.unwrap();
+    turn(&mut run, 2).await;
+    run.finish().await.unwrap();
+    let result = tokio::time::timeout(WAIT, run.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result.result.as_deref(), Some("done after 2"));
+    let heard = std::fs::read_to_string(stand_in.dir.path().join("heard")).unwrap();
+    let texts: Vec<String> = heard
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["type"], "user");
+            v["message"]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(texts, ["first", "second, \"quoted\""]);
+    assert!(stand_in
+        .argv()
+        .windows(2)
+        .any(|w| w == ["--input-format", "stream-json"]));
+    server.shutdown().await;
+}
+
+/// Read `run` up to its next assistant message, which must say `turn {n}`.
+async fn turn(run: &mut cc_executor_client::claude::ClaudeExecution, n: u32) {
+    let want = format!("turn {n}");
+    while let Some(event) = tokio::time::timeout(WAIT, run.next()).await.unwrap() {
+        if let ClaudeEvent::Assistant(m) = event.unwrap() {
+            assert_eq!(m.text(), want);
+            return;
+        }
+    }
+    panic!("ended before {want}");
+}

@@ -6,5 +6,6 @@
 mod bench;
 mod control;
 mod failures;
+mod stdin;
 mod stream;
 mod support;
