@@ -32,6 +32,7 @@ mod envelope;
 mod frame;
 mod names;
 mod params;
+mod quote;
 
 pub use envelope::{ErrorObject, Id, Notification, Request, Response};
 pub use frame::{DecodeError, ServerFrame, ServerNotification};
@@ -45,3 +46,4 @@ pub use params::{
     OutputStream, PingParams, ProcessStatusParams, PtySize, RateLimitParams, StdinMode,
     TokenLimitParams,
 };
+pub use quote::shell_quote;

@@ -1,6 +1,5 @@
 //! Building a safe `claude -p` command line, and POSIX shell quoting.
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,37 +34,7 @@ pub enum NestedEnv {
     Keep,
 }
 
-/// Quote `s` for a POSIX shell so that it reaches the program as exactly one argument, verbatim.
-///
-/// Strings made only of characters no shell treats specially (`A-Z a-z 0-9 _ @ % + = : , . / -`)
-/// come back unchanged; anything else is wrapped in single quotes, with each `'` written as `'\''`.
-/// The empty string becomes `''`.
-///
-/// ```
-/// use cc_executor_client::claude::shell_quote;
-///
-/// assert_eq!(shell_quote("sonnet"), "sonnet");
-/// assert_eq!(shell_quote("it's $(id)"), r#"'it'\''s $(id)'"#);
-/// assert_eq!(shell_quote(""), "''");
-/// ```
-pub fn shell_quote(s: &str) -> Cow<'_, str> {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
-    if !s.is_empty() && s.chars().all(safe) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        if c == '\'' {
-            // Close the quote, add an escaped quote, reopen.
-            out.push_str("'\\''");
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\'');
-    Cow::Owned(out)
-}
+pub use crate::protocol::shell_quote;
 
 /// A `claude -p` run: the prompt, the CLI options, and how the service should run it.
 ///
@@ -220,6 +189,32 @@ fn nested_env_vars() -> Vec<String> {
     NESTED_ENV_VARS.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// Builder methods that set an optional text option: `name(value)`.
+macro_rules! text_options {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(mut self, value: impl Into<String>) -> Self {
+            self.$name = Some(value.into());
+            self
+        }
+    )*};
+}
+
+/// Builder methods that add values to a list option: `name(values)`.
+macro_rules! list_options {
+    ($($(#[$doc:meta])* $name:ident($field:ident);)*) => {$(
+        $(#[$doc])*
+        pub fn $name<I, S>(mut self, values: I) -> Self
+        where
+            I: IntoIterator<Item = S>,
+            S: Into<String>,
+        {
+            self.$field.extend(values.into_iter().map(Into::into));
+            self
+        }
+    )*};
+}
+
 impl ClaudeCommand {
     /// A run of `prompt` with the default options (program `claude`, no timeout).
     pub fn new(prompt: impl Into<String>) -> Self {
@@ -248,36 +243,37 @@ impl ClaudeCommand {
         }
     }
 
+    text_options! {
+        /// `--model` (an alias such as `sonnet` or a full model name).
+        model;
+        /// `--fallback-model`: the model to use when the main one is overloaded.
+        fallback_model;
+        /// `--effort` (e.g. `low`, `medium`, `high`).
+        effort;
+        /// `--permission-mode` (e.g. `default`, `acceptEdits`, `plan`, `bypassPermissions`).
+        permission_mode;
+        /// `--resume`: continue the conversation of this session id. The run may report a new session
+        /// id; take the next one from [`super::ClaudeResult::session_id`].
+        resume;
+        /// `--append-system-prompt`.
+        append_system_prompt;
+    }
+
+    list_options! {
+        /// Add tools to `--allowedTools` (e.g. `"Read"`, `"Bash(git log:*)"`).
+        allowed_tools(allowed_tools);
+        /// Add tools to `--disallowed-tools`.
+        disallowed_tools(disallowed_tools);
+        /// Add directories to `--add-dir`: more directories the instance may use besides its
+        /// working directory.
+        add_dirs(add_dirs);
+        /// More CLI arguments (see [`ClaudeCommand::arg`]).
+        args(extra_args);
+    }
+
     /// The `claude` executable: a name looked up on the service's `PATH` (default `claude`) or a path.
     pub fn program(mut self, program: impl Into<String>) -> Self {
         self.program = program.into();
-        self
-    }
-
-    /// `--model` (an alias such as `sonnet` or a full model name).
-    pub fn model(mut self, model: impl Into<String>) -> Self {
-        self.model = Some(model.into());
-        self
-    }
-
-    /// Add tools to `--allowedTools` (e.g. `"Read"`, `"Bash(git log:*)"`).
-    pub fn allowed_tools<I, S>(mut self, tools: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.allowed_tools.extend(tools.into_iter().map(Into::into));
-        self
-    }
-
-    /// Add tools to `--disallowed-tools`.
-    pub fn disallowed_tools<I, S>(mut self, tools: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.disallowed_tools
-            .extend(tools.into_iter().map(Into::into));
         self
     }
 
@@ -315,62 +311,10 @@ impl ClaudeCommand {
         self.json_schema.is_some()
     }
 
-    /// Add directories to `--add-dir`: more directories the instance may use besides its
-    /// working directory.
-    pub fn add_dirs<I, S>(mut self, dirs: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.add_dirs.extend(dirs.into_iter().map(Into::into));
-        self
-    }
-
-    /// `--fallback-model`: the model to use when the main one is overloaded.
-    pub fn fallback_model(mut self, model: impl Into<String>) -> Self {
-        self.fallback_model = Some(model.into());
-        self
-    }
-
-    /// `--effort` (e.g. `low`, `medium`, `high`).
-    pub fn effort(mut self, effort: impl Into<String>) -> Self {
-        self.effort = Some(effort.into());
-        self
-    }
-
-    /// `--permission-mode` (e.g. `default`, `acceptEdits`, `plan`, `bypassPermissions`).
-    pub fn permission_mode(mut self, mode: impl Into<String>) -> Self {
-        self.permission_mode = Some(mode.into());
-        self
-    }
-
-    /// `--resume`: continue the conversation of this session id. The run may report a new session
-    /// id; take the next one from [`super::ClaudeResult::session_id`].
-    pub fn resume(mut self, session_id: impl Into<String>) -> Self {
-        self.resume = Some(session_id.into());
-        self
-    }
-
-    /// `--append-system-prompt`.
-    pub fn append_system_prompt(mut self, text: impl Into<String>) -> Self {
-        self.append_system_prompt = Some(text.into());
-        self
-    }
-
     /// One more CLI argument, placed after the options above and before `-- <prompt>`. Quoted like
     /// every other value.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.extra_args.push(arg.into());
-        self
-    }
-
-    /// More CLI arguments (see [`ClaudeCommand::arg`]).
-    pub fn args<I, S>(mut self, args: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.extra_args.extend(args.into_iter().map(Into::into));
         self
     }
 
@@ -589,6 +533,7 @@ impl From<&ClaudeCommand> for Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::borrow::Cow;
 
     #[test]
     fn safe_strings_are_unchanged() {

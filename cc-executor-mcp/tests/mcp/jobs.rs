@@ -11,6 +11,16 @@ use cc_executor_server::Server;
 use serde_json::{json, Value};
 use tests::procs::{wait_group_gone, wait_group_stopped};
 
+/// The tools that act on one job, named by its `id`.
+const ON_A_JOB: [&str; 6] = [
+    "job_status",
+    "job_output",
+    "job_wait",
+    "job_pause",
+    "job_resume",
+    "job_cancel",
+];
+
 const GONE: Duration = Duration::from_secs(30);
 
 /// Start a job and return its status.
@@ -48,17 +58,10 @@ async fn wait_stopped(pgid: u32, stopped: bool) {
 async fn job_tools_are_listed_with_schemas() {
     let mcp = start(&[], &[]).await;
     let tools = bounded("tools/list", mcp.list_all_tools()).await.unwrap();
-    for name in [
-        "job_start",
-        "job_status",
-        "job_output",
-        "job_wait",
-        "job_pause",
-        "job_resume",
-        "job_cancel",
-        "job_list",
-        "job_input",
-    ] {
+    for name in ["job_start", "job_list", "job_input"]
+        .into_iter()
+        .chain(ON_A_JOB)
+    {
         let tool = tools
             .iter()
             .find(|t| t.name == name)
@@ -240,14 +243,7 @@ async fn pause_and_resume_stop_and_continue_the_group() {
 #[tokio::test]
 async fn unknown_ids_and_bad_starts_are_clear_tool_errors() {
     let mcp = start(&[], &[]).await;
-    for tool in [
-        "job_status",
-        "job_output",
-        "job_wait",
-        "job_pause",
-        "job_resume",
-        "job_cancel",
-    ] {
+    for tool in ON_A_JOB {
         let r = call_ok(&mcp, tool, json!({"id": 4242})).await;
         assert_eq!(r.is_error, Some(true), "{tool}: {r:?}");
         assert!(text(&r).contains("no job 4242"), "{tool}: {}", text(&r));

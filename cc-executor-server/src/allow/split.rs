@@ -126,8 +126,7 @@ pub fn split_words(line: &str) -> Result<Vec<String>, Refusal> {
 
 /// Quote `words` into a command line that [`split_words`] splits back into the same words.
 ///
-/// Words made only of letters, digits and `-_./,@%+` stay bare; others are single-quoted, with a
-/// `'` written as `'\''`. A word holding a character refused everywhere (a control character or
+/// Each word is written by [`cc_executor_protocol::shell_quote`]. A word holding a character refused everywhere (a control character or
 /// non-ASCII whitespace) cannot be written: the line it gives is refused.
 #[doc(hidden)]
 pub fn quote<S: AsRef<str>>(words: &[S]) -> String {
@@ -136,23 +135,7 @@ pub fn quote<S: AsRef<str>>(words: &[S]) -> String {
         if n > 0 {
             line.push(' ');
         }
-        let w = w.as_ref();
-        let bare = !w.is_empty()
-            && w.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./,@%+".contains(c));
-        if bare {
-            line.push_str(w);
-            continue;
-        }
-        line.push('\'');
-        for c in w.chars() {
-            if c == '\'' {
-                line.push_str("'\\''");
-            } else {
-                line.push(c);
-            }
-        }
-        line.push('\'');
+        line.push_str(&cc_executor_protocol::shell_quote(w.as_ref()));
     }
     line
 }

@@ -209,6 +209,20 @@ async fn background_process_holding_the_pipe_does_not_hang_the_run(shell: &str) 
     end(c, server).await;
 }
 
+/// Send control `kind` (PAUSE or RESUME) as request `id`; the frames up to its notification,
+/// which must include the answer to `id`.
+async fn acknowledged(c: &mut Client, kind: &str, id: i64) -> Vec<Value> {
+    let (method, status) = match kind {
+        "PAUSE" => ("process.paused", "paused"),
+        _ => ("process.resumed", "resumed"),
+    };
+    c.control(kind, id).await;
+    let frames = c.frames_until(|f| f["method"] == method).await;
+    let answered = |f: &Value| f["result"]["status"] == status && f["id"] == id;
+    assert!(frames.iter().any(answered), "{kind} {id}: {frames:?}");
+    frames
+}
+
 async fn pause_stops_output_and_a_paused_group_can_be_canceled(shell: &str) {
     let (server, mut c) = connected(server_with(shell).await).await;
     let producer = "i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done";
@@ -216,12 +230,7 @@ async fn pause_stops_output_and_a_paused_group_can_be_canceled(shell: &str) {
     let pgid = pgid_of(&result);
     let mut seen = c.frames_until(|f| f["params"]["data"] == "3\n").await;
 
-    c.control("PAUSE", 2).await;
-    let frames = c.frames_until(|f| f["method"] == "process.paused").await;
-    assert!(frames
-        .iter()
-        .any(|f| f["result"]["status"] == "paused" && f["id"] == 2));
-    seen.extend(frames);
+    seen.extend(acknowledged(&mut c, "PAUSE", 2).await);
     // Paused means every process of the group is stopped, so none can print: checked in the
     // kernel's view rather than by watching the output for a while. Lines already in flight may
     // still arrive. Without pause this wait fails at its bound.
@@ -229,18 +238,10 @@ async fn pause_stops_output_and_a_paused_group_can_be_canceled(shell: &str) {
         panic!("the group did not stop: states {states:?}");
     }
     // Pausing again is fine.
-    c.control("PAUSE", 3).await;
-    let frames = c.frames_until(|f| f["method"] == "process.paused").await;
-    assert!(frames.iter().any(|f| f["result"]["status"] == "paused"));
-    seen.extend(frames);
+    seen.extend(acknowledged(&mut c, "PAUSE", 3).await);
     assert!(wait_group_stopped(pgid, true, GONE_BOUND).await.is_ok());
 
-    c.control("RESUME", 4).await;
-    let frames = c.frames_until(|f| f["method"] == "process.resumed").await;
-    assert!(frames
-        .iter()
-        .any(|f| f["result"]["status"] == "resumed" && f["id"] == 4));
-    seen.extend(frames);
+    seen.extend(acknowledged(&mut c, "RESUME", 4).await);
     if let Err(states) = wait_group_stopped(pgid, false, GONE_BOUND).await {
         panic!("the group did not continue: states {states:?}");
     }

@@ -191,9 +191,9 @@ async fn success_sample_gives_its_result() {
     let result = run(&client, stand_in.command("what does main.py print?"))
         .await
         .expect("a successful result");
-    assert_eq!(result.subtype, "success");
-    assert!(!result.is_error);
-    assert!(result.is_success());
+    // Over the wire, the same result as the sample parsed in place (the parser's own tests hold
+    // the rest).
+    assert!(result.is_success(), "{result:?}");
     assert_eq!(result.result.as_deref(), Some("The script prints 4."));
     assert_eq!(
         result.session_id.as_deref(),

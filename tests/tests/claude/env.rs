@@ -85,28 +85,20 @@ async fn nested_variables_do_not_reach_a_fresh_instance() {
     }
     assert!(env.contains(&kept), "{kept} missing: {env:?}");
 
-    // `NestedEnv::Empty`: set to empty.
-    let dir = tempfile::tempdir().unwrap();
-    let (script, env_file) = stand_in(dir.path());
-    run(ClaudeCommand::new("hi")
-        .program(script.to_str().unwrap())
-        .nested_env(NestedEnv::Empty))
-    .await
-    .expect("success sample");
-    let env = env_lines(&env_file);
+    // `NestedEnv::Empty` sets them to empty; `NestedEnv::Keep` is the control case, proving the
+    // variables were there to remove.
+    let env_with = |mode| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let (script, env_file) = stand_in(dir.path());
+        let cmd = ClaudeCommand::new("hi").program(script.to_str().unwrap());
+        run(cmd.nested_env(mode)).await.expect("success sample");
+        env_lines(&env_file)
+    };
+    let env = env_with(NestedEnv::Empty).await;
     for (k, _) in NESTED {
         assert!(env.contains(&format!("{k}=")), "{k} not empty: {env:?}");
     }
     assert!(env.contains(&kept), "{kept} missing: {env:?}");
-
-    // `NestedEnv::Keep`: the control case, proving the variables were there to remove.
-    let dir = tempfile::tempdir().unwrap();
-    let (script, env_file) = stand_in(dir.path());
-    run(ClaudeCommand::new("hi")
-        .program(script.to_str().unwrap())
-        .nested_env(NestedEnv::Keep))
-    .await
-    .expect("success sample");
-    let env = env_lines(&env_file);
+    let env = env_with(NestedEnv::Keep).await;
     assert!(env.contains(&"CLAUDECODE=1".to_owned()), "{env:?}");
 }
