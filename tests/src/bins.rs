@@ -11,36 +11,32 @@ use std::path::PathBuf;
 ///
 /// Panics with a clear message when it has not been built.
 pub fn bin_path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test-binary> -> target/<profile>/<name>
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary lives in target/<profile>/deps");
-    let path = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is not built; run the tests with `cargo test --workspace` (or `cargo build -p {name}` first)",
-        path.display()
-    );
-    path
+    built(profile_dir(), name, &format!("cargo build -p {name}"))
 }
 
 /// Path of the example `name` of the `examples` package, built by `cargo test --workspace`.
 ///
 /// Panics with a clear message when it has not been built.
 pub fn example_path(name: &str) -> PathBuf {
+    let examples = profile_dir().join("examples");
+    built(examples, name, "cargo build -p examples --examples")
+}
+
+/// `target/<profile>`: the test binary runs from `target/<profile>/deps/`.
+fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
+    let deps = exe
         .parent()
-        .and_then(|deps| deps.parent())
         .expect("test binary lives in target/<profile>/deps");
-    let path = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    deps.parent().expect("target/<profile>").to_path_buf()
+}
+
+/// The executable `name` in `dir`, or a panic saying how to build it.
+fn built(dir: PathBuf, name: &str, build: &str) -> PathBuf {
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
-        "{} is not built; run the tests with `cargo test --workspace` (or `cargo build -p examples --examples` first)",
+        "{} is not built; run the tests with `cargo test --workspace` (or `{build}` first)",
         path.display()
     );
     path

@@ -37,18 +37,14 @@ async fn shell_sh_behaves_as_dash() {
 
 #[tokio::test]
 async fn a_missing_shell_stops_the_service_at_start() {
-    let err = Server::builder()
-        .shell("no-such-shell-here")
-        .bind("127.0.0.1:0")
-        .await
-        .expect_err("a missing shell is an error");
-    assert!(err.to_string().contains("no-such-shell-here"), "{err}");
-    let err = Server::builder()
-        .shell("/no/such/dir/bash")
-        .bind("127.0.0.1:0")
-        .await
-        .expect_err("a missing shell is an error");
-    assert!(err.to_string().contains("/no/such/dir/bash"), "{err}");
+    for shell in ["no-such-shell-here", "/no/such/dir/bash"] {
+        let err = Server::builder()
+            .shell(shell)
+            .bind("127.0.0.1:0")
+            .await
+            .expect_err("a missing shell is an error");
+        assert!(err.to_string().contains(shell), "{err}");
+    }
 }
 
 #[tokio::test]
