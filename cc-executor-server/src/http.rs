@@ -1,6 +1,7 @@
-//! The HTTP side: the router, `/health` and `/healthz`, token check, session limit and the WebSocket upgrade.
+//! The HTTP side: the router, `/health`, `/healthz`, `/ready` and `/metrics`, token check, session
+//! limit and the WebSocket upgrade.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::Config;
 use crate::guard::Guard;
+use crate::metrics::{self, Metrics};
 use crate::process::{self, Registry};
 use crate::{listen, session, ServerHandle};
 
@@ -31,6 +33,9 @@ pub(crate) struct State {
     pub config: Config,
     pub registry: Registry,
     pub shutdown: watch::Sender<bool>,
+    pub metrics: Arc<Metrics>,
+    /// Set by a drain: new sessions and new runs are refused.
+    pub draining: AtomicBool,
     guard: Guard,
     active: AtomicUsize,
     idle: Notify,
@@ -43,6 +48,11 @@ impl State {
         self.active.load(Ordering::SeqCst)
     }
 
+    /// Whether the service is draining (or stopping): it takes no new sessions or runs.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst) || *self.shutdown.borrow()
+    }
+
     /// Count a new session, unless that would pass the limit.
     fn try_open(self: &Arc<Self>) -> Option<SessionGuard> {
         let max = self.config.max_sessions;
@@ -51,6 +61,7 @@ impl State {
                 (n < max).then_some(n + 1)
             })
             .ok()
+            .inspect(|_| self.metrics.session_opened())
             .map(|_| SessionGuard {
                 state: self.clone(),
             })
@@ -98,6 +109,8 @@ pub(crate) async fn serve(
         config,
         registry: Registry::new()?,
         shutdown,
+        metrics: Arc::new(Metrics::new()),
+        draining: AtomicBool::new(false),
         active: AtomicUsize::new(0),
         idle: Notify::new(),
         started: Instant::now(),
@@ -107,6 +120,8 @@ pub(crate) async fn serve(
         .route("/ws/mcp", get(upgrade))
         .route("/health", get(health))
         .route("/healthz", get(healthz))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .with_state(state.clone());
     let stop = state.shutdown.subscribe();
     let handshake_timeout = state.config.handshake_timeout;
@@ -130,7 +145,11 @@ struct Health {
 
 async fn health(AxumState(state): AxumState<Arc<State>>) -> Json<Health> {
     Json(Health {
-        status: "healthy",
+        status: if state.draining() {
+            "draining"
+        } else {
+            "healthy"
+        },
         service: "cc-executor-websocket",
         version: PROTOCOL_VERSION,
         active_sessions: state.active_sessions(),
@@ -143,6 +162,36 @@ async fn health(AxumState(state): AxumState<Arc<State>>) -> Json<Health> {
 /// Liveness probe: `{"status":"ok"}`.
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Readiness probe: 200 `{"status":"ready"}`, or 503 `{"status":"draining"}` once a drain (or
+/// shutdown) has begun, so that a balancer sends new sessions elsewhere.
+async fn ready(AxumState(state): AxumState<Arc<State>>) -> Response {
+    if state.draining() {
+        let body = Json(serde_json::json!({ "status": "draining" }));
+        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    }
+    Json(serde_json::json!({ "status": "ready" })).into_response()
+}
+
+/// The Prometheus text; behind the token like the WebSocket.
+async fn metrics(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap) -> Response {
+    if !authorized(&state.config, &headers) {
+        return unauthorized();
+    }
+    let text = state
+        .metrics
+        .encode(state.active_sessions(), state.draining());
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "missing or invalid bearer token",
+    )
+        .into_response()
 }
 
 /// `Authorization: Bearer <token>`, compared in constant time.
@@ -174,25 +223,24 @@ async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if *state.shutdown.borrow() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    if state.draining() {
+        state.metrics.session_refused("draining");
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
     }
     if let Err(refusal) = state.guard.check(&headers) {
         tracing::info!("refused a WebSocket upgrade: {refusal}");
         return (StatusCode::FORBIDDEN, format!("{refusal}\n")).into_response();
     }
     if !authorized(&state.config, &headers) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "missing or invalid bearer token",
-        )
-            .into_response();
+        return unauthorized();
     }
     let ws = ws.max_message_size(MAX_CLIENT_MESSAGE);
     match state.try_open() {
         Some(guard) => ws.on_upgrade(move |socket| session::serve(socket, state, guard)),
-        None => ws.on_upgrade(refuse_session),
+        None => {
+            state.metrics.session_refused("limit");
+            ws.on_upgrade(refuse_session)
+        }
     }
 }
 

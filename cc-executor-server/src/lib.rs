@@ -5,7 +5,9 @@
 //! [`ServerBuilder::shell`]) in its own process group, streams its output as `process.output`
 //! notifications, and pauses, resumes or cancels all of the command's processes on request.
 //!
-//! Endpoints: `/ws` and `/ws/mcp` (the same protocol), `GET /health` and `GET /healthz`.
+//! Endpoints: `/ws` and `/ws/mcp` (the same protocol), `GET /health` and `GET /healthz`,
+//! `GET /ready` (503 while draining, see [`ServerHandle::drain`]) and `GET /metrics` (the
+//! Prometheus text format; behind the token when one is set).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -57,10 +59,12 @@
 pub mod allow;
 mod config;
 mod detect;
+mod drain;
 mod guard;
 mod http;
 mod input;
 mod listen;
+mod metrics;
 mod output;
 mod process;
 mod run;

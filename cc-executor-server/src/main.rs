@@ -6,12 +6,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
 /// Run commands for WebSocket clients (JSON-RPC 2.0, the cc-executor protocol).
 ///
-/// Endpoints: ws://ADDR/ws (also /ws/mcp), http://ADDR/health and /healthz. Once listening, the
+/// Endpoints: ws://ADDR/ws (also /ws/mcp), http://ADDR/health, /healthz, /ready (503 while
+/// draining) and /metrics (Prometheus text; needs the token when one is set). Once listening, the
 /// WebSocket URL is printed on stdout (one line); logs go to stderr (RUST_LOG sets the level).
+///
+/// SIGTERM or SIGINT drains: new sessions are refused, running commands get --drain-timeout to
+/// finish, then what is left is killed and the service exits 0. A second signal ends the drain at
+/// once.
 #[derive(Debug, Parser)]
 #[command(name = "cc-executor-server", version, about, long_about)]
 struct Args {
@@ -76,6 +82,10 @@ struct Args {
     #[arg(long, env = "CC_EXECUTOR_KILL_GRACE", default_value_t = 2.0)]
     kill_grace: f64,
 
+    /// Seconds running commands get to finish after SIGTERM before they are killed.
+    #[arg(long, env = "CC_EXECUTOR_DRAIN_TIMEOUT", default_value_t = 30.0)]
+    drain_timeout: f64,
+
     /// Shell that runs commands as `SHELL -c COMMAND`: a name on PATH or a path.
     /// [default: bash when on PATH, else sh]
     #[arg(long, env = "CC_EXECUTOR_SHELL")]
@@ -97,6 +107,7 @@ fn seconds(name: &str, s: f64) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    let mut signals = Signals::new();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -105,13 +116,14 @@ async fn main() -> ExitCode {
         )
         .init();
 
-    let (heartbeat, grace, handshake) = match (
+    let (heartbeat, grace, handshake, drain) = match (
         seconds("heartbeat-interval", args.heartbeat_interval),
         seconds("kill-grace", args.kill_grace),
         seconds("handshake-timeout", args.handshake_timeout),
+        seconds("drain-timeout", args.drain_timeout),
     ) {
-        (Ok(h), Ok(g), Ok(t)) => (h, g, t),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+        (Ok(h), Ok(g), Ok(t), Ok(d)) => (h, g, t, d),
+        (Err(e), _, _, _) | (_, Err(e), _, _) | (_, _, Err(e), _) | (_, _, _, Err(e)) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
@@ -171,9 +183,8 @@ async fn main() -> ExitCode {
     };
     println!("{}", server.url());
 
-    cc_executor_server::wait_for_signal().await;
-    tracing::info!("shutting down");
-    server.shutdown().await;
+    signals.next().await;
+    server.drain_until(drain, signals.next()).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
@@ -203,4 +214,35 @@ fn report(e: &(dyn std::error::Error + 'static)) -> String {
         cause = c.source();
     }
     text
+}
+
+/// SIGTERM and SIGINT, listened to from the start so that a second one is never missed.
+struct Signals {
+    term: Option<Signal>,
+    int: Option<Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        Signals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+        }
+    }
+
+    /// The next SIGTERM or SIGINT.
+    async fn next(&mut self) {
+        async fn recv(s: &mut Option<Signal>) {
+            match s {
+                Some(s) => {
+                    let _ = s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            () = recv(&mut self.term) => {}
+            () = recv(&mut self.int) => {}
+        }
+    }
 }

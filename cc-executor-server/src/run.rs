@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::detect::{detect, Detections};
 use crate::input::Input;
+use crate::metrics::{Metrics, Outcome};
 use crate::output::{encode_piece, Emit, LineAssembler};
 use crate::process::{exit_code, Spawned, Supervisor, Tree};
 use crate::writer::{OutItem, BATCH_BYTES};
@@ -49,6 +50,7 @@ pub(crate) struct RunContext {
     pub session_id: Arc<str>,
     pub out: mpsc::Sender<OutItem>,
     pub kill_grace: Duration,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The session's handle on a run.
@@ -111,6 +113,7 @@ impl RunHandle {
 #[derive(Debug)]
 struct Shared {
     session_id: Arc<str>,
+    metrics: Arc<Metrics>,
     start: Instant,
     /// First completion phrase seen: (seconds from start, marker).
     early: Mutex<Option<(f64, &'static str)>>,
@@ -144,6 +147,7 @@ pub(crate) fn start(spawned: Spawned, timeout: Option<f64>, ctx: RunContext) -> 
     } = spawned;
     let shared = Arc::new(Shared {
         session_id: ctx.session_id.clone(),
+        metrics: ctx.metrics.clone(),
         start: Instant::now(),
         early: Mutex::new(None),
     });
@@ -174,8 +178,9 @@ pub(crate) fn start(spawned: Spawned, timeout: Option<f64>, ctx: RunContext) -> 
         reported: reported.clone(),
         control: control.clone(),
     };
+    let running = sup.ctx.metrics.run_started();
     let task = tokio::spawn(async move {
-        let guard = guard;
+        let (guard, _running) = (guard, running);
         if sup.run(supervisor, readers, phase_rx).await {
             guard.release();
         }
@@ -226,6 +231,7 @@ async fn read_pipe<R: AsyncRead + Unpin>(
             Emit::Line(line) => {
                 let found = detect(line);
                 if !found.is_empty() {
+                    shared.metrics.detections(&found);
                     encode_detections(&shared, line, found, &mut frames);
                 }
             }
@@ -237,6 +243,7 @@ async fn read_pipe<R: AsyncRead + Unpin>(
                 true
             }
             Ok(n) => {
+                shared.metrics.output(stream.as_str(), n);
                 lines.push(&buf[..n], &mut emit);
                 false
             }
@@ -406,7 +413,9 @@ impl RunTask {
         // 3. Nothing of the tree may outlive the run: the supervisor reports it gone only once
         // its subtree is empty.
         let gone = sup.terminate_all(self.tree, grace, GONE_BOUND).await;
+        let took = Some(self.shared.start.elapsed());
         if aborted {
+            self.ctx.metrics.run_ended(Outcome::Canceled, took);
             return gone;
         }
 
@@ -423,13 +432,16 @@ impl RunTask {
 
         let early = *self.shared.early.lock().unwrap_or_else(|p| p.into_inner());
         let code = status.map(exit_code);
-        let status_text = if canceled {
-            status::CANCELED
+        let (status_text, outcome) = if canceled {
+            (status::CANCELED, Outcome::Canceled)
         } else if code == Some(0) && !timed_out {
-            status::COMPLETED
+            (status::COMPLETED, Outcome::Completed)
+        } else if timed_out {
+            (status::FAILED, Outcome::TimedOut)
         } else {
-            status::FAILED
+            (status::FAILED, Outcome::Failed)
         };
+        self.ctx.metrics.run_ended(outcome, took);
         let params = CompletedParams {
             status: status_text.to_owned(),
             pid: Some(self.pid),

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, Semaphore, TryAcquireError};
 
 use crate::http::{SessionGuard, State};
 use crate::input::Refusal;
+use crate::metrics::Outcome;
 use crate::process;
 use crate::run::{self, RunContext, RunHandle};
 use crate::writer::{self, CtrlItem, OutItem, CTRL_BYTES, FRAME_OVERHEAD, OUT_CAPACITY};
@@ -39,6 +40,8 @@ const CLOSE_REPLY_WAIT: Duration = Duration::from_millis(500);
 /// Longest error message sent back; messages can quote client input (a method name, a path),
 /// which must not make every queued reply as big as the largest request.
 const MAX_ERROR_MESSAGE: usize = 1024;
+/// The answer to `execute` while the service drains.
+const DRAINING: &str = "The service is draining: it starts no new runs";
 /// Longest string `id` accepted (bytes): replies echo the id, so its size bounds theirs.
 const MAX_ID_BYTES: usize = 256;
 /// The answer to a request whose `id` cannot be echoed.
@@ -345,7 +348,20 @@ impl Session {
             }
         };
         match req.method.as_str() {
-            method::EXECUTE => self.execute(run, req.id, req.params).await,
+            method::EXECUTE => {
+                let task = |run: &Option<RunHandle>| run.as_ref().map(|r| r.task.id());
+                let before = task(run);
+                if self.state.draining() {
+                    // Like a full service: the client may try another one.
+                    self.reply_error(req.id, code::SESSION_LIMIT, DRAINING)
+                        .await;
+                } else {
+                    self.execute(run, req.id, req.params).await;
+                }
+                if task(run) == before {
+                    self.state.metrics.run_ended(Outcome::Refused, None);
+                }
+            }
             method::CONTROL => self.control(run, req.id, req.params).await,
             method::INPUT => self.input(run, req.id, req.params).await,
             method::HOOK_STATUS => {
@@ -466,6 +482,7 @@ impl Session {
             session_id: self.id.clone(),
             out: self.out.clone(),
             kill_grace: config.kill_grace,
+            metrics: self.state.metrics.clone(),
         };
         *run = Some(run::start(spawned, p.timeout, ctx));
     }
