@@ -7,6 +7,7 @@ use url::Url;
 
 use crate::command::Command;
 use crate::connection;
+use crate::endpoints::{self, EndpointStatus, Pool};
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Outcome, Runs};
 use crate::session::Session;
@@ -16,6 +17,9 @@ use crate::transport;
 ///
 /// Each [`Client::execute`] opens a fresh session (WebSocket connection) for its run, so one
 /// `Client` can drive many concurrent executions.
+///
+/// A client may know several services ([`Client::builder_with_endpoints`]): each new session
+/// then goes to the one with the fewest sessions open, skipping any that is down or draining.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -39,7 +43,8 @@ pub struct Client {
 
 #[derive(Debug)]
 pub(crate) struct Config {
-    pub(crate) url: Url,
+    /// The services (one or more), with what is known of each.
+    pub(crate) pool: Pool,
     pub(crate) token: Option<String>,
     pub(crate) connect_timeout: Duration,
     pub(crate) heartbeat_timeout: Duration,
@@ -64,7 +69,7 @@ impl Config {
 /// Builds a [`Client`]: token, connect timeout, heartbeat, TLS roots.
 #[derive(Debug)]
 pub struct ClientBuilder {
-    url: String,
+    urls: Vec<String>,
     token: Option<String>,
     connect_timeout: Duration,
     heartbeat_timeout: Duration,
@@ -81,8 +86,38 @@ impl Client {
 
     /// A builder for a client of the service at `url`.
     pub fn builder(url: impl AsRef<str>) -> ClientBuilder {
+        Self::builder_with_endpoints([url])
+    }
+
+    /// A builder for a client of several equivalent services (e.g. one per host).
+    ///
+    /// Each new session goes to the service with the fewest sessions open, as its `/health`
+    /// reports (checked in the background about once a second, never while starting a run)
+    /// plus the sessions this client opened there since; equal ones take turns. A service that
+    /// fails its health check or refuses connections is skipped while others are up. When
+    /// connecting fails, or the service answers with its session limit (-32003) or HTTP 503
+    /// (draining), the next one is tried. Nothing is retried once the service has answered
+    /// `started`: a command runs at most once. [`Client::endpoints`] tells what is known of
+    /// each.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cc_executor_client::Result<()> {
+    /// let client = cc_executor_client::Client::builder_with_endpoints([
+    ///     "ws://10.0.0.1:8004/ws",
+    ///     "ws://10.0.0.2:8004/ws",
+    /// ])
+    /// .token("secret")
+    /// .build()?;
+    /// let outcome = client.run("hostname").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder_with_endpoints<I, S>(urls: I) -> ClientBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
         ClientBuilder {
-            url: url.as_ref().to_owned(),
+            urls: urls.into_iter().map(|u| u.as_ref().to_owned()).collect(),
             token: None,
             connect_timeout: Duration::from_secs(10),
             heartbeat_timeout: Duration::from_secs(30),
@@ -92,9 +127,18 @@ impl Client {
         }
     }
 
-    /// The service URL.
+    /// The service URL (the first one, for a client of several).
     pub fn url(&self) -> &Url {
-        &self.inner.url
+        self.inner.pool.first()
+    }
+
+    /// Each endpoint and what is known of it: healthy, draining or down, sessions open.
+    ///
+    /// With several endpoints, calling it (inside a Tokio runtime) also starts the background
+    /// health checks if no run has yet.
+    pub fn endpoints(&self) -> Vec<EndpointStatus> {
+        Pool::start_refreshing(&self.inner);
+        self.inner.pool.statuses()
     }
 
     /// Start `cmd` in a fresh session and stream its events.
@@ -108,7 +152,36 @@ impl Client {
     pub async fn execute(&self, cmd: impl Into<Command>) -> Result<Execution> {
         let cmd = self.inner.with_defaults(cmd.into());
         cmd.validate()?;
-        Execution::start(self.connect(true).await?, cmd).await
+        let pool = &self.inner.pool;
+        let mut last = None;
+        for i in self.pool_order() {
+            let conn = match self.connect(pool.url(i), true).await {
+                Ok(conn) => conn,
+                Err(e) if endpoints::try_next(&e) => {
+                    pool.failed(i, &e);
+                    last = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            pool.opened(i);
+            // Only an explicit refusal is tried elsewhere: any other failure may come after
+            // the service started the command.
+            match Execution::start(conn, cmd.clone()).await {
+                Err(e @ Error::SessionLimit) => {
+                    pool.failed(i, &e);
+                    last = Some(e);
+                }
+                other => return other,
+            }
+        }
+        Err(last.expect("a client has at least one endpoint"))
+    }
+
+    /// The endpoints in the order to try them (and the health checks started).
+    fn pool_order(&self) -> Vec<usize> {
+        Pool::start_refreshing(&self.inner);
+        self.inner.pool.order()
     }
 
     /// Run `cmd` to the end and collect its output.
@@ -117,13 +190,30 @@ impl Client {
     }
 
     /// Open one session (connection) for several executions one after another.
+    ///
+    /// With several endpoints it goes to the best one (see [`Client::builder_with_endpoints`]),
+    /// trying the next when connecting fails.
     pub async fn session(&self) -> Result<Session> {
-        let conn = self.connect(false).await?;
-        Ok(Session::new(conn, self.inner.default_timeout))
+        let pool = &self.inner.pool;
+        let mut last = None;
+        for i in self.pool_order() {
+            match self.connect(pool.url(i), false).await {
+                Ok(conn) => {
+                    pool.opened(i);
+                    return Ok(Session::new(conn, self.inner.default_timeout));
+                }
+                Err(e) if endpoints::try_next(&e) => {
+                    pool.failed(i, &e);
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.expect("a client has at least one endpoint"))
     }
 
-    async fn connect(&self, one_run: bool) -> Result<connection::ConnHandle> {
-        let (ws, connected) = transport::connect(&self.inner).await?;
+    async fn connect(&self, url: &Url, one_run: bool) -> Result<connection::ConnHandle> {
+        let (ws, connected) = transport::connect(&self.inner, url).await?;
         Ok(connection::spawn(
             ws,
             connected,
@@ -220,26 +310,31 @@ impl ClientBuilder {
         self
     }
 
+    /// Add a service to those the client spreads its sessions over (see
+    /// [`Client::builder_with_endpoints`]).
+    pub fn endpoint(mut self, url: impl AsRef<str>) -> Self {
+        self.urls.push(url.as_ref().to_owned());
+        self
+    }
+
     /// Validate the configuration and build the client. No I/O.
     ///
-    /// The URL must be `ws://` or `wss://` with a host; the timeouts must not be zero.
+    /// Each URL must be `ws://` or `wss://` with a host, and there must be at least one; the
+    /// timeouts must not be zero.
     pub fn build(self) -> Result<Client> {
+        let first = self.urls.first().cloned().unwrap_or_default();
         let invalid = |reason: String| Error::InvalidUrl {
-            url: self.url.clone(),
+            url: first.clone(),
             reason,
         };
-        let url = Url::parse(&self.url).map_err(|e| invalid(e.to_string()))?;
-        match url.scheme() {
-            "ws" | "wss" => {}
-            other => {
-                return Err(invalid(format!(
-                    "the scheme must be ws or wss, not {other:?}"
-                )))
-            }
+        if self.urls.is_empty() {
+            return Err(invalid("no service URL was given".into()));
         }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(invalid("the URL has no host".into()));
-        }
+        let urls = self
+            .urls
+            .iter()
+            .map(|u| parse_url(u))
+            .collect::<Result<Vec<_>>>()?;
         if self.connect_timeout.is_zero()
             || self.heartbeat_timeout.is_zero()
             || self.request_timeout.is_zero()
@@ -250,7 +345,7 @@ impl ClientBuilder {
         }
         Ok(Client {
             inner: Arc::new(Config {
-                url,
+                pool: Pool::new(urls),
                 token: self.token,
                 connect_timeout: self.connect_timeout,
                 heartbeat_timeout: self.heartbeat_timeout,
@@ -261,6 +356,27 @@ impl ClientBuilder {
             }),
         })
     }
+}
+
+/// A service URL: `ws://` or `wss://` with a host.
+fn parse_url(given: &str) -> Result<Url> {
+    let invalid = |reason: String| Error::InvalidUrl {
+        url: given.to_owned(),
+        reason,
+    };
+    let url = Url::parse(given).map_err(|e| invalid(e.to_string()))?;
+    match url.scheme() {
+        "ws" | "wss" => {}
+        other => {
+            return Err(invalid(format!(
+                "the scheme must be ws or wss, not {other:?}"
+            )))
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("the URL has no host".into()));
+    }
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -282,6 +398,15 @@ mod tests {
                 "{bad:?} accepted"
             );
         }
+        let none: [&str; 0] = [];
+        assert!(matches!(
+            Client::builder_with_endpoints(none).build(),
+            Err(Error::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            Client::builder_with_endpoints(["ws://a/ws", "http://b/ws"]).build(),
+            Err(Error::InvalidUrl { url, .. }) if url == "http://b/ws"
+        ));
         assert!(matches!(
             Client::builder("ws://h/ws")
                 .heartbeat_timeout(Duration::ZERO)

@@ -49,6 +49,13 @@ pub enum Error {
         /// The configured timeout.
         after: Duration,
     },
+    /// The service answered the WebSocket upgrade with HTTP 503: it is draining or stopping and
+    /// takes no new sessions. A client with several endpoints tries the next one.
+    #[error("{url} takes no new sessions (HTTP 503: draining or stopping); use another service or try again once it is back")]
+    Unavailable {
+        /// The service URL.
+        url: String,
+    },
     /// The service refused the credentials (HTTP 401 at the WebSocket upgrade).
     #[error("the service refused the connection as unauthorized (HTTP 401); check the token")]
     Unauthorized,
@@ -287,6 +294,7 @@ impl Error {
             | Error::NoResponse { .. }
             | Error::WebSocket(_)
             | Error::SessionLimit
+            | Error::Unavailable { .. }
             | Error::AlreadyRunning => true,
             Error::RateLimited(r) => r.recoverable,
             Error::TokenLimitExceeded(t) => t.recoverable,

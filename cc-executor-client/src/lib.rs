@@ -41,7 +41,9 @@
 //! - [`Client`] (built with [`Client::builder`]: token, connect timeout, heartbeat, TLS) runs each
 //!   command in a fresh session: [`Client::execute`] gives an [`Execution`], a `Stream` of
 //!   [`OutputEvent`]s with a cloneable [`Controller`]; [`Client::run`] collects an [`Outcome`];
-//!   [`Client::session`] keeps one connection for several runs.
+//!   [`Client::session`] keeps one connection for several runs. With several services
+//!   ([`Client::builder_with_endpoints`]) it spreads sessions over them and skips the ones down
+//!   or draining ([`Client::endpoints`]).
 //! - [`Command`]: the command line, a timeout that bounds the whole run (enforced by the client too),
 //!   a working directory.
 //! - [`claude`]: safe `claude -p` command lines, a typed stream-json parser and
@@ -67,6 +69,7 @@ pub mod claude;
 mod client;
 mod command;
 mod connection;
+mod endpoints;
 pub mod error;
 pub mod event;
 mod execution;
@@ -84,6 +87,7 @@ mod wire;
 pub use ansi::strip_ansi;
 pub use client::{Client, ClientBuilder};
 pub use command::Command;
+pub use endpoints::{EndpointHealth, EndpointStatus};
 pub use error::{Error, Result};
 pub use event::{
     Chunk, OutputEvent, OutputStream, RateLimit, RateLimitKind, RunStatus, TokenLimit,

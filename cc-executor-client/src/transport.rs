@@ -12,6 +12,8 @@ use tokio_tungstenite::tungstenite::http::{header::AUTHORIZATION, HeaderValue, S
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
+use url::Url;
+
 use crate::client::Config;
 use crate::error::{BoxError, Error, Result};
 use crate::protocol::{ConnectedParams, Request, ServerFrame, ServerNotification};
@@ -45,10 +47,22 @@ pub(crate) fn default_tls_config() -> Result<Arc<ClientConfig>, BoxError> {
         .map_err(Into::into)
 }
 
-/// Connect, upgrade and wait for `connected`, all bounded by the connect timeout.
-pub(crate) async fn connect(cfg: &Config) -> Result<(Ws, ConnectedParams)> {
-    let url = cfg.url.as_str();
-    match tokio::time::timeout(cfg.connect_timeout, connect_inner(cfg)).await {
+/// The TLS configuration for `wss://` connections to `url`: the client's, else the default.
+pub(crate) fn tls_config(cfg: &Config, url: &str) -> Result<Arc<ClientConfig>> {
+    match &cfg.tls {
+        Some(tls) => Ok(tls.clone()),
+        None => default_tls_config().map_err(|source| Error::Tls {
+            url: url.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Connect to `url`, upgrade and wait for `connected`, all bounded by the connect timeout.
+pub(crate) async fn connect(cfg: &Config, url: &Url) -> Result<(Ws, ConnectedParams)> {
+    let target = url;
+    let url = url.as_str();
+    match tokio::time::timeout(cfg.connect_timeout, connect_inner(cfg, target)).await {
         Ok(r) => r,
         Err(_) => Err(Error::ConnectTimeout {
             url: url.to_owned(),
@@ -57,8 +71,8 @@ pub(crate) async fn connect(cfg: &Config) -> Result<(Ws, ConnectedParams)> {
     }
 }
 
-async fn connect_inner(cfg: &Config) -> Result<(Ws, ConnectedParams)> {
-    let url = cfg.url.as_str();
+async fn connect_inner(cfg: &Config, target: &Url) -> Result<(Ws, ConnectedParams)> {
+    let url = target.as_str();
     let mut request = url.into_client_request().map_err(|e| Error::InvalidUrl {
         url: url.to_owned(),
         reason: e.to_string(),
@@ -71,15 +85,8 @@ async fn connect_inner(cfg: &Config) -> Result<(Ws, ConnectedParams)> {
             })?;
         request.headers_mut().insert(AUTHORIZATION, value);
     }
-    let connector = if cfg.url.scheme() == "wss" {
-        let tls = match &cfg.tls {
-            Some(tls) => tls.clone(),
-            None => default_tls_config().map_err(|source| Error::Tls {
-                url: url.to_owned(),
-                source,
-            })?,
-        };
-        Connector::Rustls(tls)
+    let connector = if target.scheme() == "wss" {
+        Connector::Rustls(tls_config(cfg, url)?)
     } else {
         Connector::Plain
     };
@@ -131,6 +138,9 @@ fn classify_connect_error(url: &str, e: tungstenite::Error) -> Error {
     use tungstenite::Error as E;
     match e {
         E::Http(resp) if resp.status() == StatusCode::UNAUTHORIZED => Error::Unauthorized,
+        E::Http(resp) if resp.status() == StatusCode::SERVICE_UNAVAILABLE => Error::Unavailable {
+            url: url.to_owned(),
+        },
         E::Tls(e) => Error::Tls {
             url: url.to_owned(),
             source: Box::new(e),
