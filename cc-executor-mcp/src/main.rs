@@ -29,10 +29,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 #[derive(Debug, Parser)]
 #[command(name = "cc-executor-mcp", version, about)]
 struct Args {
-    /// WebSocket URL of an executor service (e.g. ws://127.0.0.1:8004/ws). Without it an embedded
-    /// service is started on a loopback port.
-    #[arg(long, env = "CC_EXECUTOR_WEBSOCKET_URL")]
-    url: Option<String>,
+    /// WebSocket URL of an executor service (e.g. ws://127.0.0.1:8004/ws); repeated or
+    /// comma-separated for several, over which runs are spread. Without it an embedded service is
+    /// started on a loopback port.
+    #[arg(long, env = "CC_EXECUTOR_WEBSOCKET_URL", value_delimiter = ',')]
+    url: Vec<String>,
     /// Default timeout of a run, in seconds (at least 1).
     #[arg(long, env = "CC_EXECUTOR_DEFAULT_TIMEOUT", default_value_t = 600)]
     #[arg(value_parser = clap::value_parser!(u64).range(1..))]
@@ -91,8 +92,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let token = from_file.transpose()?.or(args.token);
     // Without a URL, a service of our own: on loopback, with a token of its own unless given one.
     // Dropping it at the end of `run` stops it and kills any group still there.
-    let (url, token, _embedded) = cc_executor_server::url_or_embedded(args.url, token).await?;
-    let client = Client::builder(&url).default_timeout(Duration::from_secs(args.default_timeout));
+    let (urls, token, _embedded) = cc_executor_server::url_or_embedded(args.url, token).await?;
+    let client = Client::builder_with_endpoints(urls);
+    let client = client.default_timeout(Duration::from_secs(args.default_timeout));
     let client = token.into_iter().fold(client, ClientBuilder::token);
     let client = client.build()?;
     let (dir, hours) = (args.output_dir, args.output_retention);

@@ -83,16 +83,16 @@ use tokio::task::JoinHandle;
 pub use config::ServerBuilder;
 pub use token::{read_token_file, TokenFileError};
 
-/// The service a tool uses: the one at `url` when given (with `token`), else a private one started
-/// here ([`ServerBuilder::bind_private`], requiring `token` when given, else a token of its own).
-/// The service started here honours `CC_EXECUTOR_SHELL` as the binary does.
-/// Returns its URL, the token to send, and the service started here (shut it down at the end).
+/// The services a tool uses: those at `urls` when any are given (with `token`), else a private
+/// one started here ([`ServerBuilder::bind_private`], requiring `token` when given, else a token
+/// of its own). The service started here honours `CC_EXECUTOR_SHELL` as the binary does.
+/// Returns their URLs, the token to send, and the service started here (shut it down at the end).
 pub async fn url_or_embedded(
-    url: Option<String>,
+    urls: Vec<String>,
     token: Option<String>,
-) -> std::io::Result<(String, Option<String>, Option<ServerHandle>)> {
-    if let Some(url) = url {
-        return Ok((url, token, None));
+) -> std::io::Result<(Vec<String>, Option<String>, Option<ServerHandle>)> {
+    if !urls.is_empty() {
+        return Ok((urls, token, None));
     }
     let mut builder = token
         .into_iter()
@@ -102,7 +102,7 @@ pub async fn url_or_embedded(
     }
     let server = builder.bind_private().await?;
     Ok((
-        server.url(),
+        vec![server.url()],
         server.token().map(str::to_owned),
         Some(server),
     ))

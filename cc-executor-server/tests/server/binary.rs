@@ -14,9 +14,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 #[tokio::test]
-async fn sigterm_shuts_down_and_kills_the_groups() {
+async fn sigterm_drains_then_kills_the_groups() {
     let mut server = Command::new(env!("CARGO_BIN_EXE_cc-executor-server"))
         .args(["--listen", "127.0.0.1:0", "--kill-grace", "0.5"])
+        .args(["--drain-timeout", "0.5"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -77,6 +78,8 @@ async fn help_and_bad_arguments() {
         "CC_EXECUTOR_ALLOW_ORIGINS",
         "--allow-host",
         "CC_EXECUTOR_ALLOW_HOSTS",
+        "--drain-timeout",
+        "CC_EXECUTOR_DRAIN_TIMEOUT",
         "--handshake-timeout",
         "--shell",
         "CC_EXECUTOR_SHELL",

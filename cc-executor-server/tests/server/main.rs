@@ -1,7 +1,8 @@
 //! The executor service over real WebSockets: process control, the wire protocol, the allowlist,
 //! the reference transcripts, backpressure, the `cc-executor-server` program itself, and trust at
 //! the network edge (the browser and rebinding guard, bounded replies, the handshake deadline,
-//! `--token-file`), the shell, and containment (no process of a run outlives it).
+//! `--token-file`), the shell, containment (no process of a run outlives it), draining and
+//! metrics.
 //!
 //! One module per topic; [`support`] holds the helpers they share. Helpers shared with the
 //! workspace's other tests (raw WebSocket client, `/proc` inspection, fixtures) come from the
@@ -12,8 +13,10 @@ mod backpressure;
 mod binary;
 mod browser;
 mod containment;
+mod drain;
 mod guard;
 mod limits;
+mod metrics;
 mod process;
 mod protocol;
 mod shell;

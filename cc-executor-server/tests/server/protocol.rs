@@ -176,16 +176,15 @@ async fn a_private_service_is_on_loopback_behind_a_token_of_its_own() {
     chosen.shutdown().await;
 
     // A tool's service: the one at a URL as given, or one of its own.
-    let given = cc_executor_server::url_or_embedded(Some("ws://h:1/ws".into()), None);
-    let (url, token, started) = given.await.unwrap();
-    assert_eq!(
-        (url.as_str(), token, started.is_none()),
-        ("ws://h:1/ws", None, true)
-    );
-    let own = cc_executor_server::url_or_embedded(None, Some("t0k".into()));
-    let (url, token, started) = own.await.unwrap();
+    let given = vec!["ws://h:1/ws".into(), "ws://h:2/ws".into()];
+    let (urls, token, started) = cc_executor_server::url_or_embedded(given.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!((urls, token, started.is_none()), (given, None, true));
+    let own = cc_executor_server::url_or_embedded(Vec::new(), Some("t0k".into()));
+    let (urls, token, started) = own.await.unwrap();
     let started = started.expect("a service of its own");
-    assert_eq!((url, token.as_deref()), (started.url(), Some("t0k")));
+    assert_eq!((urls, token.as_deref()), (vec![started.url()], Some("t0k")));
     let mut c = Client::connect_with(&started.url(), Some("t0k")).await;
     assert_eq!(output_of(&c.run("echo own").await, "stdout"), "own\n");
     drop(c);

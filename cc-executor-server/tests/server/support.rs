@@ -65,3 +65,18 @@ macro_rules! under_each_shell {
     };
 }
 pub(crate) use under_each_shell;
+
+/// The address of a `ws://ADDR/ws` URL.
+pub fn addr_of(url: &str) -> std::net::SocketAddr {
+    let rest = url.strip_prefix("ws://").expect("a ws:// URL");
+    rest.split('/').next().unwrap().parse().expect("an address")
+}
+
+/// Wait (bounded) until `/ready` at `addr` answers 503.
+pub async fn wait_until_draining(addr: std::net::SocketAddr) {
+    let start = std::time::Instant::now();
+    while tests::ws::http_get(addr, "/ready", &[]).await.0 != 503 {
+        assert!(start.elapsed() < tests::ws::WAIT, "/ready never said 503");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
