@@ -7,6 +7,8 @@
 //!
 //! - [`bins`]: locate the workspace's binaries (`cc-executor-server`, `cc-executor-mcp`) built by
 //!   `cargo test --workspace`.
+//! - [`nginx`]: a real nginx from `deploy/nginx.conf` in front of services, a self-signed
+//!   certificate, and a reader of nginx configurations.
 //! - [`procs`]: inspect `/proc` to prove that no process of a group survived.
 //! - [`service`]: the `cc-executor-server` binary as a child process.
 //! - [`ws`]: a raw WebSocket client for the executor protocol, and key-order-preserving JSON.
@@ -15,6 +17,7 @@
 use std::path::PathBuf;
 
 pub mod bins;
+pub mod nginx;
 pub mod procs;
 pub mod service;
 pub mod ws;
