@@ -81,7 +81,10 @@ fn parse_block(it: &mut impl Iterator<Item = String>, top: bool) -> Vec<Directiv
     let mut words: Vec<String> = Vec::new();
     loop {
         let Some(t) = it.next() else {
-            assert!(top && words.is_empty(), "unexpected end of the configuration");
+            assert!(
+                top && words.is_empty(),
+                "unexpected end of the configuration"
+            );
             return out;
         };
         match t.as_str() {
@@ -266,7 +269,9 @@ fn configure(template: &str, upstreams: &[String], port: u16, dir: &Path) -> Str
             "upstream" => in_upstream = true,
             "}" if in_upstream => {
                 for u in upstreams {
-                    out.push_str(&format!("        server {u} max_fails=1 fail_timeout=10s;\n"));
+                    out.push_str(&format!(
+                        "        server {u} max_fails=1 fail_timeout=10s;\n"
+                    ));
                 }
                 in_upstream = false;
             }

@@ -81,7 +81,9 @@ fn assert_even(counts: &[usize]) {
 
 /// `host:port` of a `ws://host:port/ws` URL.
 fn authority(url: &str) -> String {
-    url.trim_start_matches("ws://").trim_end_matches("/ws").to_owned()
+    url.trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .to_owned()
 }
 
 /// Start a run that prints its folder, then waits for `flag` (or forever); returns the run, the
@@ -110,7 +112,10 @@ async fn start_waiting(
 /// The rest of a run's output and how it ended.
 async fn finish(run: Execution) -> (String, Result<cc_executor_client::Outcome, Error>) {
     let outcome = bounded("the run ends", run.wait()).await;
-    let stdout = outcome.as_ref().map(|o| o.stdout.clone()).unwrap_or_default();
+    let stdout = outcome
+        .as_ref()
+        .map(|o| o.stdout.clone())
+        .unwrap_or_default();
     (stdout, outcome)
 }
 
@@ -133,7 +138,10 @@ async fn spread_drain_kill(client: &Client, services: &Services, procs: &mut [Se
     let addr = authority(&procs[drained].url).parse().unwrap();
     wait_until_not_ready(addr).await;
     let during = services.spread(client, 30).await;
-    assert_eq!(during[drained], 0, "a draining service got new runs: {during:?}");
+    assert_eq!(
+        during[drained], 0,
+        "a draining service got new runs: {during:?}"
+    );
     std::fs::write(&flag, "").unwrap();
     for (run, _, _) in going {
         let (stdout, outcome) = finish(run).await;
@@ -187,7 +195,10 @@ async fn spread_drain_kill(client: &Client, services: &Services, procs: &mut [Se
         }
     }
     let after = services.spread(client, 20).await;
-    assert_eq!(after[alive], 20, "new runs go to the live service: {after:?}");
+    assert_eq!(
+        after[alive], 20,
+        "new runs go to the live service: {after:?}"
+    );
     let marks = std::fs::read_to_string(&marks).unwrap();
     assert_eq!(marks.lines().count(), started, "no run was started twice");
     drop(survivors);
@@ -284,7 +295,9 @@ async fn refused_draining_full_and_dead_services_are_skipped() {
     let only_dead = Client::builder_with_endpoints([&dead, &draining.url()])
         .build()
         .unwrap();
-    let err = bounded("no service", only_dead.run("true")).await.unwrap_err();
+    let err = bounded("no service", only_dead.run("true"))
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, Error::Connect { .. } | Error::Unavailable { .. }),
         "{err:?}"
