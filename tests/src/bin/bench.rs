@@ -6,6 +6,7 @@
 //! target/release/bench --runs 5 --json bench.json          # embedded service (in a child process)
 //! target/release/bench --url ws://127.0.0.1:8004/ws        # any running service
 //! target/release/bench --smoke                             # every scenario at a tiny size
+//! target/release/bench --only pool                         # four services behind nginx
 //! ```
 //!
 //! Prints a table (median, min, max of N runs) and, with `--json FILE`, the medians as one flat
@@ -40,7 +41,7 @@ struct Args {
     #[arg(long)]
     big: bool,
     /// Run only these scenarios (comma-separated: latency, lines, payload, big, concurrent,
-    /// mcp, limit), e.g. to profile one of them.
+    /// mcp, limit, pool), e.g. to profile one of them. `pool` needs nginx installed.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Internal: serve the embedded service on this address and print its URL.
@@ -148,6 +149,11 @@ async fn start_service(args: &Args) -> Result<Service, Box<dyn std::error::Error
             _child: None,
         });
     }
+    spawn_embedded().await
+}
+
+/// The embedded service in a child process of its own.
+async fn spawn_embedded() -> Result<Service, Box<dyn std::error::Error>> {
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
         .args(["--serve", "127.0.0.1:0"])
         .stdin(Stdio::piped())
@@ -234,6 +240,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         report.add("concurrent_ok", ok as f64);
         report.add("concurrent_failed", failed as f64);
         report.add("concurrent_wall_s", wall);
+    }
+
+    if want("pool") {
+        let (ok, wall, spread) = pool(sizes.concurrent).await?;
+        report.add("pool_concurrent_ok", ok as f64);
+        report.add("pool_concurrent_wall_s", wall);
+        report.add("pool_spread_max_over_min", spread);
     }
 
     if want("mcp") {
@@ -337,6 +350,57 @@ async fn concurrent(client: &Client, n: usize) -> (usize, usize, f64) {
         }
     }
     (ok, n - ok, t.elapsed().as_secs_f64())
+}
+
+/// `n` concurrent `sleep 1; echo done` over four services behind nginx (`deploy/nginx.conf`,
+/// `wss://` with a fresh certificate): (ok, wall seconds, most runs on one service over the
+/// fewest, from each service's `/metrics`).
+async fn pool(n: usize) -> Result<(usize, f64, f64), Box<dyn std::error::Error>> {
+    let mut services = Vec::new();
+    for _ in 0..4 {
+        services.push(spawn_embedded().await?);
+    }
+    let addrs: Vec<std::net::SocketAddr> = services
+        .iter()
+        .map(|s| {
+            s.url
+                .trim_start_matches("ws://")
+                .trim_end_matches("/ws")
+                .parse()
+        })
+        .collect::<Result<_, _>>()?;
+    let cert = tests::nginx::TestCert::new();
+    let upstreams: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    let nginx = tests::nginx::Nginx::start(&upstreams, &cert).await;
+    let client = Client::builder(&nginx.url)
+        .tls_config(cert.client_config.clone())
+        .heartbeat_timeout(Duration::from_secs(120))
+        .build()?;
+    let before = runs_started(&addrs).await?;
+    let (ok, _, wall) = concurrent(&client, n).await;
+    let after = runs_started(&addrs).await?;
+    let per: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    eprintln!("pool: runs per service {per:?}");
+    let max = per.iter().copied().fold(0.0, f64::max);
+    let min = per.iter().copied().fold(f64::INFINITY, f64::min);
+    drop(nginx);
+    Ok((ok, wall, max / min.max(1.0)))
+}
+
+/// `cc_executor_runs_started_total` of each service.
+async fn runs_started(
+    addrs: &[std::net::SocketAddr],
+) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
+    let mut out = Vec::new();
+    for addr in addrs {
+        let (_, text) = tests::ws::http_get(*addr, "/metrics", &[]).await;
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("cc_executor_runs_started_total "))
+            .ok_or("no runs_started in /metrics")?;
+        out.push(line.trim().parse()?);
+    }
+    Ok(out)
 }
 
 /// Median milliseconds of `tools/call execute {command: "true"}` through `cc-executor-mcp`.

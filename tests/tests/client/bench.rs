@@ -29,6 +29,9 @@ fn every_scenario_runs_at_a_tiny_size() {
         "concurrent_ok",
         "concurrent_failed",
         "concurrent_wall_s",
+        "pool_concurrent_ok",
+        "pool_concurrent_wall_s",
+        "pool_spread_max_over_min",
         "mcp_execute_ms",
         "limit_lines_per_s",
         "limit_payload_mb_per_s",
@@ -41,5 +44,10 @@ fn every_scenario_runs_at_a_tiny_size() {
     }
     assert_eq!(figures["concurrent_failed"].as_f64(), Some(0.0));
     assert!(figures["concurrent_ok"].as_f64().unwrap() >= 1.0);
+    assert_eq!(
+        figures["pool_concurrent_ok"].as_f64(),
+        Some(10.0),
+        "every pooled run succeeds"
+    );
     assert!(stdout.contains("latency_reused_ms"), "table printed");
 }
