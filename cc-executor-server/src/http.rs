@@ -69,15 +69,7 @@ impl State {
 
     /// Wait until no session is open.
     pub async fn wait_idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.active_sessions() == 0 {
-                return;
-            }
-            notified.await;
-        }
+        metrics::wait_until(&self.idle, || self.active_sessions() == 0).await
     }
 }
 

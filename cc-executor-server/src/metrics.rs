@@ -205,15 +205,21 @@ impl Metrics {
 
     /// Wait until no command is running.
     pub async fn no_runs(&self) {
-        loop {
-            let notified = self.no_runs.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.running() == 0 {
-                return;
-            }
-            notified.await;
+        wait_until(&self.no_runs, || self.running() == 0).await
+    }
+}
+
+/// Wait until `done()` holds, checking it each time `notify` wakes its waiters.
+pub(crate) async fn wait_until(notify: &Notify, done: impl Fn() -> bool) {
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a wake-up between the two is not lost.
+        notified.as_mut().enable();
+        if done() {
+            return;
         }
+        notified.await;
     }
 }
 

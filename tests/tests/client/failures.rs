@@ -131,15 +131,7 @@ async fn a_killed_service_ends_the_stream_with_connection_closed() {
     })
     .await;
     service.child.start_kill().unwrap();
-    let end = bounded("the stream notices", async {
-        loop {
-            match run.next().await {
-                Some(Ok(_)) => {}
-                other => return other,
-            }
-        }
-    })
-    .await;
+    let end = stream_end(&mut run, "the stream notices").await;
     assert!(
         matches!(end, Some(Err(Error::ConnectionClosed { .. }))),
         "{end:?}"

@@ -17,7 +17,7 @@ use tests::nginx::{Nginx, TestCert};
 use tests::procs::wait_group_gone;
 use tests::service::ServiceProcess;
 
-use crate::support::{bounded, next_matching, start_with, BOUND};
+use crate::support::{bounded, next_matching, start_with, stream_end, BOUND};
 
 /// Services each running commands in a folder of its own, so that `pwd` tells which one ran a
 /// command.
@@ -175,15 +175,7 @@ async fn spread_drain_kill(client: &Client, services: &Services, procs: &mut [Se
     let mut survivors = Vec::new();
     for (mut run, on, pgid) in going {
         if on == killed {
-            let end = bounded("the killed service's run notices", async {
-                loop {
-                    match run.next().await {
-                        Some(Ok(_)) => {}
-                        other => return other,
-                    }
-                }
-            })
-            .await;
+            let end = stream_end(&mut run, "the killed service's run notices").await;
             assert!(
                 matches!(end, Some(Err(Error::ConnectionClosed { .. }))),
                 "{end:?}"

@@ -101,6 +101,19 @@ pub async fn next_matching(
     .await
 }
 
+/// Read past every event (bounded) to what ends the stream: an error, or `None`.
+pub async fn stream_end(run: &mut Execution, what: &str) -> Option<Result<OutputEvent>> {
+    bounded(what, async {
+        loop {
+            match run.next().await {
+                Some(Ok(_)) => {}
+                other => return other,
+            }
+        }
+    })
+    .await
+}
+
 /// Start `line` through `client` and read up to its `Started` event; returns the run and its pgid.
 pub async fn start_run(client: &cc_executor_client::Client, line: &str) -> (Execution, u32) {
     let mut run = bounded("execute", client.execute(line)).await.unwrap();
