@@ -174,6 +174,43 @@ async fn a_service_that_is_down_is_a_tool_error() {
     mcp.cancel().await.unwrap();
 }
 
+/// Several services (`--url` repeated, or comma-separated in `CC_EXECUTOR_WEBSOCKET_URL`): runs
+/// spread over the live ones and skip the one that is down.
+#[tokio::test]
+async fn runs_spread_over_several_urls_and_skip_a_dead_one() {
+    let dirs = [private_dir(), private_dir()];
+    let mut services = Vec::new();
+    for d in &dirs {
+        let builder = cc_executor_server::Server::builder().working_dir(d.path());
+        services.push(builder.bind("127.0.0.1:0").await.unwrap());
+    }
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("ws://{}/ws", l.local_addr().unwrap())
+    };
+    let (a, b) = (services[0].url(), services[1].url());
+    let by_flag = start(&["--url", &dead, "--url", &a, "--url", &b], &[]).await;
+    let listed = format!("{dead},{a},{b}");
+    let by_env = start(&[], &[("CC_EXECUTOR_WEBSOCKET_URL", listed.into())]).await;
+    for mcp in [by_flag, by_env] {
+        let mut seen = [0; 2];
+        for _ in 0..6 {
+            let r = call_ok(&mcp, "execute", json!({"command": "pwd"})).await;
+            assert_eq!(r.is_error, Some(false), "{}", text(&r));
+            let pwd = structured(&r)["stdout"].as_str().unwrap().trim().to_owned();
+            let at = dirs
+                .iter()
+                .position(|d| d.path().canonicalize().unwrap().to_str() == Some(&pwd));
+            seen[at.unwrap_or_else(|| panic!("{pwd} is no service's folder"))] += 1;
+        }
+        assert!(
+            seen[0] > 0 && seen[1] > 0,
+            "runs went to one service: {seen:?}"
+        );
+        mcp.cancel().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn long_output_is_bounded_and_saved_whole() {
     let out_dir = private_dir();
