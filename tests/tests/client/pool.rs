@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use cc_executor_client::{Client, EndpointHealth, Error, Execution, OutputEvent};
 use cc_executor_server::Server;
-use futures_util::StreamExt;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use tests::nginx::{Nginx, TestCert};
