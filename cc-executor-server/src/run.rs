@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::detect::{detect, Detections};
 use crate::input::Input;
-use crate::metrics::{Metrics, Outcome};
+use crate::metrics::{Metrics, Outcome, RunningGuard};
 use crate::output::{encode_piece, Emit, LineAssembler};
 use crate::process::{exit_code, Spawned, Supervisor, Tree};
 use crate::writer::{OutItem, BATCH_BYTES};
@@ -135,7 +135,13 @@ struct Reader {
 /// Start the readers and the supervisor of a spawned command.
 ///
 /// `timeout` is in seconds, already checked to be positive and finite.
-pub(crate) fn start(spawned: Spawned, timeout: Option<f64>, ctx: RunContext) -> RunHandle {
+/// `running` counts the run as going (for the drain) until its task ends.
+pub(crate) fn start(
+    spawned: Spawned,
+    timeout: Option<f64>,
+    ctx: RunContext,
+    running: RunningGuard,
+) -> RunHandle {
     let Spawned {
         supervisor,
         pid,
@@ -178,7 +184,6 @@ pub(crate) fn start(spawned: Spawned, timeout: Option<f64>, ctx: RunContext) -> 
         reported: reported.clone(),
         control: control.clone(),
     };
-    let running = sup.ctx.metrics.run_started();
     let task = tokio::spawn(async move {
         let (guard, _running) = (guard, running);
         if sup.run(supervisor, readers, phase_rx).await {

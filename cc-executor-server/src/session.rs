@@ -358,7 +358,7 @@ impl Session {
                 } else {
                     self.execute(run, req.id, req.params).await;
                 }
-                if task(run) == before {
+                if task(run).is_none() || task(run) == before {
                     self.state.metrics.run_ended(Outcome::Refused, None);
                 }
             }
@@ -464,6 +464,8 @@ impl Session {
                 return self.reply_error(id, code::INTERNAL_ERROR, msg).await;
             }
         };
+        // Counted before `started` goes out: a drain that begins after it waits for this run.
+        let running = self.state.metrics.run_started();
         let (pid, pgid) = (spawned.pid, spawned.tree.id());
         tracing::debug!(session = %self.id, pid, command = %p.command, "started");
         // Result and `process.started` go out before the readers start producing output.
@@ -484,7 +486,7 @@ impl Session {
             kill_grace: config.kill_grace,
             metrics: self.state.metrics.clone(),
         };
-        *run = Some(run::start(spawned, p.timeout, ctx));
+        *run = Some(run::start(spawned, p.timeout, ctx, running));
     }
 
     /// `input`: text for the running command's stdin. It is only ever data for the command:
