@@ -13,7 +13,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::{Metric, Registry, Unit};
 use tokio::sync::Notify;
 
 use crate::detect::Detections;
@@ -68,73 +68,67 @@ pub(crate) struct Metrics {
     no_runs: Notify,
 }
 
+/// A new metric, registered under `name` (after the prefix) with `help`.
+fn registered<M: Metric + Clone + Default>(r: &mut Registry, name: &str, help: &str) -> M {
+    let metric = M::default();
+    r.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("cc_executor");
-        let m = Metrics {
-            sessions_active: Gauge::default(),
-            sessions_opened: Counter::default(),
-            sessions_refused: Family::default(),
-            runs_started: Counter::default(),
-            runs_ended: Family::default(),
-            runs_active: Gauge::default(),
-            output_bytes: Family::default(),
-            // 10 ms to about 11 h.
-            run_duration: Histogram::new([
-                0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 40000.0,
-            ]),
-            detector_events: Family::default(),
-            draining: Gauge::default(),
-            running: AtomicUsize::new(0),
-            no_runs: Notify::new(),
-            registry: Registry::default(),
-        };
         let r = &mut registry;
-        r.register(
-            "sessions_active",
-            "Open WebSocket sessions",
-            m.sessions_active.clone(),
-        );
-        r.register(
-            "sessions_opened",
-            "WebSocket sessions accepted",
-            m.sessions_opened.clone(),
-        );
-        r.register(
-            "sessions_refused",
-            "WebSocket upgrades refused, by reason (limit, draining)",
-            m.sessions_refused.clone(),
-        );
-        r.register("runs_started", "Commands started", m.runs_started.clone());
-        r.register(
-            "runs_ended",
-            "Runs ended, by outcome (completed, failed, canceled, timed_out; refused: execute answered with an error)",
-            m.runs_ended.clone(),
-        );
-        r.register("runs_active", "Commands running", m.runs_active.clone());
-        r.register_with_unit(
-            "output",
-            "Bytes read from the commands' stdout and stderr and streamed to clients",
-            Unit::Bytes,
-            m.output_bytes.clone(),
-        );
+        // 10 ms to about 11 h.
+        let buckets = [
+            0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 40000.0,
+        ];
+        let run_duration = Histogram::new(buckets);
         r.register_with_unit(
             "run_duration",
             "Run time of the commands that ended",
             Unit::Seconds,
-            m.run_duration.clone(),
+            run_duration.clone(),
         );
-        r.register(
-            "detector_events",
-            "Detector notifications sent, by kind (rate_limit, token_limit, early_completion)",
-            m.detector_events.clone(),
+        let output_bytes = Family::default();
+        r.register_with_unit(
+            "output",
+            "Bytes read from the commands' stdout and stderr and streamed to clients",
+            Unit::Bytes,
+            output_bytes.clone(),
         );
-        r.register(
-            "draining",
-            "1 while the service drains (refuses new sessions)",
-            m.draining.clone(),
-        );
-        Metrics { registry, ..m }
+        Metrics {
+            sessions_active: registered(r, "sessions_active", "Open WebSocket sessions"),
+            sessions_opened: registered(r, "sessions_opened", "WebSocket sessions accepted"),
+            sessions_refused: registered(
+                r,
+                "sessions_refused",
+                "WebSocket upgrades refused, by reason (limit, draining)",
+            ),
+            runs_started: registered(r, "runs_started", "Commands started"),
+            runs_ended: registered(
+                r,
+                "runs_ended",
+                "Runs ended, by outcome (completed, failed, canceled, timed_out; refused: execute \
+                 answered with an error)",
+            ),
+            runs_active: registered(r, "runs_active", "Commands running"),
+            output_bytes,
+            run_duration,
+            detector_events: registered(
+                r,
+                "detector_events",
+                "Detector notifications sent, by kind (rate_limit, token_limit, early_completion)",
+            ),
+            draining: registered(
+                r,
+                "draining",
+                "1 while the service drains (refuses new sessions)",
+            ),
+            running: AtomicUsize::new(0),
+            no_runs: Notify::new(),
+            registry,
+        }
     }
 
     /// The text served at `/metrics`.
