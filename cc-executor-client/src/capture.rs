@@ -25,8 +25,6 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-
 use crate::error::Result;
 use crate::event::{OutputEvent, RunStatus};
 use crate::execution::Execution;
@@ -310,7 +308,8 @@ impl BoundedOutcome {
 
 impl Execution {
     /// Read the run to its end into `capture`, calling `on_output` with every piece of output as
-    /// it arrives (e.g. to show the latest line as progress).
+    /// it arrives (e.g. to show the latest line as progress): a line, or the whole lines that a
+    /// service with batched output sends together.
     ///
     /// Unlike [`Execution::wait`], the output is bounded, and a timeout, a limit or a command the
     /// service could not run are reported in the [`BoundedOutcome`] (see
@@ -338,7 +337,7 @@ impl Execution {
     ) -> Result<BoundedOutcome> {
         let mut run = Tracker::new();
         let mut events = Vec::new();
-        while let Some(item) = self.next().await {
+        while let Some(item) = self.next_raw().await {
             match item {
                 Ok(OutputEvent::Output { stream, data, .. }) => {
                     on_output(stream, &data);
@@ -386,7 +385,9 @@ mod tests {
             .await
             .unwrap();
         let mut seen = 0;
-        let collect = run.collect_bounded(OutputCapture::new(200), |_, _| seen += 1);
+        let collect = run.collect_bounded(OutputCapture::new(200), |_, data| {
+            seen += data.matches('\n').count()
+        });
         let out = tokio::time::timeout(wait, collect).await.unwrap().unwrap();
         assert_eq!(seen, 501);
         assert_eq!(

@@ -55,6 +55,8 @@ pub(crate) struct Config {
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     /// Runs started through this client (and its clones) that may still go on.
     pub(crate) runs: Runs,
+    /// Ask services that offer it for batched output.
+    pub(crate) batch_output: bool,
 }
 
 impl Config {
@@ -76,6 +78,7 @@ pub struct ClientBuilder {
     request_timeout: Duration,
     default_timeout: Option<Duration>,
     tls: Option<Arc<rustls::ClientConfig>>,
+    batch_output: bool,
 }
 
 impl Client {
@@ -124,6 +127,7 @@ impl Client {
             request_timeout: Duration::from_secs(30),
             default_timeout: None,
             tls: None,
+            batch_output: true,
         }
     }
 
@@ -221,6 +225,7 @@ impl Client {
             self.inner.request_timeout,
             one_run,
             self.inner.runs.clone(),
+            self.inner.batch_output,
         ))
     }
 
@@ -317,6 +322,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Whether to ask services that offer it
+    /// ([`batch_output`](crate::protocol::capability::BATCH_OUTPUT)) to send many short lines in
+    /// one frame. Default: yes. The events are the same either way (one per line, unless
+    /// [`Command::raw_chunks`]); off, every line costs a frame, as with services without it.
+    pub fn batch_output(mut self, batch: bool) -> Self {
+        self.batch_output = batch;
+        self
+    }
+
     /// Validate the configuration and build the client. No I/O.
     ///
     /// Each URL must be `ws://` or `wss://` with a host, and there must be at least one; the
@@ -353,6 +367,7 @@ impl ClientBuilder {
                 default_timeout: self.default_timeout,
                 tls: self.tls,
                 runs: Runs::default(),
+                batch_output: self.batch_output,
             }),
         })
     }

@@ -121,8 +121,11 @@ impl Command {
         self
     }
 
-    /// Yield long lines as the service's raw chunks ([`crate::OutputEvent::Output`] with
-    /// `chunk: Some(..)`) instead of reassembling them into one event.
+    /// Yield output as the service sends it instead of one event per line: long lines as their
+    /// raw chunks ([`crate::OutputEvent::Output`] with `chunk: Some(..)`), and the whole lines
+    /// that a service with batched output sends together as one event (`chunk: None`, its `data`
+    /// holding every line with its `\n`), as they arrive. For readers that do not need lines
+    /// (a log, a file, a byte count): it saves an event per line.
     pub fn raw_chunks(mut self, raw: bool) -> Self {
         self.raw_chunks = raw;
         self
@@ -158,7 +161,7 @@ impl Command {
         self.pty
     }
 
-    /// Whether long lines are yielded as raw chunks.
+    /// Whether output is yielded as the service sends it (see [`Command::raw_chunks`]).
     pub fn get_raw_chunks(&self) -> bool {
         self.raw_chunks
     }
@@ -215,6 +218,8 @@ impl Command {
             stdin: (self.has_stdin() && !self.pty).then_some(StdinMode::Pipe),
             pty: self.pty,
             pty_size: self.pty_size,
+            // Set by the connection, which knows whether the service batches output.
+            output: None,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::command::Command;
@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::event::{OutputEvent, OutputStream, RunStatus};
 use crate::outcome::Tracker;
 use crate::protocol::{capability, ControlType, InputParams};
+use crate::wire::BatchLines;
 
 /// A running command: a `Stream` of its [`OutputEvent`]s, ending with `None` after the terminal
 /// event. Dropping it cancels the run unless [`Execution::detach`] was called.
@@ -37,13 +38,21 @@ use crate::protocol::{capability, ControlType, InputParams};
 /// A few hundred events are buffered; past that, the connection stops reading from the service
 /// until the stream is read again. Read the stream (or [`detach`](Execution::detach) and drop it).
 ///
-/// Long lines that the service splits into chunks are reassembled into one
-/// [`OutputEvent::Output`] (pieces of at most 64 MiB) unless
-/// [`Command::raw_chunks`](crate::Command::raw_chunks) is set.
+/// # Lines
+///
+/// Each [`OutputEvent::Output`] is one line, whatever the service sends: long lines that it
+/// splits into chunks are reassembled (into pieces of at most 64 MiB), and the whole lines that a
+/// service with batched output sends together are split again. With
+/// [`Command::raw_chunks`](crate::Command::raw_chunks), output comes as the service sends it.
+/// [`Execution::wait`] and [`Execution::collect_bounded`] take batches as they come either way.
 pub struct Execution {
     events: mpsc::Receiver<Batch>,
     /// The rest of the batch being read.
     ready: std::vec::IntoIter<Item>,
+    /// Lines of an output event not yet yielded one by one.
+    lines: Option<BatchLines>,
+    /// Yield output as it comes rather than line by line.
+    raw: bool,
     conn: ConnHandle,
     run: Arc<RunShared>,
     pid: u32,
@@ -137,7 +146,7 @@ impl Execution {
             return Err(Error::Unsupported { capability });
         }
         let started = (conn.execute(cmd.to_params(), cmd.raw_chunks, cmd.bound())).await?;
-        let execution = Execution::new(conn, started, cmd.bound());
+        let execution = Execution::new(conn, started, &cmd);
         if let Some(text) = cmd.stdin_text {
             // Not awaited: the answer comes behind the run's output, which nobody reads yet.
             // A command that ends without reading it makes the write fail, which is its business.
@@ -148,10 +157,13 @@ impl Execution {
         Ok(execution)
     }
 
-    fn new(conn: ConnHandle, started: Started, timeout: Option<Duration>) -> Self {
+    fn new(conn: ConnHandle, started: Started, cmd: &Command) -> Self {
+        let timeout = cmd.bound();
         let execution = Execution {
             events: started.events,
             ready: Vec::new().into_iter(),
+            lines: None,
+            raw: cmd.raw_chunks,
             conn,
             run: started.run,
             pid: started.result.pid,
@@ -216,7 +228,7 @@ impl Execution {
     pub async fn wait(mut self) -> Result<Outcome> {
         let (mut stdout, mut stderr, mut events) = (String::new(), String::new(), Vec::new());
         let mut run = Tracker::new();
-        while let Some(item) = self.next().await {
+        while let Some(item) = self.next_raw().await {
             match item {
                 Ok(OutputEvent::Output { stream, data, .. }) => match stream {
                     OutputStream::Stdout => stdout.push_str(&data),
@@ -249,7 +261,8 @@ impl Execution {
         })
     }
 
-    /// Tell `observer` of every item read from now on, and of the end.
+    /// Tell `observer` of every item read from now on (output as it comes, in batches), and of
+    /// the end.
     pub(crate) fn observe(&mut self, observer: Box<dyn Observer>) {
         self.observer = Some(observer);
     }
@@ -258,6 +271,36 @@ impl Execution {
     fn end_observer(&mut self) {
         if let Some(mut observer) = self.observer.take() {
             observer.end(self.cancel_sent());
+        }
+    }
+
+    /// The next event as the service sent it: output in batches as they come (see
+    /// [`Command::raw_chunks`](crate::Command::raw_chunks)), for readers that do not need lines.
+    pub(crate) async fn next_raw(&mut self) -> Option<Item> {
+        std::future::poll_fn(|cx| self.poll_raw(cx)).await
+    }
+
+    /// Poll for [`Execution::next_raw`].
+    pub(crate) fn poll_raw(&mut self, cx: &mut Context<'_>) -> Poll<Option<Item>> {
+        // Lines of a batch that the line-by-line reader left (the observer has seen them).
+        if let Some(rest) = self.lines.take().and_then(BatchLines::rest) {
+            return Poll::Ready(Some(Ok(rest)));
+        }
+        loop {
+            if let Some(item) = self.ready.next() {
+                if let Some(observer) = &mut self.observer {
+                    observer.item(&item);
+                }
+                return Poll::Ready(Some(item));
+            }
+            if self.done {
+                self.end_observer();
+                return Poll::Ready(None);
+            }
+            match std::task::ready!(self.events.poll_recv(cx)) {
+                Some(batch) => self.ready = batch.into_iter(),
+                None => self.done = true,
+            }
         }
     }
 
@@ -277,20 +320,21 @@ impl Stream for Execution {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if this.raw {
+            return this.poll_raw(cx);
+        }
         loop {
-            if let Some(item) = this.ready.next() {
-                if let Some(observer) = &mut this.observer {
-                    observer.item(&item);
-                }
-                return Poll::Ready(Some(item));
+            if let Some(line) = this.lines.as_mut().and_then(BatchLines::next_event) {
+                return Poll::Ready(Some(Ok(line)));
             }
-            if this.done {
-                this.end_observer();
-                return Poll::Ready(None);
-            }
-            match std::task::ready!(this.events.poll_recv(cx)) {
-                Some(batch) => this.ready = batch.into_iter(),
-                None => this.done = true,
+            this.lines = None;
+            match std::task::ready!(this.poll_raw(cx)) {
+                Some(Ok(OutputEvent::Output {
+                    stream,
+                    data,
+                    chunk: None,
+                })) => this.lines = Some(BatchLines::new(stream, data)),
+                other => return Poll::Ready(other),
             }
         }
     }

@@ -6,6 +6,10 @@
 //! `process.canceled` when the service does not advertise
 //! [`completed_after_cancel`](crate::protocol::capability::COMPLETED_AFTER_CANCEL) (nothing follows
 //! it then). The connection feeds it; [`Lines`] also serves Claude runs that read raw chunks.
+//!
+//! A service with batched output ([`capability::BATCH_OUTPUT`](crate::protocol::capability::BATCH_OUTPUT))
+//! sends many whole lines in one frame; they become one event, which [`BatchLines`] splits into
+//! one event per line for the readers that want lines.
 
 use std::time::Duration;
 
@@ -94,6 +98,59 @@ impl RunEvents {
     /// `emit` what was gathered of unfinished long lines.
     pub(crate) fn flush(&mut self, mut emit: impl FnMut(OutputEvent)) {
         self.lines.flush(|stream, line| emit(output(stream, line)));
+    }
+}
+
+/// The lines of one output event (a batch of whole lines from a service with batched output, or
+/// a single line), one at a time: `memchr` finds each newline, and a single line is passed on
+/// without a copy.
+#[derive(Debug)]
+pub(crate) struct BatchLines {
+    stream: OutputStream,
+    data: String,
+    /// Start of the first line not yet given.
+    next: usize,
+}
+
+impl BatchLines {
+    /// The lines of `data`, output of `stream`.
+    pub(crate) fn new(stream: OutputStream, data: String) -> Self {
+        BatchLines {
+            stream,
+            data,
+            next: 0,
+        }
+    }
+
+    /// The next line as an output event.
+    pub(crate) fn next_event(&mut self) -> Option<OutputEvent> {
+        let stream = self.stream;
+        self.next().map(|line| output(stream, line))
+    }
+
+    /// What is left, as one event (for a reader that takes batches).
+    pub(crate) fn rest(mut self) -> Option<OutputEvent> {
+        (self.next < self.data.len()).then(|| {
+            let rest = self.data.split_off(self.next);
+            output(self.stream, rest)
+        })
+    }
+}
+
+impl Iterator for BatchLines {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        let rest = self.data.get(self.next..).filter(|r| !r.is_empty())?;
+        let end = memchr::memchr(b'\n', rest.as_bytes()).map_or(rest.len(), |i| i + 1);
+        if self.next == 0 && end == rest.len() {
+            // The only (or last untouched) line: hand over the buffer itself.
+            return Some(std::mem::take(&mut self.data));
+        }
+        // Newlines are ASCII: `end` is a character boundary.
+        let line = rest[..end].to_owned();
+        self.next += end;
+        Some(line)
     }
 }
 
@@ -385,6 +442,22 @@ mod tests {
             })
             .collect();
         assert_eq!(text, "xyz");
+    }
+
+    #[test]
+    fn batches_split_into_their_lines_byte_for_byte() {
+        let split =
+            |data: &str| -> Vec<String> { BatchLines::new(Stdout, data.to_owned()).collect() };
+        assert_eq!(split("a\nbb\n\nc"), ["a\n", "bb\n", "\n", "c"]);
+        assert_eq!(split("only\n"), ["only\n"]);
+        assert_eq!(split("no newline"), ["no newline"]);
+        assert!(split("").is_empty());
+        let mut lines = BatchLines::new(Stderr, "é\n\u{fffd}x\ny\n".to_owned());
+        assert_eq!(lines.next_event(), Some(line(Stderr, "é\n")));
+        assert_eq!(lines.rest(), Some(line(Stderr, "\u{fffd}x\ny\n")));
+        let mut lines = BatchLines::new(Stdout, "a\n".to_owned());
+        assert!(lines.next().is_some());
+        assert_eq!(lines.rest(), None);
     }
 
     #[test]

@@ -37,13 +37,13 @@ mod quote;
 pub use envelope::{ErrorObject, Id, Notification, Request, Response};
 pub use frame::{DecodeError, ServerFrame, ServerNotification};
 pub use names::{
-    capability, code, method, status, CHUNK_CHARS, JSONRPC_VERSION, MAX_PENDING_INPUT,
+    capability, code, method, status, BATCH_BYTES, CHUNK_CHARS, JSONRPC_VERSION, MAX_PENDING_INPUT,
     PROTOCOL_VERSION,
 };
 pub use params::{
     CompletedParams, ConnectedParams, ControlParams, ControlResult, ControlType,
-    EarlyCompletionParams, ExecuteParams, ExecuteResult, InputParams, InputResult, OutputParams,
-    OutputStream, PingParams, ProcessStatusParams, PtySize, RateLimitParams, StdinMode,
-    TokenLimitParams,
+    EarlyCompletionParams, ExecuteParams, ExecuteResult, InputParams, InputResult, OutputMode,
+    OutputParams, OutputStream, PingParams, ProcessStatusParams, PtySize, RateLimitParams,
+    StdinMode, TokenLimitParams,
 };
 pub use quote::shell_quote;

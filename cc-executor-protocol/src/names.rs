@@ -12,6 +12,9 @@ pub const CHUNK_CHARS: usize = 65_536;
 
 /// Most bytes of `input` that may wait, written to the service but not yet read by the command.
 pub const MAX_PENDING_INPUT: usize = 1 << 20;
+/// Bytes of `data` a batched `process.output` frame holds at most (see
+/// [`OutputMode::Batched`](crate::OutputMode::Batched)), unless it holds a single line longer than that.
+pub const BATCH_BYTES: usize = 64 * 1024;
 
 /// Method names, as they appear on the wire.
 pub mod method {
@@ -98,6 +101,9 @@ pub mod capability {
     pub const STDIN: &str = "stdin";
     /// `execute.params.pty` runs the command on a pseudo-terminal.
     pub const PTY: &str = "pty";
+    /// `execute.params.output: "batched"` is honoured: many whole lines of one stream may come in
+    /// one `process.output` frame (see [`OutputMode::Batched`](crate::OutputMode::Batched)).
+    pub const BATCH_OUTPUT: &str = "batch_output";
 }
 
 /// Process status strings used in `status` fields.

@@ -35,6 +35,11 @@ pub struct ExecuteParams {
     /// The terminal's size when `pty` is set (default [`PtySize::DEFAULT`], 120×40).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pty_size: Option<PtySize>,
+    /// How the run's output is framed: `"batched"` asks a service that advertises
+    /// [`capability::BATCH_OUTPUT`](crate::capability::BATCH_OUTPUT) for many lines per
+    /// `process.output` frame. Absent means one frame per line, as every service sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputMode>,
 }
 
 /// How the command's stdin is connected.
@@ -87,6 +92,21 @@ pub struct InputResult {
     pub status: String,
     /// Bytes of `data` accepted (written, or queued for the command to read).
     pub bytes: u64,
+}
+
+/// How a run's output is framed: `execute.params.output`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum OutputMode {
+    /// One `process.output` frame per line (a long line in chunks): what every service sends
+    /// without being asked otherwise.
+    #[default]
+    Lines,
+    /// Whole lines of one stream gathered in one frame (its `data` holds them, each with its
+    /// `\n`), up to [`BATCH_BYTES`](crate::BATCH_BYTES) of data; a frame goes out as soon as the
+    /// command has nothing more written right now, and long lines are chunked as with `Lines`.
+    Batched,
 }
 
 /// The three control operations; they act on the whole process group.
@@ -203,7 +223,8 @@ impl OutputStream {
     }
 }
 
-/// Params of `process.output`: one line with its `\n`, or one chunk of a long line.
+/// Params of `process.output`: one line with its `\n`, or one chunk of a long line; with
+/// [`OutputMode::Batched`], possibly several whole lines of one stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputParams<'a> {
     /// `"stdout"` or `"stderr"`.
@@ -417,12 +438,43 @@ mod tests {
             stdin: None,
             pty: false,
             pty_size: None,
+            output: None,
         };
         assert_eq!(
             serde_json::to_string(&p).unwrap(),
             r#"{"command":"x","timeout":1.5}"#
         );
     }
+
+    #[test]
+    fn execute_output_mode_is_optional_and_typed() {
+        let parse = |v: serde_json::Value| serde_json::from_value::<ExecuteParams>(v);
+        let mode = |v: serde_json::Value| parse(v).unwrap().output;
+        assert_eq!(mode(serde_json::json!({"command": "x"})), None);
+        assert_eq!(
+            mode(serde_json::json!({"command": "x", "output": "batched"})),
+            Some(OutputMode::Batched)
+        );
+        assert_eq!(
+            mode(serde_json::json!({"command": "x", "output": "lines"})),
+            Some(OutputMode::Lines)
+        );
+        let e = parse(serde_json::json!({"command": "x", "output": "fast"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown variant `fast`"), "{e}");
+        let p = ExecuteParams {
+            command: "x".into(),
+            timeout: None,
+            cwd: None,
+            output: Some(OutputMode::Batched),
+        };
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"command":"x","output":"batched"}"#
+        );
+    }
+
     use serde_json::Value;
 
     #[test]

@@ -72,6 +72,13 @@ const COMPLETION_PHRASES: &[(&str, &str)] = &[
     ("task complete", "Task complete"),
 ];
 
+/// Where the first keyword of the pre-check starts in `text`, if any: a line without one
+/// matches nothing, so a block of lines before it needs no [`detect`]. No keyword holds a `\n`,
+/// so a match lies within one line.
+pub(crate) fn first_candidate(text: &[u8]) -> Option<usize> {
+    PRECHECK.find(text).map(|m| m.start())
+}
+
 /// Examine one line (with or without its newline).
 pub(crate) fn detect(line: &str) -> Detections {
     let bytes = line.as_bytes();

@@ -9,10 +9,18 @@
 //! - A longer line is streamed so that memory stays bounded: chunks are sent as soon as they are
 //!   full, with `total_chunks: null`, and the last chunk carries the real `total_chunks` (and
 //!   `truncated: false`). Detectors do not look at streamed lines.
+//!
+//! For batched output, an assembler made with [`LineAssembler::batched`] also hands out blocks
+//! of whole lines at once ([`Emit::Block`]): the lines of a read that the detectors' pre-check
+//! rules out, so a flood of short lines costs a few passes over each read rather than a frame
+//! each. What it hands out is, byte for byte, the concatenation of what the line-by-line path
+//! would.
 
 use std::borrow::Cow;
 
-use cc_executor_protocol::{OutputParams, OutputStream};
+use cc_executor_protocol::{OutputParams, OutputStream, BATCH_BYTES};
+
+use crate::detect;
 
 pub(crate) use cc_executor_protocol::CHUNK_CHARS;
 
@@ -39,6 +47,9 @@ pub(crate) enum Emit<'a> {
     Line(&'a str),
     /// A piece to send.
     Piece(Piece<'a>),
+    /// Whole lines, each with its newline, none long enough to be chunked and none a detector
+    /// can match (only from [`LineAssembler::batched`]).
+    Block(&'a str),
 }
 
 /// Splits a byte stream into lines and chunks. One per pipe.
@@ -52,12 +63,22 @@ pub(crate) struct LineAssembler {
     text_chars: usize,
     /// Chunks of the current line already sent (the line is being streamed when > 0).
     streamed: u32,
+    /// Hand out the whole lines of a read as blocks.
+    blocks: bool,
 }
 
 impl LineAssembler {
     /// A fresh assembler.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A fresh assembler that also hands out [`Emit::Block`]s.
+    pub fn batched() -> Self {
+        LineAssembler {
+            blocks: true,
+            ..Self::default()
+        }
     }
 
     fn is_idle(&self) -> bool {
@@ -68,6 +89,14 @@ impl LineAssembler {
     pub fn push(&mut self, bytes: &[u8], emit: &mut impl FnMut(Emit<'_>)) {
         let mut rest = bytes;
         while let Some(i) = memchr::memchr(b'\n', rest) {
+            if self.blocks && self.is_idle() {
+                // Every whole line left in this read at once.
+                let end = memchr::memrchr(b'\n', rest).map_or(i, |j| j) + 1;
+                let (lines, tail) = rest.split_at(end);
+                emit_block(lines, emit);
+                rest = tail;
+                break;
+            }
             let (line, tail) = rest.split_at(i + 1);
             rest = tail;
             if self.is_idle() {
@@ -159,6 +188,57 @@ impl LineAssembler {
     }
 }
 
+/// Whole lines: valid UTF-8 in blocks, a line with invalid UTF-8 alone (replaced as the
+/// line-by-line path replaces it).
+fn emit_block(mut bytes: &[u8], emit: &mut impl FnMut(Emit<'_>)) {
+    while !bytes.is_empty() {
+        let bad = match std::str::from_utf8(bytes) {
+            Ok(text) => return emit_valid_block(text, emit),
+            Err(e) => e.valid_up_to(),
+        };
+        let line_start = memchr::memrchr(b'\n', &bytes[..bad]).map_or(0, |j| j + 1);
+        let line_end = memchr::memchr(b'\n', &bytes[bad..]).map_or(bytes.len(), |j| bad + j + 1);
+        let (valid, rest) = bytes.split_at(line_start);
+        if let Ok(text) = std::str::from_utf8(valid) {
+            emit_valid_block(text, emit);
+        }
+        emit_whole(
+            &String::from_utf8_lossy(&rest[..line_end - line_start]),
+            emit,
+        );
+        bytes = &bytes[line_end..];
+    }
+}
+
+/// Whole lines of valid UTF-8: in blocks between the lines a detector may match, which go one
+/// by one.
+fn emit_valid_block(text: &str, emit: &mut impl FnMut(Emit<'_>)) {
+    if text.len() > CHUNK_CHARS {
+        // Characters never outnumber bytes: no line of a shorter block needs chunks. Longer
+        // ones (never from reads of at most that size) take the line-by-line path.
+        for line in text.split_inclusive('\n') {
+            emit_whole(line, emit);
+        }
+        return;
+    }
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    while start < text.len() {
+        let Some(at) = detect::first_candidate(&bytes[start..]) else {
+            emit(Emit::Block(&text[start..]));
+            return;
+        };
+        let at = start + at;
+        let line_start = memchr::memrchr(b'\n', &bytes[start..at]).map_or(start, |j| start + j + 1);
+        let line_end = memchr::memchr(b'\n', &bytes[at..]).map_or(text.len(), |j| at + j + 1);
+        if line_start > start {
+            emit(Emit::Block(&text[start..line_start]));
+        }
+        emit_whole(&text[line_start..line_end], emit);
+        start = line_end;
+    }
+}
+
 fn emit_whole(text: &str, emit: &mut impl FnMut(Emit<'_>)) {
     // Characters never outnumber bytes, so short lines skip the count.
     let chars = if text.len() <= CHUNK_CHARS {
@@ -244,18 +324,74 @@ pub(crate) fn encode_piece(stream: OutputStream, piece: &Piece<'_>) -> String {
     .encode_frame()
 }
 
+/// Whole lines of one stream waiting to go out together in one frame (batched output).
+pub(crate) struct Batch {
+    stream: OutputStream,
+    data: String,
+}
+
+impl Batch {
+    pub fn new(stream: OutputStream) -> Self {
+        Batch {
+            stream,
+            data: String::new(),
+        }
+    }
+
+    /// Add whole lines (or a last line without its newline), sending full frames to `frames`.
+    pub fn add(&mut self, mut lines: &str, frames: &mut Vec<String>) {
+        while !lines.is_empty() {
+            let room = BATCH_BYTES.saturating_sub(self.data.len());
+            if lines.len() <= room {
+                self.data.push_str(lines);
+                return;
+            }
+            // As many whole lines as fit; a line longer than a frame goes alone.
+            let cut = match memchr::memrchr(b'\n', &lines.as_bytes()[..room]) {
+                Some(i) => i + 1,
+                None if self.data.is_empty() => {
+                    memchr::memchr(b'\n', lines.as_bytes()).map_or(lines.len(), |i| i + 1)
+                }
+                None => 0,
+            };
+            self.data.push_str(&lines[..cut]);
+            lines = &lines[cut..];
+            self.flush(frames);
+        }
+    }
+
+    /// Send what is gathered as one frame.
+    pub fn flush(&mut self, frames: &mut Vec<String>) {
+        if !self.data.is_empty() {
+            let piece = Piece {
+                data: &self.data,
+                truncated: false,
+                chunk_index: None,
+                total_chunks: None,
+            };
+            frames.push(encode_piece(self.stream, &piece));
+            self.data.clear();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::detect;
 
     #[derive(Debug, Clone, PartialEq, Eq)]
     enum Owned {
         Line(String),
         Piece(String, bool, Option<u32>, Option<u32>),
+        Block(String),
     }
 
     fn run(reads: &[&[u8]]) -> Vec<Owned> {
-        let mut a = LineAssembler::new();
+        run_with(LineAssembler::new(), reads)
+    }
+
+    fn run_with(mut a: LineAssembler, reads: &[&[u8]]) -> Vec<Owned> {
         let mut out = Vec::new();
         let mut emit = |e: Emit<'_>| {
             out.push(match e {
@@ -266,6 +402,7 @@ mod tests {
                     p.chunk_index,
                     p.total_chunks,
                 ),
+                Emit::Block(b) => Owned::Block(b.to_owned()),
             })
         };
         for r in reads {
@@ -279,7 +416,7 @@ mod tests {
         out.iter()
             .filter_map(|o| match o {
                 Owned::Piece(d, t, i, n) => Some((d.clone(), *t, *i, *n)),
-                Owned::Line(_) => None,
+                Owned::Line(_) | Owned::Block(_) => None,
             })
             .collect()
     }
@@ -353,6 +490,7 @@ mod tests {
                 Emit::Piece(p) => {
                     got.push((p.data.len(), p.truncated, p.chunk_index, p.total_chunks))
                 }
+                Emit::Block(_) => unreachable!("not batched"),
             });
             fed += n;
             max_buffered = max_buffered.max(a.text.capacity() + a.raw.capacity());
@@ -360,6 +498,7 @@ mod tests {
         a.push(b"\n", &mut |e| match e {
             Emit::Line(_) => lines += 1,
             Emit::Piece(p) => got.push((p.data.len(), p.truncated, p.chunk_index, p.total_chunks)),
+            Emit::Block(_) => unreachable!("not batched"),
         });
         assert_eq!(lines, 0, "streamed lines are not given to detectors");
         let n = got.len();
@@ -392,6 +531,98 @@ mod tests {
                 assert_eq!(joined, whole, "split {split} of {s:?}");
             }
         }
+    }
+
+    /// Blocks and pieces of a batched assembler join to exactly the pieces of the line-by-line
+    /// one, whatever the reads; detector lines and long lines still come one by one.
+    #[test]
+    fn batched_blocks_carry_the_same_text_and_leave_detector_lines_alone() {
+        let long = "L".repeat(CHUNK_CHARS + 10);
+        let mut sample: Vec<u8> = Vec::new();
+        for i in 0..2000 {
+            sample.extend_from_slice(format!("line {i}\n").as_bytes());
+            if i % 97 == 0 {
+                sample.extend_from_slice(b"\xff\xfe bad \xe2\x82\n");
+            }
+            if i % 501 == 0 {
+                sample.extend_from_slice(b"Claude AI usage limit reached|1900000000\n");
+            }
+            if i == 1000 {
+                sample.extend_from_slice(long.as_bytes());
+                sample.push(b'\n');
+            }
+        }
+        sample.extend_from_slice("last é".as_bytes());
+        let joined = |out: &[Owned]| -> String {
+            out.iter()
+                .filter_map(|o| match o {
+                    Owned::Piece(d, ..) | Owned::Block(d) => Some(d.as_str()),
+                    Owned::Line(_) => None,
+                })
+                .collect()
+        };
+        let detected = |out: &[Owned]| -> Vec<String> {
+            out.iter()
+                .filter_map(|o| match o {
+                    Owned::Line(l) if !detect(l).is_empty() => Some(l.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let plain = run(&[&sample]);
+        for split in [1, 7, 4096, 32 * 1024, 64 * 1024] {
+            let reads: Vec<&[u8]> = sample.chunks(split).collect();
+            let batched = run_with(LineAssembler::batched(), &reads);
+            assert_eq!(joined(&batched), joined(&plain), "split {split}");
+            assert_eq!(detected(&batched), detected(&plain), "split {split}");
+            assert_eq!(detected(&plain).len(), 4);
+            let chunked: Vec<_> = pieces(&batched)
+                .into_iter()
+                .filter(|p| p.2.is_some())
+                .map(|p| (p.0.len(), p.1, p.2, p.3))
+                .collect();
+            assert_eq!(
+                chunked,
+                [
+                    (CHUNK_CHARS, true, Some(0), Some(2)),
+                    (11, false, Some(1), Some(2))
+                ]
+            );
+            if split >= 4096 {
+                assert!(batched
+                    .iter()
+                    .any(|o| matches!(o, Owned::Block(b) if b.matches('\n').count() > 50)));
+            }
+        }
+    }
+
+    #[test]
+    fn batches_hold_whole_lines_up_to_their_size() {
+        let mut batch = Batch::new(OutputStream::Stderr);
+        let mut frames = Vec::new();
+        let short = "ab\n".repeat(50_000);
+        let long = format!("{}\n", "x".repeat(BATCH_BYTES + 5));
+        batch.add("first\n", &mut frames);
+        batch.add(&short, &mut frames);
+        batch.add(&long, &mut frames);
+        batch.add("end", &mut frames);
+        batch.flush(&mut frames);
+        let data: Vec<String> = frames
+            .iter()
+            .map(|f| {
+                let p = cc_executor_protocol::codec::decode_output_fast(f).unwrap();
+                assert_eq!(p.stream, OutputStream::Stderr);
+                assert_eq!((p.chunk_index, p.total_chunks), (None, None));
+                p.data.into_owned()
+            })
+            .collect();
+        assert_eq!(data.concat(), format!("first\n{short}{long}end"));
+        assert!(data.len() >= 4, "{}", data.len());
+        for d in &data[..data.len() - 1] {
+            assert!(d.ends_with('\n'));
+            assert!(d.len() <= BATCH_BYTES || d == &long, "{}", d.len());
+        }
+        assert!(data.contains(&long), "a long line goes alone");
     }
 
     #[test]

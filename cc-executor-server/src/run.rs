@@ -23,9 +23,9 @@ use tokio::task::JoinHandle;
 use crate::detect::{detect, Detections};
 use crate::input::Input;
 use crate::metrics::{Metrics, Outcome, RunningGuard};
-use crate::output::{encode_piece, Emit, LineAssembler};
+use crate::output::{encode_piece, Batch, Emit, LineAssembler};
 use crate::process::{exit_code, Spawned, Supervisor, Tree};
-use crate::writer::{OutItem, BATCH_BYTES};
+use crate::writer::{OutItem, BATCH_BYTES as OUT_BATCH_BYTES};
 
 /// How long the pipes may stay open after the command exited before the tree is ended.
 const DRAIN_WINDOW: Duration = Duration::from_millis(250);
@@ -33,6 +33,9 @@ const DRAIN_WINDOW: Duration = Duration::from_millis(250);
 const GONE_BOUND: Duration = Duration::from_secs(5);
 /// Bytes read from a pipe at a time.
 const READ_BUF: usize = 32 * 1024;
+/// Bytes read from a pipe at a time with batched output: a pipe's whole default capacity, so
+/// that one read takes what the command has written so far and one frame carries it.
+const BATCHED_READ_BUF: usize = cc_executor_protocol::BATCH_BYTES;
 
 /// What the session asks of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +54,8 @@ pub(crate) struct RunContext {
     pub out: mpsc::Sender<OutItem>,
     pub kill_grace: Duration,
     pub metrics: Arc<Metrics>,
+    /// Whole lines of one stream go together in one `process.output` frame.
+    pub batched: bool,
 }
 
 /// The session's handle on a run.
@@ -161,17 +166,12 @@ pub(crate) fn start(
         stdout,
         OutputStream::Stdout,
         shared.clone(),
-        ctx.out.clone(),
+        &ctx,
     )];
     // A terminal merges stderr into stdout.
-    readers.extend(stderr.map(|stderr| {
-        spawn_reader(
-            stderr,
-            OutputStream::Stderr,
-            shared.clone(),
-            ctx.out.clone(),
-        )
-    }));
+    readers.extend(
+        stderr.map(|stderr| spawn_reader(stderr, OutputStream::Stderr, shared.clone(), &ctx)),
+    );
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let reported = Arc::new(AtomicBool::new(false));
     let control = Arc::new(AsyncMutex::new(false));
@@ -203,44 +203,65 @@ pub(crate) fn start(
     }
 }
 
-fn spawn_reader<R>(
-    pipe: R,
-    stream: OutputStream,
-    shared: Arc<Shared>,
-    out: mpsc::Sender<OutItem>,
-) -> Reader
+fn spawn_reader<R>(pipe: R, stream: OutputStream, shared: Arc<Shared>, ctx: &RunContext) -> Reader
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::default());
-    let task = tokio::spawn(read_pipe(pipe, stream, shared, out, activity.clone()));
+    let out = ctx.out.clone();
+    let batch = ctx.batched.then(|| Batch::new(stream));
+    let task = tokio::spawn(read_pipe(
+        pipe,
+        stream,
+        shared,
+        out,
+        batch,
+        activity.clone(),
+    ));
     Reader { task, activity }
 }
 
+/// Read a pipe to its end, sending its lines (one frame each, or in `batch`es) and what the
+/// detectors find in them, in order.
 async fn read_pipe<R: AsyncRead + Unpin>(
     mut pipe: R,
     stream: OutputStream,
     shared: Arc<Shared>,
     out: mpsc::Sender<OutItem>,
+    mut batch: Option<Batch>,
     activity: Arc<Activity>,
 ) {
-    let mut buf = vec![0u8; READ_BUF];
-    let mut lines = LineAssembler::new();
+    let (mut buf, mut lines) = match batch {
+        Some(_) => (vec![0u8; BATCHED_READ_BUF], LineAssembler::batched()),
+        None => (vec![0u8; READ_BUF], LineAssembler::new()),
+    };
     let mut frames: Vec<String> = Vec::new();
     loop {
         activity.in_read.store(true, Ordering::Relaxed);
         let n = pipe.read(&mut buf).await;
         activity.in_read.store(false, Ordering::Relaxed);
         activity.reads.fetch_add(1, Ordering::Relaxed);
-        let mut emit = |e: Emit<'_>| match e {
-            Emit::Line(line) => {
+        let mut emit = |e: Emit<'_>| match (e, batch.as_mut()) {
+            (Emit::Line(line), batch) => {
                 let found = detect(line);
                 if !found.is_empty() {
                     shared.metrics.detections(&found);
+                    // The notification goes after the lines before this one, as without batches.
+                    if let Some(b) = batch {
+                        b.flush(&mut frames);
+                    }
                     encode_detections(&shared, line, found, &mut frames);
                 }
             }
-            Emit::Piece(p) => frames.push(encode_piece(stream, &p)),
+            (Emit::Block(text), Some(b)) => b.add(text, &mut frames),
+            (Emit::Piece(p), Some(b)) if p.chunk_index.is_none() => b.add(p.data, &mut frames),
+            (Emit::Piece(p), batch) => {
+                if let Some(b) = batch {
+                    b.flush(&mut frames);
+                }
+                frames.push(encode_piece(stream, &p));
+            }
+            (Emit::Block(_), None) => unreachable!("only batched assemblers give blocks"),
         };
         let eof = match n {
             Ok(0) | Err(_) => {
@@ -253,13 +274,17 @@ async fn read_pipe<R: AsyncRead + Unpin>(
                 false
             }
         };
+        // The pipe had no more for this read: what is gathered goes now, adding no latency.
+        if let Some(b) = batch.as_mut() {
+            b.flush(&mut frames);
+        }
         if send_batches(&out, &mut frames).await.is_err() || eof {
             return;
         }
     }
 }
 
-/// Send `frames` in batches of about [`BATCH_BYTES`]; `Err` when the session is gone.
+/// Send `frames` in batches of about [`OUT_BATCH_BYTES`]; `Err` when the session is gone.
 async fn send_batches(out: &mpsc::Sender<OutItem>, frames: &mut Vec<String>) -> Result<(), ()> {
     while !frames.is_empty() {
         let mut bytes = 0;
@@ -267,7 +292,7 @@ async fn send_batches(out: &mpsc::Sender<OutItem>, frames: &mut Vec<String>) -> 
         for f in frames.iter() {
             n += 1;
             bytes += f.len();
-            if bytes >= BATCH_BYTES {
+            if bytes >= OUT_BATCH_BYTES {
                 break;
             }
         }

@@ -17,7 +17,7 @@ use axum::extract::ws::{Message, WebSocket};
 use cc_executor_protocol::{
     capability, code, method, status, ConnectedParams, ControlParams, ControlResult, ControlType,
     ErrorObject, ExecuteParams, ExecuteResult, Id, InputParams, InputResult, Notification,
-    PingParams, ProcessStatusParams, PtySize, Request, Response, JSONRPC_VERSION,
+    OutputMode, PingParams, ProcessStatusParams, PtySize, Request, Response, JSONRPC_VERSION,
     MAX_PENDING_INPUT, PROTOCOL_VERSION,
 };
 use futures_util::StreamExt;
@@ -50,7 +50,7 @@ const INVALID_ID: &str = "Invalid request: id must be an integer or a string of 
 const NOT_READING: &str = "reply queue full: the client is not reading its replies";
 
 /// Capabilities advertised in `connected`.
-const CAPABILITIES: [&str; 8] = [
+const CAPABILITIES: [&str; 9] = [
     capability::EXECUTE,
     capability::CONTROL,
     capability::STREAM,
@@ -59,6 +59,7 @@ const CAPABILITIES: [&str; 8] = [
     capability::CWD,
     capability::STDIN,
     capability::PTY,
+    capability::BATCH_OUTPUT,
 ];
 
 /// Why the frame loop ended.
@@ -485,6 +486,7 @@ impl Session {
             out: self.out.clone(),
             kill_grace: config.kill_grace,
             metrics: self.state.metrics.clone(),
+            batched: p.output == Some(OutputMode::Batched),
         };
         *run = Some(run::start(spawned, p.timeout, ctx, running));
     }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::event::{OutputEvent, OutputStream, RateLimit};
 use crate::execution::{Controller, Execution};
 use crate::outcome::Tracker;
-use crate::wire::Lines;
+use crate::wire::{BatchLines, Lines};
 
 /// How many trailing stderr lines [`Error::ClaudeFailed`] carries.
 const STDERR_TAIL_LINES: usize = 20;
@@ -75,7 +75,7 @@ impl Client {
 #[derive(Debug)]
 pub struct ClaudeExecution {
     inner: Execution,
-    /// Long lines put back together, when the execution yields raw chunks.
+    /// Long lines put back together from the raw chunks of the execution.
     lines: Lines,
     /// Lines completed and not yet turned into events.
     ready: VecDeque<(OutputStream, String)>,
@@ -271,7 +271,8 @@ impl Stream for ClaudeExecution {
                 return Poll::Ready(None);
             }
             let ready = &mut this.ready;
-            match std::task::ready!(Pin::new(&mut this.inner).poll_next(cx)) {
+            // Output as it comes (batches of lines, chunks of long lines), split into lines here.
+            match std::task::ready!(this.inner.poll_raw(cx)) {
                 None => {
                     // What was gathered of a line the run never finished.
                     this.lines
@@ -283,7 +284,7 @@ impl Stream for ClaudeExecution {
                     stream,
                     data,
                     chunk: None,
-                })) => ready.push_back((stream, data)),
+                })) => ready.extend(BatchLines::new(stream, data).map(|line| (stream, line))),
                 Some(Ok(OutputEvent::Output {
                     stream,
                     data,

@@ -27,8 +27,8 @@ use super::run_queue::{Run, SendError, BATCH_ITEMS};
 use super::{Batch, Cmd, End, Started};
 use crate::error::Error;
 use crate::protocol::{
-    capability, ConnectedParams, ControlType, ExecuteResult, Id, Request, Response, ServerFrame,
-    ServerNotification,
+    capability, ConnectedParams, ControlType, ExecuteResult, Id, OutputMode, Request, Response,
+    ServerFrame, ServerNotification,
 };
 use crate::transport::Ws;
 
@@ -64,6 +64,8 @@ pub(super) struct Actor {
     silence: Pin<Box<tokio::time::Sleep>>,
     /// Frames of the current burst (kept to reuse its allocation).
     burst: Vec<Message>,
+    /// Runs ask for batched output.
+    batched: bool,
 }
 
 impl Actor {
@@ -98,7 +100,14 @@ impl Actor {
             ended,
             silence: Box::pin(tokio::time::sleep(heartbeat)),
             burst: Vec::new(),
+            batched: false,
         }
+    }
+
+    /// Ask for batched output in every `execute` (the service offers it).
+    pub(super) fn batched(mut self, batched: bool) -> Actor {
+        self.batched = batched;
+        self
     }
 }
 
@@ -302,7 +311,7 @@ impl Actor {
     async fn on_cmd(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Execute {
-                params,
+                mut params,
                 raw_chunks,
                 timeout,
                 reply,
@@ -327,6 +336,9 @@ impl Actor {
                     let at = Instant::now().checked_add(t)?.checked_add(grace)?;
                     Some((at, t))
                 });
+                if self.batched {
+                    params.output = Some(OutputMode::Batched);
+                }
                 let run = Run::new(id, raw_chunks, self.completed_after_cancel, deadline);
                 self.run = Some(run);
                 self.request(

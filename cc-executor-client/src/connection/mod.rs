@@ -17,7 +17,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::error::{Error, Result};
 use crate::event::OutputEvent;
 use crate::execution::Runs;
-use crate::protocol::{ConnectedParams, ControlType, ExecuteParams, ExecuteResult, InputParams};
+use crate::protocol::{
+    capability, ConnectedParams, ControlType, ExecuteParams, ExecuteResult, InputParams,
+};
 use crate::transport::Ws;
 
 /// One item of an execution's stream.
@@ -175,7 +177,8 @@ impl End {
 
 /// Start the actor for an open connection.
 ///
-/// `one_run`: the connection exists for a single run (`Client::execute`) and closes when it ends.
+/// `one_run`: the connection exists for a single run (`Client::execute`) and closes when it ends;
+/// `batch_output`: ask for batched output if the service offers it.
 pub(crate) fn spawn(
     ws: Ws,
     connected: ConnectedParams,
@@ -183,10 +186,13 @@ pub(crate) fn spawn(
     request_timeout: Duration,
     one_run: bool,
     runs: Runs,
+    batch_output: bool,
 ) -> ConnHandle {
     let (tx, cmds) = mpsc::unbounded_channel();
     let ended = Arc::new(Mutex::new(None));
-    let actor = actor::Actor::new(ws, cmds, &connected, heartbeat, one_run, ended.clone());
+    let batched = batch_output && connected.has(capability::BATCH_OUTPUT);
+    let actor =
+        actor::Actor::new(ws, cmds, &connected, heartbeat, one_run, ended.clone()).batched(batched);
     tokio::spawn(actor.run());
     ConnHandle {
         tx,

@@ -13,13 +13,17 @@ use tokio::time::Instant;
 
 use super::{Batch, Item, RunShared};
 use crate::error::Error;
+use crate::event::OutputEvent;
 use crate::protocol::ServerNotification;
 use crate::wire::RunEvents;
 
 /// Events handed to the consumer at a time, at most.
 pub(super) const BATCH_ITEMS: usize = 64;
-/// Batches buffered per run before the actor stops reading the socket (with [`BATCH_ITEMS`],
-/// at most 256 events).
+/// Bytes of output handed to the consumer at a time: a batch ends after the event that passes
+/// it (batched output puts up to 64 KiB in one event).
+const BATCH_BYTES: usize = 256 * 1024;
+/// Batches buffered per run before the actor stops reading the socket (with [`BATCH_ITEMS`]
+/// and [`BATCH_BYTES`], at most 256 events and about 1 MiB of output).
 const EVENT_BATCHES: usize = 4;
 
 /// The run a connection is busy with.
@@ -55,6 +59,7 @@ impl Run {
                 tx,
                 rx: Some(rx),
                 batches: VecDeque::new(),
+                last_bytes: 0,
                 sealed: false,
                 discard: false,
             },
@@ -111,6 +116,8 @@ pub(super) struct Queue {
     /// Items not yet accepted by the channel, in batches (only the last one still grows); the
     /// socket is not read while this is non-empty.
     batches: VecDeque<Batch>,
+    /// Bytes of output in the last batch.
+    last_bytes: usize,
     /// The last item for the consumer has been queued (terminal event or error).
     pub(super) sealed: bool,
     /// Nobody reads any more: drop events until the service ends the run.
@@ -126,12 +133,20 @@ impl Queue {
                 Ok(ev) => ev.is_terminal(),
                 Err(_) => true,
             };
+            let bytes = match &item {
+                Ok(OutputEvent::Output { data, .. }) => data.len(),
+                _ => 0,
+            };
             match self.batches.back_mut() {
-                Some(batch) if batch.len() < BATCH_ITEMS => batch.push(item),
+                Some(batch) if batch.len() < BATCH_ITEMS && self.last_bytes < BATCH_BYTES => {
+                    batch.push(item);
+                    self.last_bytes += bytes;
+                }
                 _ => {
                     let mut batch = Vec::with_capacity(BATCH_ITEMS);
                     batch.push(item);
                     self.batches.push_back(batch);
+                    self.last_bytes = bytes;
                 }
             }
             self.sealed = last;
@@ -186,7 +201,7 @@ pub(super) type SendError = mpsc::error::SendError<()>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{OutputEvent, OutputStream};
+    use crate::event::OutputStream;
 
     #[test]
     fn nothing_is_queued_after_the_terminal_item() {

@@ -51,7 +51,6 @@ pub use report::{JobList, JobReport};
 pub use spec::{JobInput, NewJob};
 pub use wait::{WaitMode, WaitProgress, WaitReport, WaitRequest};
 
-use futures_util::StreamExt;
 use job::{lock, Job, Recorder};
 use registry::Registry;
 use window::{read_tail, Window};
@@ -397,7 +396,7 @@ impl Jobs {
         let (id, mut execution) = self.begin(cmd, kind, options).await?;
         // The job's own task reads the run (recording it); nobody reads it on the caller's side.
         execution.detach();
-        tokio::spawn(async move { while execution.next().await.is_some() {} });
+        tokio::spawn(async move { while execution.next_raw().await.is_some() {} });
         Ok(id)
     }
 
