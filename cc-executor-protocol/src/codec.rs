@@ -42,46 +42,48 @@ pub fn decode_output_fast(text: &str) -> Option<OutputParams<'static>> {
 
 /// The string that starts `s` (just after its opening quote), unescaped, and what follows its
 /// closing quote. `None` on `\u` escapes (left to serde_json) and on anything invalid.
+///
+/// Byte by byte into a buffer, eight at a time while none is special: a batch of short lines has
+/// an escape every few bytes, and copying each run between escapes apart would cost a call each.
 fn unescape_json_string(s: &str) -> Option<(String, &str)> {
     let bytes = s.as_bytes();
-    let mut out = String::with_capacity(bytes.len());
-    // Start of the run of bytes not yet copied.
-    let mut start = 0;
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
     let mut i = 0;
     loop {
-        // Skip 8 bytes at a time while none is special.
         if let Some(word) = bytes.get(i..i + 8) {
-            let w = u64::from_le_bytes(word.try_into().ok()?);
-            if !word_has_special(w) {
+            let word: [u8; 8] = word.try_into().ok()?;
+            if !word_has_special(u64::from_le_bytes(word)) {
+                out.extend_from_slice(&word);
                 i += 8;
                 continue;
             }
         }
-        // Special bytes are ASCII, so these slice bounds are character boundaries.
         match *bytes.get(i)? {
             b'"' => {
-                out.push_str(&s[start..i]);
-                return Some((out, &s[i + 1..]));
+                // Only whole characters of `s` and ASCII were copied: the text is UTF-8.
+                let text = String::from_utf8(out).ok()?;
+                return Some((text, &s[i + 1..]));
             }
             b'\\' => {
-                out.push_str(&s[start..i]);
                 out.push(match *bytes.get(i + 1)? {
-                    b'"' => '"',
-                    b'\\' => '\\',
-                    b'/' => '/',
-                    b'n' => '\n',
-                    b't' => '\t',
-                    b'r' => '\r',
-                    b'b' => '\u{8}',
-                    b'f' => '\u{c}',
+                    b'"' => b'"',
+                    b'\\' => b'\\',
+                    b'/' => b'/',
+                    b'n' => b'\n',
+                    b't' => b'\t',
+                    b'r' => b'\r',
+                    b'b' => 0x08,
+                    b'f' => 0x0c,
                     _ => return None,
                 });
                 i += 2;
-                start = i;
             }
             // A raw control character is not valid JSON.
             0..=0x1f => return None,
-            _ => i += 1,
+            b => {
+                out.push(b);
+                i += 1;
+            }
         }
     }
 }
@@ -120,49 +122,48 @@ fn push_opt_u32(out: &mut String, v: Option<u32>) {
 
 /// Append `s` as the inside of a JSON string, escaped as serde_json escapes it: `\"`, `\\`,
 /// `\b \f \n \r \t`, other control characters as `\u00xx`; everything else verbatim.
+///
+/// Byte by byte into the string's buffer, eight at a time while none needs escaping: a batch of
+/// short lines has a newline every few bytes, and copying each run between escapes apart would
+/// cost a call each.
 fn escape_json_into(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = std::mem::take(out).into_bytes();
+    buf.reserve(s.len() + s.len() / 8 + 8);
     let bytes = s.as_bytes();
-    // Start of the run of bytes not yet copied.
-    let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        // Skip 8 bytes at a time while none needs escaping.
         if let Some(word) = bytes.get(i..i + 8) {
-            let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-            if !word_has_special(w) {
+            let word: [u8; 8] = word.try_into().expect("8 bytes");
+            if !word_has_special(u64::from_le_bytes(word)) {
+                buf.extend_from_slice(&word);
                 i += 8;
                 continue;
             }
         }
         let b = bytes[i];
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        // Escaped bytes are ASCII, so these slice bounds are character boundaries.
-        out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("\\u00");
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 0xf)] as char);
-        } else {
-            out.push_str(esc);
-        }
         i += 1;
-        start = i;
+        match b {
+            b'"' => buf.extend_from_slice(b"\\\""),
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            0x08 => buf.extend_from_slice(b"\\b"),
+            0x0c => buf.extend_from_slice(b"\\f"),
+            0..=0x1f => buf.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]),
+            _ => buf.push(b),
+        }
     }
-    out.push_str(&s[start..]);
+    // Whole characters of `s` and ASCII escapes were appended to UTF-8: it is still UTF-8.
+    *out = String::from_utf8(buf).expect("escaping keeps the text UTF-8");
 }
 
 /// Whether any byte of `w` is a control character, `"` or `\\` (exact as a yes/no answer).

@@ -9,6 +9,7 @@
 //!   `cargo test --workspace`.
 //! - [`nginx`]: a real nginx from `deploy/nginx.conf` in front of services, a self-signed
 //!   certificate, and a reader of nginx configurations.
+//! - [`output`]: commands that exercise how output is framed (batched or line by line).
 //! - [`procs`]: inspect `/proc` to prove that no process of a group survived.
 //! - [`service`]: the `cc-executor-server` binary as a child process.
 //! - [`ws`]: a raw WebSocket client for the executor protocol, and key-order-preserving JSON.
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 
 pub mod bins;
 pub mod nginx;
+pub mod output;
 pub mod procs;
 pub mod service;
 pub mod ws;

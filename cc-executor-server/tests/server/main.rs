@@ -1,8 +1,8 @@
 //! The executor service over real WebSockets: process control, the wire protocol, the allowlist,
-//! the reference transcripts, backpressure, the `cc-executor-server` program itself, and trust at
-//! the network edge (the browser and rebinding guard, bounded replies, the handshake deadline,
-//! `--token-file`), the shell, containment (no process of a run outlives it), draining,
-//! metrics, and the deployment files of `deploy/`.
+//! the reference transcripts, backpressure, batched output, the `cc-executor-server` program
+//! itself, and trust at the network edge (the browser and rebinding guard, bounded replies, the
+//! handshake deadline, `--token-file`), the shell, containment (no process of a run outlives
+//! it), draining, metrics, and the deployment files of `deploy/`.
 //!
 //! One module per topic; [`support`] holds the helpers they share. Helpers shared with the
 //! workspace's other tests (raw WebSocket client, `/proc` inspection, fixtures) come from the
@@ -10,6 +10,7 @@
 
 mod allowlist;
 mod backpressure;
+mod batching;
 mod binary;
 mod browser;
 mod containment;

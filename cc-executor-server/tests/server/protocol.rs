@@ -26,7 +26,8 @@ async fn connected_advertises_our_capabilities() {
             "run_timeout",
             "cwd",
             "stdin",
-            "pty"
+            "pty",
+            "batch_output"
         ])
     );
     // The shell that runs commands, after the capabilities (bash by default).

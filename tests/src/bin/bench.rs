@@ -11,6 +11,12 @@
 //!
 //! Prints a table (median, min, max of N runs) and, with `--json FILE`, the medians as one flat
 //! JSON object.
+//!
+//! `lines_per_s` and `payload_mb_per_s` take one frame per line (the client does not ask for
+//! batched output); `lines_batched_per_s` and `payload_batched_mb_per_s` are the same runs with
+//! batched output, still read as one event per line. `mcp_flood_short_s` and `mcp_flood_long_s`
+//! time an MCP `execute` of 20 MB in 2-byte lines and in 1,000-byte lines (and, with `--big`,
+//! `mcp_flood_50mb_s` of `yes | head -c 50000000`).
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -41,7 +47,7 @@ struct Args {
     #[arg(long)]
     big: bool,
     /// Run only these scenarios (comma-separated: latency, lines, payload, big, concurrent,
-    /// mcp, limit, pool), e.g. to profile one of them. `pool` needs nginx installed.
+    /// mcp, flood, limit, pool), e.g. to profile one of them. `pool` needs nginx installed.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Internal: serve the embedded service on this address and print its URL.
@@ -56,6 +62,7 @@ struct Sizes {
     big_lines: u64,
     concurrent: usize,
     mcp_iters: usize,
+    flood_bytes: u64,
 }
 
 #[derive(Default)]
@@ -181,6 +188,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             big_lines: 2_000,
             concurrent: 10,
             mcp_iters: 3,
+            flood_bytes: 20_000,
         }
     } else {
         Sizes {
@@ -190,12 +198,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             big_lines: 1_000_000,
             concurrent: 1_000,
             mcp_iters: 100,
+            flood_bytes: 20_000_000,
         }
     };
     let runs = if args.smoke { 1 } else { args.runs.max(1) };
     let service = start_service(&args).await?;
     let client = Client::builder(&service.url)
         .heartbeat_timeout(Duration::from_secs(120))
+        .build()?;
+    // One frame per line, as before batched output (and as with services without it).
+    let per_line = Client::builder(&service.url)
+        .heartbeat_timeout(Duration::from_secs(120))
+        .batch_output(false)
         .build()?;
     let mut report = Report::default();
     eprintln!("service: {}", service.url);
@@ -208,23 +222,22 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         report.add("latency_connect_ms", connect);
     }
     for _ in 0..if want("lines") { runs } else { 0 } {
-        let secs = stream(&client, &format!("seq 1 {}", sizes.lines), sizes.lines).await?;
+        let seq = format!("seq 1 {}", sizes.lines);
+        let secs = stream(&per_line, &seq, sizes.lines).await?;
         report.add("lines_per_s", sizes.lines as f64 / secs);
+        let secs = stream(&client, &seq, sizes.lines).await?;
+        report.add("lines_batched_per_s", sizes.lines as f64 / secs);
     }
     for _ in 0..if want("payload") { runs } else { 0 } {
-        let secs = stream(
-            &client,
-            &payload_cmd(sizes.payload_lines),
-            sizes.payload_lines,
-        )
-        .await?;
-        report.add(
-            "payload_mb_per_s",
-            (sizes.payload_lines * 1000) as f64 / 1e6 / secs,
-        );
+        let cmd = payload_cmd(sizes.payload_lines);
+        let mb = (sizes.payload_lines * 1000) as f64 / 1e6;
+        let secs = stream(&per_line, &cmd, sizes.payload_lines).await?;
+        report.add("payload_mb_per_s", mb / secs);
+        let secs = stream(&client, &cmd, sizes.payload_lines).await?;
+        report.add("payload_batched_mb_per_s", mb / secs);
     }
     if (args.big || args.smoke || !args.only.is_empty()) && want("big") {
-        let secs = stream(&client, &payload_cmd(sizes.big_lines), sizes.big_lines).await?;
+        let secs = stream(&per_line, &payload_cmd(sizes.big_lines), sizes.big_lines).await?;
         report.add(
             "big_payload_mb_per_s",
             (sizes.big_lines * 1000) as f64 / 1e6 / secs,
@@ -256,6 +269,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
+    if want("flood") {
+        match mcp_floods(&service.url, &sizes, runs, args.big, &mut report).await {
+            Ok(()) => {}
+            Err(e) => eprintln!("flood scenario skipped: {e}"),
+        }
+    }
+
     for _ in 0..if want("limit") { runs } else { 0 } {
         let secs = transport_limit(sizes.lines, 7).await?;
         report.add("limit_lines_per_s", sizes.lines as f64 / secs);
@@ -276,6 +296,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         report.median("limit_payload_mb_per_s"),
     ) {
         report.add("payload_ratio_to_limit", a / b);
+    }
+    if let (Some(a), Some(b)) = (
+        report.median("lines_batched_per_s"),
+        report.median("lines_per_s"),
+    ) {
+        report.add("lines_batched_speedup", a / b);
+    }
+    if let (Some(a), Some(b)) = (
+        report.median("mcp_flood_short_s"),
+        report.median("mcp_flood_long_s"),
+    ) {
+        report.add("mcp_flood_short_to_long", a / b);
     }
 
     report.print();
@@ -403,9 +435,10 @@ async fn runs_started(
     Ok(out)
 }
 
-/// Median milliseconds of `tools/call execute {command: "true"}` through `cc-executor-mcp`.
-async fn mcp_latency(url: &str, iters: usize) -> Result<f64, Box<dyn std::error::Error>> {
-    use rmcp::model::CallToolRequestParams;
+/// An MCP client of `cc-executor-mcp` (built next to the bench) serving `url`.
+type Mcp = rmcp::service::RunningService<rmcp::RoleClient, ()>;
+
+async fn mcp_client(url: &str) -> Result<Mcp, Box<dyn std::error::Error>> {
     use rmcp::transport::TokioChildProcess;
     use rmcp::ServiceExt;
 
@@ -417,22 +450,60 @@ async fn mcp_latency(url: &str, iters: usize) -> Result<f64, Box<dyn std::error:
         .ok_or("cc-executor-mcp is not built next to the bench (cargo build --release -p cc-executor-mcp)")?;
     let mut cmd = tokio::process::Command::new(bin);
     cmd.arg("--url").arg(url).stderr(Stdio::null());
-    let client = ().serve(TokioChildProcess::new(cmd)?).await?;
+    Ok(().serve(TokioChildProcess::new(cmd)?).await?)
+}
+
+/// Milliseconds of one `tools/call execute {command}`, which must succeed.
+async fn mcp_execute(client: &Mcp, command: &str) -> Result<f64, Box<dyn std::error::Error>> {
+    use rmcp::model::CallToolRequestParams;
+
     let args: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_value(serde_json::json!({"command": "true"}))?;
+        serde_json::from_value(serde_json::json!({"command": command}))?;
+    let t = Instant::now();
+    let res = client
+        .call_tool(CallToolRequestParams::new("execute").with_arguments(args))
+        .await?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    if res.is_error == Some(true) {
+        return Err(format!("execute {command} failed: {res:?}").into());
+    }
+    Ok(ms)
+}
+
+/// Median milliseconds of `tools/call execute {command: "true"}` through `cc-executor-mcp`.
+async fn mcp_latency(url: &str, iters: usize) -> Result<f64, Box<dyn std::error::Error>> {
+    let client = mcp_client(url).await?;
     let mut times = Vec::with_capacity(iters);
     for _ in 0..iters {
-        let t = Instant::now();
-        let res = client
-            .call_tool(CallToolRequestParams::new("execute").with_arguments(args.clone()))
-            .await?;
-        times.push(t.elapsed().as_secs_f64() * 1e3);
-        if res.is_error == Some(true) {
-            return Err(format!("execute true failed: {res:?}").into());
-        }
+        times.push(mcp_execute(&client, "true").await?);
     }
     client.cancel().await?;
     Ok(median(&mut times))
+}
+
+/// Seconds of MCP `execute` floods: `flood_bytes` in 2-byte lines and in 1,000-byte lines
+/// (`runs` times each), and 50 MB of 2-byte lines once with `big`.
+async fn mcp_floods(
+    url: &str,
+    sizes: &Sizes,
+    runs: usize,
+    big: bool,
+    report: &mut Report,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let client = mcp_client(url).await?;
+    let bytes = sizes.flood_bytes;
+    for _ in 0..runs {
+        let short = mcp_execute(&client, &format!("yes | head -c {bytes}")).await?;
+        report.add("mcp_flood_short_s", short / 1e3);
+        let long = mcp_execute(&client, &payload_cmd(bytes / 1000)).await?;
+        report.add("mcp_flood_long_s", long / 1e3);
+    }
+    if big {
+        let ms = mcp_execute(&client, "yes | head -c 50000000").await?;
+        report.add("mcp_flood_50mb_s", ms / 1e3);
+    }
+    client.cancel().await?;
+    Ok(())
 }
 
 /// Seconds to push `n` `process.output` frames with `data_len`-byte data through a loopback

@@ -23,7 +23,9 @@ fn every_scenario_runs_at_a_tiny_size() {
         "latency_reused_ms",
         "latency_connect_ms",
         "lines_per_s",
+        "lines_batched_per_s",
         "payload_mb_per_s",
+        "payload_batched_mb_per_s",
         "service_peak_rss_mb",
         "client_peak_rss_mb",
         "concurrent_ok",
@@ -33,6 +35,8 @@ fn every_scenario_runs_at_a_tiny_size() {
         "pool_concurrent_wall_s",
         "pool_spread_max_over_min",
         "mcp_execute_ms",
+        "mcp_flood_short_s",
+        "mcp_flood_long_s",
         "limit_lines_per_s",
         "limit_payload_mb_per_s",
     ] {
