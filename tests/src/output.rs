@@ -1,6 +1,6 @@
 //! Commands that exercise how output is framed, for the tests that compare framings.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Interleaved stdout and stderr, bursts of short lines, a line chunked as long lines are
 /// (200,001 characters), a line longer than a batched frame's 64 KiB but not chunked (40,000 `é`,
@@ -23,32 +23,37 @@ printf 'err last' >&2
 /// before has been let through with [`Trickle::release`], then `done`.
 #[derive(Debug)]
 pub struct Trickle {
-    _dir: tempfile::TempDir,
-    fifo: PathBuf,
+    dir: tempfile::TempDir,
+    released: usize,
 }
 
 impl Trickle {
-    /// A fresh gate (a named pipe in a private temporary folder).
+    /// Fresh gates: a named pipe per line, in a private temporary folder (one per line, so that
+    /// a gate still held open by the test cannot let the next line through).
     pub fn new() -> Trickle {
         let dir = tempfile::tempdir().expect("a temporary folder");
-        let fifo = dir.path().join("gate");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-        assert!(made.expect("mkfifo runs").success(), "mkfifo");
-        Trickle { _dir: dir, fifo }
+        for i in 1..=3 {
+            let made = std::process::Command::new("mkfifo")
+                .arg(dir.path().join(format!("gate{i}")))
+                .status();
+            assert!(made.expect("mkfifo runs").success(), "mkfifo");
+        }
+        Trickle { dir, released: 0 }
     }
 
     /// The command line.
     pub fn command(&self) -> String {
         format!(
-            "for i in 1 2 3; do echo \"tick $i\"; read -r _ < '{}'; done; echo done",
-            self.fifo.display()
+            "for i in 1 2 3; do echo \"tick $i\"; read -r _ < '{}'/gate$i; done; echo done",
+            self.dir.path().display()
         )
     }
 
-    /// Let the command print its next line (it is waiting to read the gate).
-    pub async fn release(&self) {
-        let fifo: PathBuf = Path::to_owned(&self.fifo);
-        tokio::task::spawn_blocking(move || std::fs::write(fifo, "go\n"))
+    /// Let the command go on past its latest line (it is waiting to read that line's gate).
+    pub async fn release(&mut self) {
+        self.released += 1;
+        let gate: PathBuf = self.dir.path().join(format!("gate{}", self.released));
+        tokio::task::spawn_blocking(move || std::fs::write(gate, "go\n"))
             .await
             .expect("the writer task")
             .expect("write to the gate");

@@ -135,7 +135,7 @@ async fn batched_output_is_byte_for_byte_the_line_by_line_output() {
 #[tokio::test]
 async fn a_trickle_arrives_line_by_line_with_batching_on() {
     let server = server().await;
-    let trickle = Trickle::new();
+    let mut trickle = Trickle::new();
     let command = trickle.command();
     let mut c = Client::connect(&server.url()).await;
     c.execute(json!({ "command": command, "output": "batched" }), 1)

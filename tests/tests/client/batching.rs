@@ -2,6 +2,7 @@
 //! and every way of reading a run gives, byte for byte, what it gives with one frame per line.
 
 use crate::support::*;
+use cc_executor_client::capture::OutputCapture;
 use cc_executor_client::protocol::capability;
 use cc_executor_client::{Client, Command, OutputEvent, OutputStream, Result};
 use tests::output::{Trickle, MIXED};
@@ -58,18 +59,22 @@ async fn batched_runs_yield_the_same_lines_as_runs_with_a_frame_per_line() {
     }
     assert!(r * 10 < n, "{r} raw events for {n} lines");
 
-    // Collected outcomes take batches as they come, with the same text.
-    let outcome = bounded("run", batched.run(MIXED)).await.unwrap();
-    assert_eq!(
-        outcome.stdout,
-        lines[0]
-            .iter()
-            .filter(|l| !l.starts_with("limit: "))
-            .map(String::as_str)
-            .collect::<String>()
-    );
-    assert_eq!(outcome.stderr, lines[1].concat());
-    assert!(outcome.stdout.ends_with("\nlast line") && outcome.stderr.ends_with("\nerr last"));
+    // A bounded capture takes batches as they come, with the same text.
+    let run = bounded("execute", batched.execute(MIXED)).await.unwrap();
+    let mut pieces = 0;
+    let capture = OutputCapture::new(1 << 20);
+    let out = bounded("collect", run.collect_bounded(capture, |_, _| pieces += 1))
+        .await
+        .unwrap();
+    let stdout: String = lines[0]
+        .iter()
+        .filter(|l| !l.starts_with("limit: "))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(out.output.stdout, stdout);
+    assert_eq!(out.output.stderr, lines[1].concat());
+    assert!(!out.output.truncated);
+    assert!(pieces * 10 < n, "{pieces} pieces for {n} lines");
 }
 
 /// Each line of a command that writes one and then waits arrives as its own event before the
@@ -80,7 +85,7 @@ async fn a_trickle_arrives_line_by_line() {
     let server = start().await;
     let client = Client::new(server.url()).unwrap();
     for raw in [false, true] {
-        let trickle = Trickle::new();
+        let mut trickle = Trickle::new();
         let cmd = Command::new(trickle.command()).raw_chunks(raw);
         let mut run = bounded("execute", client.execute(cmd)).await.unwrap();
         for i in 1..=3 {
