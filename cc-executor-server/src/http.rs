@@ -26,6 +26,8 @@ use crate::{listen, session, ServerHandle};
 
 /// Largest message accepted from a client.
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024 * 1024;
+/// Bytes read from a WebSocket at a time.
+const READ_BUFFER: usize = 8 * 1024;
 
 /// What every request handler and session shares.
 #[derive(Debug)]
@@ -226,7 +228,11 @@ async fn upgrade(
     if !authorized(&state.config, &headers) {
         return unauthorized();
     }
-    let ws = ws.max_message_size(MAX_CLIENT_MESSAGE);
+    // tungstenite zeroes its whole read buffer (128 KiB by default) on every read; requests are
+    // small, and a big one is read in several pieces.
+    let ws = ws
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(READ_BUFFER);
     match state.try_open() {
         Some(guard) => ws.on_upgrade(move |socket| session::serve(socket, state, guard)),
         None => {

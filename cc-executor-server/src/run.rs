@@ -231,14 +231,19 @@ async fn read_pipe<R: AsyncRead + Unpin>(
     mut batch: Option<Batch>,
     activity: Arc<Activity>,
 ) {
+    // Filled without being zeroed first (`read_buf`), and touched only as far as output comes.
     let (mut buf, mut lines) = match batch {
-        Some(_) => (vec![0u8; BATCHED_READ_BUF], LineAssembler::batched()),
-        None => (vec![0u8; READ_BUF], LineAssembler::new()),
+        Some(_) => (
+            Vec::with_capacity(BATCHED_READ_BUF),
+            LineAssembler::batched(),
+        ),
+        None => (Vec::with_capacity(READ_BUF), LineAssembler::new()),
     };
     let mut frames: Vec<String> = Vec::new();
     loop {
         activity.in_read.store(true, Ordering::Relaxed);
-        let n = pipe.read(&mut buf).await;
+        buf.clear();
+        let n = pipe.read_buf(&mut buf).await;
         activity.in_read.store(false, Ordering::Relaxed);
         activity.reads.fetch_add(1, Ordering::Relaxed);
         let mut emit = |e: Emit<'_>| match (e, batch.as_mut()) {

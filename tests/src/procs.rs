@@ -126,6 +126,43 @@ pub fn status_kib(pid: Option<u32>, field: &str) -> Option<u64> {
         .ok()
 }
 
+/// CPU seconds (user and system) of `pid`, or of this process for `None`: its own, and those of
+/// the children it has reaped (with theirs). `/proc` counts in `USER_HZ`, 100 a second on Linux.
+pub fn cpu_secs(pid: Option<u32>) -> Option<(f64, f64)> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    let fields: Vec<u64> = text[text.rfind(')')? + 1..]
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let ticks = |a: u64, b: u64| (a + b) as f64 / 100.0;
+    Some((
+        ticks(fields[0], fields[1]),
+        ticks(*fields.get(2)?, *fields.get(3)?),
+    ))
+}
+
+/// The children of `pid` (of every thread of it), from `/proc/<pid>/task/<tid>/children`.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
 /// Bytes `pid` has written so far (`wchar` of `/proc/<pid>/io`), `None` once it is gone.
 pub fn bytes_written(pid: u32) -> Option<u64> {
     let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;

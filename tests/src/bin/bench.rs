@@ -202,6 +202,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let runs = if args.smoke { 1 } else { args.runs.max(1) };
+    // The service's spawner leaves it by a double fork: let it be reparented here, where its CPU
+    // time can be read.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     let service = start_service(&args).await?;
     let client = Client::builder(&service.url)
         .heartbeat_timeout(Duration::from_secs(120))
@@ -249,10 +252,19 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     report.add("client_peak_rss_mb", peak_rss_mb(None));
 
     if want("concurrent") {
+        let before = Cpu::now(service.pid);
         let (ok, failed, wall) = concurrent(&client, sizes.concurrent).await;
         report.add("concurrent_ok", ok as f64);
         report.add("concurrent_failed", failed as f64);
         report.add("concurrent_wall_s", wall);
+        // Where the CPU went: the client, the service, and the run's processes (supervisors,
+        // shells, `sleep`: what the service's spawner has reaped).
+        let after = Cpu::now(service.pid);
+        report.add("concurrent_client_cpu_s", after.client - before.client);
+        if service.pid.is_some() {
+            report.add("concurrent_service_cpu_s", after.service - before.service);
+            report.add("concurrent_runs_cpu_s", after.runs - before.runs);
+        }
     }
 
     if want("pool") {
@@ -553,6 +565,35 @@ async fn transport_limit(n: u64, data_len: usize) -> Result<f64, Box<dyn std::er
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// CPU seconds used so far by this process (the client), the service, and the processes below
+/// the service (its spawner, the supervisors, the commands).
+struct Cpu {
+    client: f64,
+    service: f64,
+    runs: f64,
+}
+
+impl Cpu {
+    fn now(service: Option<u32>) -> Cpu {
+        use tests::procs::{children, cpu_secs};
+        let own = |pid| cpu_secs(pid).map_or(0.0, |(own, _)| own);
+        // Every live process below this one (a subreaper: the service's double-forked spawner
+        // is ours) but the service, with the processes each reaped.
+        let mut runs = 0.0;
+        let mut below: Vec<u32> = children(std::process::id());
+        below.retain(|pid| Some(*pid) != service);
+        while let Some(pid) = below.pop() {
+            runs += cpu_secs(Some(pid)).map_or(0.0, |(own, reaped)| own + reaped);
+            below.extend(children(pid));
+        }
+        Cpu {
+            client: own(None),
+            service: service.map_or(0.0, |pid| own(Some(pid))),
+            runs,
+        }
+    }
 }
 
 /// Peak resident set (`VmHWM`) in MB of process `pid`, or of this process for `None`.
