@@ -297,29 +297,27 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             (sizes.payload_lines * 1000) as f64 / 1e6 / secs,
         );
     }
-    if let (Some(a), Some(b)) = (
-        report.median("lines_per_s"),
-        report.median("limit_lines_per_s"),
-    ) {
-        report.add("lines_ratio_to_limit", a / b);
-    }
-    if let (Some(a), Some(b)) = (
-        report.median("payload_mb_per_s"),
-        report.median("limit_payload_mb_per_s"),
-    ) {
-        report.add("payload_ratio_to_limit", a / b);
-    }
-    if let (Some(a), Some(b)) = (
-        report.median("lines_batched_per_s"),
-        report.median("lines_per_s"),
-    ) {
-        report.add("lines_batched_speedup", a / b);
-    }
-    if let (Some(a), Some(b)) = (
-        report.median("mcp_flood_short_s"),
-        report.median("mcp_flood_long_s"),
-    ) {
-        report.add("mcp_flood_short_to_long", a / b);
+    for (name, a, b) in [
+        ("lines_ratio_to_limit", "lines_per_s", "limit_lines_per_s"),
+        (
+            "payload_ratio_to_limit",
+            "payload_mb_per_s",
+            "limit_payload_mb_per_s",
+        ),
+        (
+            "lines_batched_speedup",
+            "lines_batched_per_s",
+            "lines_per_s",
+        ),
+        (
+            "mcp_flood_short_to_long",
+            "mcp_flood_short_s",
+            "mcp_flood_long_s",
+        ),
+    ] {
+        if let (Some(a), Some(b)) = (report.median(a), report.median(b)) {
+            report.add(name, a / b);
+        }
     }
 
     report.print();
