@@ -467,6 +467,9 @@ mod tests {
             command: "x".into(),
             timeout: None,
             cwd: None,
+            stdin: None,
+            pty: false,
+            pty_size: None,
             output: Some(OutputMode::Batched),
         };
         assert_eq!(
