@@ -43,46 +43,58 @@ pub fn decode_output_fast(text: &str) -> Option<OutputParams<'static>> {
 /// The string that starts `s` (just after its opening quote), unescaped, and what follows its
 /// closing quote. `None` on `\u` escapes (left to serde_json) and on anything invalid.
 ///
-/// Byte by byte into a buffer, eight at a time while none is special: a batch of short lines has
-/// an escape every few bytes, and copying each run between escapes apart would cost a call each.
+/// Eight bytes at a time while none is special, else byte by byte into a buffer as long as the
+/// input (unescaping never lengthens): a batch of short lines has an escape every few bytes.
 fn unescape_json_string(s: &str) -> Option<(String, &str)> {
     let bytes = s.as_bytes();
-    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut out = vec![0u8; bytes.len()];
+    // Bytes written to `out`, never more than were read.
+    let mut n = 0;
     let mut i = 0;
     loop {
         if let Some(word) = bytes.get(i..i + 8) {
-            let word: [u8; 8] = word.try_into().ok()?;
-            if !word_has_special(u64::from_le_bytes(word)) {
-                out.extend_from_slice(&word);
+            if !word_has_special(u64::from_le_bytes(word.try_into().ok()?)) {
+                out[n..n + 8].copy_from_slice(word);
+                n += 8;
                 i += 8;
                 continue;
             }
         }
-        match *bytes.get(i)? {
-            b'"' => {
-                // Only whole characters of `s` and ASCII were copied: the text is UTF-8.
-                let text = String::from_utf8(out).ok()?;
-                return Some((text, &s[i + 1..]));
-            }
-            b'\\' => {
-                out.push(match *bytes.get(i + 1)? {
-                    b'"' => b'"',
-                    b'\\' => b'\\',
-                    b'/' => b'/',
-                    b'n' => b'\n',
-                    b't' => b'\t',
-                    b'r' => b'\r',
-                    b'b' => 0x08,
-                    b'f' => 0x0c,
-                    _ => return None,
-                });
-                i += 2;
-            }
-            // A raw control character is not valid JSON.
-            0..=0x1f => return None,
-            b => {
-                out.push(b);
-                i += 1;
+        if i >= bytes.len() {
+            return None;
+        }
+        // The next eight bytes (or fewer at the end) hold a special one: take them one by one.
+        let end = (i + 8).min(bytes.len());
+        while i < end {
+            match bytes[i] {
+                b'"' => {
+                    out.truncate(n);
+                    // Whole characters of `s` and ASCII were copied: the text is UTF-8.
+                    let text = String::from_utf8(out).ok()?;
+                    return Some((text, &s[i + 1..]));
+                }
+                b'\\' => {
+                    out[n] = match *bytes.get(i + 1)? {
+                        b'"' => b'"',
+                        b'\\' => b'\\',
+                        b'/' => b'/',
+                        b'n' => b'\n',
+                        b't' => b'\t',
+                        b'r' => b'\r',
+                        b'b' => 0x08,
+                        b'f' => 0x0c,
+                        _ => return None,
+                    };
+                    n += 1;
+                    i += 2;
+                }
+                // A raw control character is not valid JSON.
+                0..=0x1f => return None,
+                b => {
+                    out[n] = b;
+                    n += 1;
+                    i += 1;
+                }
             }
         }
     }
@@ -120,48 +132,70 @@ fn push_opt_u32(out: &mut String, v: Option<u32>) {
     }
 }
 
+/// How [`escape_json_into`] writes each byte: `0` as is, `u` as `\u00xx`, else `\` and this.
+const ESCAPES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        table[c] = b'u';
+        c += 1;
+    }
+    table[b'\n' as usize] = b'n';
+    table[b'\r' as usize] = b'r';
+    table[b'\t' as usize] = b't';
+    table[0x08] = b'b';
+    table[0x0c] = b'f';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
 /// Append `s` as the inside of a JSON string, escaped as serde_json escapes it: `\"`, `\\`,
 /// `\b \f \n \r \t`, other control characters as `\u00xx`; everything else verbatim.
 ///
-/// Byte by byte into the string's buffer, eight at a time while none needs escaping: a batch of
-/// short lines has a newline every few bytes, and copying each run between escapes apart would
-/// cost a call each.
+/// Eight bytes at a time while none needs escaping, else byte by byte into room made up front: a
+/// batch of short lines has a newline every few bytes.
 fn escape_json_into(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = std::mem::take(out).into_bytes();
-    buf.reserve(s.len() + s.len() / 8 + 8);
     let bytes = s.as_bytes();
+    let mut buf = std::mem::take(out).into_bytes();
+    let mut n = buf.len();
+    // Room for every byte escaped to two; a `\u00xx` makes room for its four more.
+    buf.resize(n + 2 * bytes.len(), 0);
     let mut i = 0;
     while i < bytes.len() {
         if let Some(word) = bytes.get(i..i + 8) {
-            let word: [u8; 8] = word.try_into().expect("8 bytes");
-            if !word_has_special(u64::from_le_bytes(word)) {
-                buf.extend_from_slice(&word);
+            if !word_has_special(u64::from_le_bytes(word.try_into().expect("8 bytes"))) {
+                buf[n..n + 8].copy_from_slice(word);
+                n += 8;
                 i += 8;
                 continue;
             }
         }
-        let b = bytes[i];
-        i += 1;
-        match b {
-            b'"' => buf.extend_from_slice(b"\\\""),
-            b'\\' => buf.extend_from_slice(b"\\\\"),
-            b'\n' => buf.extend_from_slice(b"\\n"),
-            b'\r' => buf.extend_from_slice(b"\\r"),
-            b'\t' => buf.extend_from_slice(b"\\t"),
-            0x08 => buf.extend_from_slice(b"\\b"),
-            0x0c => buf.extend_from_slice(b"\\f"),
-            0..=0x1f => buf.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]),
-            _ => buf.push(b),
+        // The next eight bytes (or fewer at the end) hold one to escape: take them one by one.
+        let end = (i + 8).min(bytes.len());
+        for &b in &bytes[i..end] {
+            match ESCAPES[usize::from(b)] {
+                0 => {
+                    buf[n] = b;
+                    n += 1;
+                }
+                b'u' => {
+                    buf.resize(buf.len() + 4, 0);
+                    let hex = [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]];
+                    buf[n..n + 6].copy_from_slice(&[b'\\', b'u', b'0', b'0', hex[0], hex[1]]);
+                    n += 6;
+                }
+                letter => {
+                    buf[n] = b'\\';
+                    buf[n + 1] = letter;
+                    n += 2;
+                }
+            }
         }
+        i = end;
     }
+    buf.truncate(n);
     // Whole characters of `s` and ASCII escapes were appended to UTF-8: it is still UTF-8.
     *out = String::from_utf8(buf).expect("escaping keeps the text UTF-8");
 }
@@ -280,6 +314,8 @@ mod tests {
             "\"quoted\" \\ back\\slash\n".into(),
             "héllo wörld €𝄞 \u{7f}\u{80}\u{ffff}\n".into(),
             "x".repeat(1000) + "\n",
+            "\u{1}".repeat(1000),
+            "y\n".repeat(1000) + "\u{1f}\"\\",
         ];
         // Every ASCII character, at every offset within a word.
         for c in 0u8..=0x7f {
