@@ -183,7 +183,9 @@ impl Pool {
             pool.refreshing.store(false, Ordering::SeqCst);
             return;
         };
-        rt.spawn(refresh(Arc::downgrade(cfg)));
+        for i in 0..pool.endpoints.len() {
+            rt.spawn(refresh(Arc::downgrade(cfg), i));
+        }
     }
 
     fn record(&self, i: usize, report: Option<HealthReport>) {
@@ -223,24 +225,22 @@ pub(crate) fn try_next(e: &Error) -> bool {
     )
 }
 
-/// Check every endpoint each [`REFRESH_EVERY`] until the client is gone.
-async fn refresh(cfg: Weak<Config>) {
+/// Check endpoint `i` each [`REFRESH_EVERY`] until the client is gone. Each endpoint has its
+/// own loop, so that one slow to answer (e.g. a service on its way out) delays no other's news.
+async fn refresh(cfg: Weak<Config>, i: usize) {
     let mut tick = tokio::time::interval(REFRESH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let Some(cfg) = cfg.upgrade() else { return };
-        let checks = (0..cfg.pool.endpoints.len()).map(|i| {
-            let cfg = cfg.clone();
-            async move {
-                let url = cfg.pool.url(i).clone();
-                let bound = cfg.connect_timeout.min(CHECK_BOUND);
-                let report = tokio::time::timeout(bound, check(&cfg, &url)).await;
-                let report = report.ok().and_then(|r| r.ok());
-                cfg.pool.record(i, report);
-            }
-        });
-        futures_util::future::join_all(checks).await;
+        let url = cfg.pool.url(i).clone();
+        let bound = cfg.connect_timeout.min(CHECK_BOUND);
+        // A check that gets no answer in time (a loaded machine, a slow network) says nothing
+        // new: only a refused or failed check marks the service down, so that one slow answer
+        // does not send every run elsewhere.
+        if let Ok(report) = tokio::time::timeout(bound, check(&cfg, &url)).await {
+            cfg.pool.record(i, report.ok());
+        }
     }
 }
 

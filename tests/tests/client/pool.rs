@@ -149,6 +149,14 @@ async fn spread_drain_kill(client: &Client, services: &Services, procs: &mut [Se
     }
     let status = bounded("the drained service exits", procs[drained].child.wait()).await;
     assert!(status.unwrap().success(), "a drain ends with exit 0");
+    // A client of several services notices that one is gone (behind nginx there is one).
+    let several = client.endpoints().len() > 1;
+    bounded("the client sees the drained service gone", async {
+        while several && client.endpoints()[drained].health != EndpointHealth::Down {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
 
     // Kill another while it runs commands; the runs it had fail and are not run again.
     let left: Vec<usize> = (0..3).filter(|&s| s != drained).collect();
@@ -156,7 +164,8 @@ async fn spread_drain_kill(client: &Client, services: &Services, procs: &mut [Se
     let mut going = Vec::new();
     while !left.iter().all(|&s| going.iter().any(|(_, w, _)| *w == s)) {
         assert!(going.len() < 30, "runs never reached both services");
-        let line = format!("pwd; echo x >> '{}'; sleep 300", marks.display());
+        // The mark comes before the output awaited below, so each run seen has left its mark.
+        let line = format!("echo x >> '{}'; pwd; sleep 300", marks.display());
         let mut run = bounded("execute", client.execute(line)).await.unwrap();
         let pgid = run.pgid().unwrap();
         let first = next_matching(&mut run, "its folder", |e| {
