@@ -163,12 +163,55 @@ fn output(stream: OutputStream, data: String) -> OutputEvent {
 }
 
 /// Long lines being put back together from their chunks, one per stream.
+///
+/// Made with [`Lines::whole_lines`], it also puts back together a line whose start a service
+/// sent before the line ended (a prompt shown to the user of a run that takes input): for
+/// readers that parse each line, such as Claude's stream-json.
 #[derive(Debug, Default)]
 pub(crate) struct Lines {
     partial: [String; 2],
+    /// Give only lines that ended (in a newline, or with the run).
+    whole_lines: bool,
+    /// The partial line of that stream came without its end: what follows continues it.
+    open: [bool; 2],
 }
 
 impl Lines {
+    /// Lines that give only whole lines ([`Lines::push_text`]).
+    pub(crate) fn whole_lines() -> Self {
+        Lines {
+            whole_lines: true,
+            ..Lines::default()
+        }
+    }
+
+    /// Add output that is not a chunk: whole lines, the last of which may lack its end (the
+    /// start of a line, sent before the line ended). `done` gets each line completed, in order;
+    /// an unfinished one waits for the rest of its line (or for [`Lines::flush`]).
+    pub(crate) fn push_text(
+        &mut self,
+        stream: OutputStream,
+        data: String,
+        mut done: impl FnMut(OutputStream, String),
+    ) {
+        let i = slot(stream);
+        let data = match std::mem::take(&mut self.partial[i]) {
+            start if start.is_empty() => data,
+            mut start => {
+                start.push_str(&data);
+                start
+            }
+        };
+        for line in BatchLines::new(stream, data) {
+            if line.ends_with('\n') || line.len() >= MAX_LINE_BYTES || !self.whole_lines {
+                done(stream, line);
+            } else {
+                self.partial[i] = line;
+            }
+        }
+        self.open[i] = !self.partial[i].is_empty();
+    }
+
     /// Add chunk `index` of a line (`total` chunks, `None` while a service streams a line whose
     /// length it does not know yet); `done` gets each line completed, in order.
     ///
@@ -182,20 +225,30 @@ impl Lines {
         total: Option<u32>,
         mut done: impl FnMut(OutputStream, String),
     ) {
-        let slot = &mut self.partial[slot(stream)];
-        if index == 0 && !slot.is_empty() {
+        let i = slot(stream);
+        let open = std::mem::take(&mut self.open[i]);
+        let slot = &mut self.partial[i];
+        if index == 0 && !slot.is_empty() && !open {
             done(stream, std::mem::take(slot));
         }
         slot.push_str(data);
         // Indexes come from the wire: no arithmetic that could overflow on a bad frame.
         let last = total.is_some_and(|t| index >= t.saturating_sub(1));
-        if slot.len() >= MAX_LINE_BYTES || last {
+        if slot.len() >= MAX_LINE_BYTES {
             done(stream, std::mem::take(slot));
+        } else if last {
+            if self.whole_lines && !slot.ends_with('\n') {
+                // Sent before its line ended: the rest continues it.
+                self.open[i] = true;
+            } else {
+                done(stream, std::mem::take(slot));
+            }
         }
     }
 
     /// Give `done` every unfinished line.
     pub(crate) fn flush(&mut self, mut done: impl FnMut(OutputStream, String)) {
+        self.open = [false; 2];
         for stream in [OutputStream::Stdout, OutputStream::Stderr] {
             let line = std::mem::take(&mut self.partial[slot(stream)]);
             if !line.is_empty() {
@@ -458,6 +511,71 @@ mod tests {
         let mut lines = BatchLines::new(Stdout, "a\n".to_owned());
         assert!(lines.next().is_some());
         assert_eq!(lines.rest(), None);
+    }
+
+    #[test]
+    fn a_prompt_without_its_newline_is_an_event_at_once() {
+        let prompt = || {
+            N::ProcessOutput(OutputParams {
+                stream: Stdout,
+                data: ">>> ".into(),
+                truncated: false,
+                chunk_index: None,
+                total_chunks: None,
+            })
+        };
+        for raw_chunks in [false, true] {
+            let out = feed_all(&mut RunEvents::new(raw_chunks, true), vec![prompt()]);
+            assert_eq!(out, [line(Stdout, ">>> ")]);
+        }
+        let mut lines = BatchLines::new(Stdout, "banner\n>>> ".to_owned());
+        assert_eq!(lines.next_event(), Some(line(Stdout, "banner\n")));
+        assert_eq!(lines.next_event(), Some(line(Stdout, ">>> ")));
+    }
+
+    #[test]
+    fn whole_lines_join_a_line_sent_before_its_end() {
+        let run = |pieces: Vec<(&str, Option<(u32, Option<u32>)>)>| {
+            let mut lines = Lines::whole_lines();
+            let mut out = Vec::new();
+            for (data, chunk) in pieces {
+                let done = |s, l| out.push((s, l));
+                match chunk {
+                    None => lines.push_text(Stdout, data.to_owned(), done),
+                    Some((index, total)) => lines.push(Stdout, data, index, total, done),
+                }
+            }
+            lines.flush(|s, l| out.push((s, l)));
+            out.into_iter().map(|(_, l)| l).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            run(vec![("a\n{\"x\":", None), ("1}\nb\n", None)]),
+            ["a\n", "{\"x\":1}\n", "b\n"]
+        );
+        // The rest of the line in chunks, or a streamed line ended early, then text.
+        assert_eq!(
+            run(vec![
+                ("{", None),
+                ("a", Some((0, Some(2)))),
+                ("b\n", Some((1, Some(2))))
+            ]),
+            ["{ab\n"]
+        );
+        assert_eq!(
+            run(vec![
+                ("a", Some((0, None))),
+                ("b", Some((1, Some(2)))),
+                ("c\n", None)
+            ]),
+            ["abc\n"]
+        );
+        // What never ended comes with the end of the run.
+        assert_eq!(run(vec![("x\nPassword: ", None)]), ["x\n", "Password: "]);
+        // Lines that do not wait for the rest (the events of a run) give chunked lines as ever.
+        let mut lines = Lines::default();
+        let mut out = Vec::new();
+        lines.push(Stdout, "a", 0, Some(1), |_, l| out.push(l));
+        assert_eq!(out, ["a"]);
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //!   full, with `total_chunks: null`, and the last chunk carries the real `total_chunks` (and
 //!   `truncated: false`). Detectors do not look at streamed lines.
 //!
+//! For a run that takes input, [`LineAssembler::show_pending`] sends the unfinished line read so
+//! far (a prompt such as `>>> ` or `Password: `) as a piece without a newline; the rest of the
+//! line follows as pieces of its own once it ends, while the detectors still see the whole line.
+//!
 //! For batched output, an assembler made with [`LineAssembler::batched`] also hands out blocks
 //! of whole lines at once ([`Emit::Block`]): the lines of a read that the detectors' pre-check
 //! rules out, so a flood of short lines costs a few passes over each read rather than a frame
@@ -63,6 +67,10 @@ pub(crate) struct LineAssembler {
     text_chars: usize,
     /// Chunks of the current line already sent (the line is being streamed when > 0).
     streamed: u32,
+    /// Bytes (and characters) at the start of `text` already sent by
+    /// [`LineAssembler::show_pending`]: kept so the detectors see the whole line, not sent again.
+    shown: usize,
+    shown_chars: usize,
     /// Hand out the whole lines of a read as blocks.
     blocks: bool,
 }
@@ -121,6 +129,31 @@ impl LineAssembler {
         }
     }
 
+    /// Whether part of the current line is not sent yet (text, or bytes still to decode).
+    pub fn has_unsent(&self) -> bool {
+        !self.raw.is_empty() || self.text.len() > self.shown
+    }
+
+    /// Nothing more is readable for now: send the unfinished line's text not sent yet, without
+    /// waiting for its end (an incomplete UTF-8 sequence stays back for the next read). A line
+    /// being streamed ends here with its last chunk; what follows starts a new line.
+    pub fn show_pending(&mut self, emit: &mut impl FnMut(Emit<'_>)) {
+        if self.is_idle() {
+            return;
+        }
+        self.decode(false);
+        if self.streamed > 0 {
+            self.finish_line(emit);
+            return;
+        }
+        let unsent = &self.text[self.shown..];
+        if !unsent.is_empty() {
+            emit_pieces(unsent, self.text_chars - self.shown_chars, emit);
+        }
+        self.shown = self.text.len();
+        self.shown_chars = self.text_chars;
+    }
+
     /// The pipe reached EOF: send what is left (a last line without newline).
     pub fn finish(&mut self, emit: &mut impl FnMut(Emit<'_>)) {
         if !self.is_idle() {
@@ -142,6 +175,10 @@ impl LineAssembler {
         if self.streamed == 0 && self.text_chars <= MAX_BUFFERED_CHUNKS * CHUNK_CHARS {
             return;
         }
+        // Streamed lines are not given to the detectors: what was shown can go.
+        self.text.drain(..self.shown);
+        self.text_chars -= self.shown_chars;
+        (self.shown, self.shown_chars) = (0, 0);
         self.stream_full_chunks(emit);
     }
 
@@ -173,11 +210,16 @@ impl LineAssembler {
                 total_chunks: Some(self.streamed + 1),
             }));
         } else {
-            emit_whole_counted(&self.text, self.text_chars, emit);
+            emit(Emit::Line(&self.text));
+            let rest = &self.text[self.shown..];
+            if !rest.is_empty() {
+                emit_pieces(rest, self.text_chars - self.shown_chars, emit);
+            }
         }
         self.text.clear();
         self.text_chars = 0;
         self.streamed = 0;
+        (self.shown, self.shown_chars) = (0, 0);
         // Do not keep a huge buffer around after one long line.
         if self.text.capacity() > 4 * DECODE_AT {
             self.text.shrink_to(DECODE_AT);
@@ -246,11 +288,12 @@ fn emit_whole(text: &str, emit: &mut impl FnMut(Emit<'_>)) {
     } else {
         text.chars().count()
     };
-    emit_whole_counted(text, chars, emit);
+    emit(Emit::Line(text));
+    emit_pieces(text, chars, emit);
 }
 
-fn emit_whole_counted(text: &str, chars: usize, emit: &mut impl FnMut(Emit<'_>)) {
-    emit(Emit::Line(text));
+/// `text` (of `chars` characters) as one piece, or in chunks when it is longer than one.
+fn emit_pieces(text: &str, chars: usize, emit: &mut impl FnMut(Emit<'_>)) {
     if chars <= CHUNK_CHARS {
         emit(Emit::Piece(Piece {
             data: text,
@@ -412,6 +455,32 @@ mod tests {
         out
     }
 
+    /// Like [`run`], with [`LineAssembler::show_pending`] after every read, as an interactive
+    /// run's reader does when the pipe has nothing more for now.
+    fn run_showing(reads: &[&[u8]]) -> Vec<Owned> {
+        let mut a = LineAssembler::new();
+        let mut out = Vec::new();
+        let mut emit = |e: Emit<'_>| {
+            out.push(match e {
+                Emit::Line(l) => Owned::Line(l.to_owned()),
+                Emit::Piece(p) => Owned::Piece(
+                    p.data.to_owned(),
+                    p.truncated,
+                    p.chunk_index,
+                    p.total_chunks,
+                ),
+                Emit::Block(_) => unreachable!("not batched"),
+            })
+        };
+        for r in reads {
+            a.push(r, &mut emit);
+            a.show_pending(&mut emit);
+            assert!(!a.has_unsent() || !a.raw.is_empty());
+        }
+        a.finish(&mut emit);
+        out
+    }
+
     fn pieces(out: &[Owned]) -> Vec<(String, bool, Option<u32>, Option<u32>)> {
         out.iter()
             .filter_map(|o| match o {
@@ -531,6 +600,96 @@ mod tests {
                 assert_eq!(joined, whole, "split {split} of {s:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_shown_prompt_goes_out_at_once_and_detectors_still_see_the_whole_line() {
+        let piece = |d: &str| Owned::Piece(d.into(), false, None, None);
+        let out = run_showing(&[b"Name? ", b"bob\nnext\n"]);
+        assert_eq!(
+            out,
+            vec![
+                piece("Name? "),
+                Owned::Line("Name? bob\n".into()),
+                piece("bob\n"),
+                Owned::Line("next\n".into()),
+                piece("next\n"),
+            ]
+        );
+        // A prompt shown in parts, then the pipe's end: each part once, no empty piece.
+        let out = run_showing(&[b">>", b"", b"> "]);
+        assert_eq!(
+            out,
+            vec![piece(">>"), piece("> "), Owned::Line(">>> ".into())]
+        );
+        // Nothing pending: nothing to show.
+        assert_eq!(
+            run_showing(&[b"whole\n"]),
+            vec![Owned::Line("whole\n".into()), piece("whole\n")]
+        );
+    }
+
+    #[test]
+    fn a_shown_prompt_keeps_an_incomplete_character_back() {
+        let out = run_showing(&["é? \u{20ac}".as_bytes().split_at(5).0, b"\x82\xac\n"]);
+        assert_eq!(
+            pieces(&out),
+            vec![
+                ("é? ".into(), false, None, None),
+                ("€\n".into(), false, None, None)
+            ]
+        );
+        assert!(out.contains(&Owned::Line("é? €\n".into())));
+        // However the bytes are split, shown pieces join to the lossy decoding of the whole.
+        let sample = b"a\xe2\x82\xacb\xf0\x9d\x84\x9e\xf0\x9d\x84c\xc3\n\xc3\xa9\xff?";
+        for split in 1..sample.len() {
+            let reads: Vec<&[u8]> = sample.chunks(split).collect();
+            let joined: String = pieces(&run_showing(&reads))
+                .into_iter()
+                .map(|p| p.0)
+                .collect();
+            assert_eq!(joined, String::from_utf8_lossy(sample), "split {split}");
+        }
+    }
+
+    #[test]
+    fn shown_long_text_is_chunked_and_a_streamed_line_ends_with_its_last_chunk() {
+        // Longer than a chunk, not yet streamed: chunks that say how many there are.
+        let long = "p".repeat(CHUNK_CHARS + 3);
+        let p = pieces(&run_showing(&[long.as_bytes(), b"\n"]));
+        assert_eq!(
+            p.iter()
+                .map(|(d, t, i, n)| (d.len(), *t, *i, *n))
+                .collect::<Vec<_>>(),
+            vec![
+                (CHUNK_CHARS, true, Some(0), Some(2)),
+                (3, false, Some(1), Some(2)),
+                (1, false, None, None),
+            ]
+        );
+        // Being streamed: its pending text is its last chunk; what follows is a new line.
+        let streamed = "s".repeat((MAX_BUFFERED_CHUNKS + 1) * CHUNK_CHARS + 7);
+        let reads: Vec<&[u8]> = streamed.as_bytes().chunks(DECODE_AT).collect();
+        let mut a = LineAssembler::new();
+        let mut got = Vec::new();
+        let mut emit = |e: Emit<'_>| {
+            if let Emit::Piece(p) = e {
+                got.push((p.data.len(), p.truncated, p.chunk_index, p.total_chunks));
+            }
+        };
+        for r in reads {
+            a.push(r, &mut emit);
+        }
+        a.show_pending(&mut emit);
+        a.push(b"tail\n", &mut emit);
+        let n = got.len();
+        assert_eq!(n, MAX_BUFFERED_CHUNKS + 3);
+        assert_eq!(
+            got[n - 2],
+            (7, false, Some(n as u32 - 2), Some(n as u32 - 1))
+        );
+        assert_eq!(got[n - 1], (5, false, None, None));
+        assert!(a.is_idle());
     }
 
     /// Blocks and pieces of a batched assembler join to exactly the pieces of the line-by-line

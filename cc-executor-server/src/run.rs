@@ -16,7 +16,8 @@ use cc_executor_protocol::{
     method, status, CompletedParams, EarlyCompletionParams, Notification, OutputStream,
     RateLimitParams, TokenLimitParams,
 };
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, oneshot, watch, Mutex as AsyncMutex};
 use tokio::task::JoinHandle;
 
@@ -162,16 +163,12 @@ pub(crate) fn start(
         start: Instant::now(),
         early: Mutex::new(None),
     });
-    let mut readers = vec![spawn_reader(
-        stdout,
-        OutputStream::Stdout,
-        shared.clone(),
-        &ctx,
-    )];
+    // A run that takes input shows a prompt before its line ends (a pipe or a terminal).
+    let interactive = stdin.is_some();
+    let reader = |pipe, stream| spawn_reader(pipe, stream, interactive, shared.clone(), &ctx);
+    let mut readers = vec![reader(stdout, OutputStream::Stdout)];
     // A terminal merges stderr into stdout.
-    readers.extend(
-        stderr.map(|stderr| spawn_reader(stderr, OutputStream::Stderr, shared.clone(), &ctx)),
-    );
+    readers.extend(stderr.map(|stderr| reader(stderr, OutputStream::Stderr)));
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let reported = Arc::new(AtomicBool::new(false));
     let control = Arc::new(AsyncMutex::new(false));
@@ -203,16 +200,20 @@ pub(crate) fn start(
     }
 }
 
-fn spawn_reader<R>(pipe: R, stream: OutputStream, shared: Arc<Shared>, ctx: &RunContext) -> Reader
-where
-    R: AsyncRead + Unpin + Send + 'static,
-{
+fn spawn_reader(
+    pipe: pipe::Receiver,
+    stream: OutputStream,
+    interactive: bool,
+    shared: Arc<Shared>,
+    ctx: &RunContext,
+) -> Reader {
     let activity = Arc::new(Activity::default());
     let out = ctx.out.clone();
     let batch = ctx.batched.then(|| Batch::new(stream));
     let task = tokio::spawn(read_pipe(
         pipe,
         stream,
+        interactive,
         shared,
         out,
         batch,
@@ -223,9 +224,14 @@ where
 
 /// Read a pipe to its end, sending its lines (one frame each, or in `batch`es) and what the
 /// detectors find in them, in order.
-async fn read_pipe<R: AsyncRead + Unpin>(
-    mut pipe: R,
+///
+/// `interactive` (the run takes input): when a read leaves part of a line unsent and the pipe
+/// has nothing more right now (a read without waiting finds it empty), that part is sent
+/// without waiting for the line's end: the command may be waiting at a prompt for its user.
+async fn read_pipe(
+    mut pipe: pipe::Receiver,
     stream: OutputStream,
+    interactive: bool,
     shared: Arc<Shared>,
     out: mpsc::Sender<OutItem>,
     mut batch: Option<Batch>,
@@ -240,11 +246,22 @@ async fn read_pipe<R: AsyncRead + Unpin>(
         None => (Vec::with_capacity(READ_BUF), LineAssembler::new()),
     };
     let mut frames: Vec<String> = Vec::new();
+    // Look whether more is readable now before showing an unfinished line (interactive only).
+    let mut probe = false;
     loop {
-        activity.in_read.store(true, Ordering::Relaxed);
         buf.clear();
-        let n = pipe.read_buf(&mut buf).await;
-        activity.in_read.store(false, Ordering::Relaxed);
+        // `None`: nothing is readable right now.
+        let n = if std::mem::take(&mut probe) {
+            match pipe.try_read_buf(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+                read => Some(read),
+            }
+        } else {
+            activity.in_read.store(true, Ordering::Relaxed);
+            let n = pipe.read_buf(&mut buf).await;
+            activity.in_read.store(false, Ordering::Relaxed);
+            Some(n)
+        };
         activity.reads.fetch_add(1, Ordering::Relaxed);
         let mut emit = |e: Emit<'_>| match (e, batch.as_mut()) {
             (Emit::Line(line), batch) => {
@@ -269,13 +286,18 @@ async fn read_pipe<R: AsyncRead + Unpin>(
             (Emit::Block(_), None) => unreachable!("only batched assemblers give blocks"),
         };
         let eof = match n {
-            Ok(0) | Err(_) => {
+            None => {
+                lines.show_pending(&mut emit);
+                false
+            }
+            Some(Ok(0) | Err(_)) => {
                 lines.finish(&mut emit);
                 true
             }
-            Ok(n) => {
+            Some(Ok(n)) => {
                 shared.metrics.output(stream.as_str(), n);
                 lines.push(&buf[..n], &mut emit);
+                probe = interactive && lines.has_unsent();
                 false
             }
         };

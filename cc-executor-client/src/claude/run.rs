@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::event::{OutputEvent, OutputStream, RateLimit};
 use crate::execution::{Controller, Execution};
 use crate::outcome::Tracker;
-use crate::wire::{BatchLines, Lines};
+use crate::wire::Lines;
 
 /// How many trailing stderr lines [`Error::ClaudeFailed`] carries.
 const STDERR_TAIL_LINES: usize = 20;
@@ -75,7 +75,8 @@ impl Client {
 #[derive(Debug)]
 pub struct ClaudeExecution {
     inner: Execution,
-    /// Long lines put back together from the raw chunks of the execution.
+    /// Lines put back together from the raw chunks of the execution, and from a line's start
+    /// sent before its end (an interactive run shows what it has when its output pauses).
     lines: Lines,
     /// Lines completed and not yet turned into events.
     ready: VecDeque<(OutputStream, String)>,
@@ -108,7 +109,7 @@ impl ClaudeExecution {
     pub fn new(inner: Execution) -> Self {
         ClaudeExecution {
             inner,
-            lines: Lines::default(),
+            lines: Lines::whole_lines(),
             ready: VecDeque::new(),
             state: WaitState::default(),
             ended: false,
@@ -284,7 +285,9 @@ impl Stream for ClaudeExecution {
                     stream,
                     data,
                     chunk: None,
-                })) => ready.extend(BatchLines::new(stream, data).map(|line| (stream, line))),
+                })) => this
+                    .lines
+                    .push_text(stream, data, |stream, line| ready.push_back((stream, line))),
                 Some(Ok(OutputEvent::Output {
                     stream,
                     data,
