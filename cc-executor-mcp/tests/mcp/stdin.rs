@@ -78,12 +78,19 @@ async fn a_pty_job_has_a_terminal_and_a_repl_answers() {
 
     let s = start_job(&mcp, json!({"command": "python3 -i -q", "pty": true})).await;
     let id = &s["id"];
+    // The prompt shows before any input, though its line has not ended.
+    let out = job_output_until(&mcp, id, |out| out.ends_with(">>> ")).await;
+    assert_eq!(out, ">>> ");
     job(&mcp, "job_input", json!({"id": id, "text": "6*7\n"})).await;
-    let out = job_output_until(&mcp, id, |out| out.lines().any(|l| l == "42")).await;
+    // The answer, then the next prompt: the REPL waits for its next line.
+    let answered = |out: &str| out.lines().any(|l| l == "42") && out.ends_with("\n>>> ");
+    let out = job_output_until(&mcp, id, answered).await;
     assert!(!out.contains('\x1b') && !out.contains('\r'), "{out:?}");
-    job(&mcp, "job_input", json!({"id": id, "text": "exit()\n"})).await;
+    // End of input at the prompt (Ctrl-D on a terminal) ends the REPL.
+    job(&mcp, "job_input", json!({"id": id, "eof": true})).await;
     let done = job(&mcp, "job_wait", json!({"id": id, "timeout_secs": 60})).await;
     assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["exit_code"], 0, "{done}");
     mcp.cancel().await.unwrap();
 }
 

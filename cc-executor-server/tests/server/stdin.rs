@@ -238,3 +238,56 @@ async fn input_is_data_even_under_an_allowlist() {
     assert_eq!(output_of(&frames, "stdout"), line);
     server.shutdown().await;
 }
+
+/// The output frame that ends the output seen so far with `text`.
+async fn shown(c: &mut Client, text: &str) -> Value {
+    let frames = until_output_is(c, |seen| seen.ends_with(text)).await;
+    frames.last().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_prompt_shows_before_its_line_ends_when_the_run_takes_input() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    // On a terminal: the REPL's prompt, before any input.
+    start(&mut c, json!({"command": "python3 -i -q", "pty": true})).await;
+    let frame = shown(&mut c, ">>> ").await;
+    assert_eq!(frame["params"]["chunk_index"], Value::Null, "{frame}");
+    input(&mut c, json!({"data": "6*7\n"}), 2).await;
+    until_output_is(&mut c, |seen| {
+        seen.contains("42\r\n") && seen.ends_with(">>> ")
+    })
+    .await;
+    input(&mut c, json!({"data": "exit()\n"}), 3).await;
+    assert_eq!(
+        c.until_completed().await.last().unwrap()["params"]["exit_code"],
+        0
+    );
+    // On a pipe, one frame per line or batched: the prompt alone, then the rest of its line.
+    for output in [json!(null), json!("batched")] {
+        let cmd = "printf 'Name? '; read n; echo \"hi $n\"";
+        let params = json!({"command": cmd, "stdin": "pipe", "output": output});
+        start(&mut c, params).await;
+        let frame = shown(&mut c, "Name? ").await;
+        assert_eq!(frame["params"]["data"], "Name? ", "{frame}");
+        input(&mut c, json!({"data": "bob\n"}), 4).await;
+        let frames = c.until_completed().await;
+        assert_eq!(output_of(&frames, "stdout"), "hi bob\n");
+        assert_eq!(frames.last().unwrap()["params"]["exit_code"], 0);
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_run_without_input_still_sends_whole_lines() {
+    let server = server().await;
+    let mut c = Client::connect(&server.url()).await;
+    let frames = c.run("printf 'a'; sleep 0.3; printf 'b\\n'").await;
+    let pieces: Vec<&Value> = frames
+        .iter()
+        .filter(|f| f["method"] == "process.output")
+        .collect();
+    assert_eq!(pieces.len(), 1, "{pieces:?}");
+    assert_eq!(pieces[0]["params"]["data"], "ab\n");
+    server.shutdown().await;
+}

@@ -615,6 +615,43 @@ printf '{"type":"result","subtype":"success","is_error":false,"num_turns":%s,"re
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_message_line_sent_before_its_end_is_parsed_whole() {
+    // Writes the start of an assistant message and waits for more input: its output pauses
+    // mid-line, so the service sends that start alone. The end follows the next message.
+    let stand_in = StandIn::new(
+        r#"IFS= read -r line
+printf '{"type":"assistant","message":{"role":"assistant","content":[{"type":"text",'
+touch half
+IFS= read -r line
+printf '"text":"joined"}]}}\n'
+printf '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"done","session_id":"s"}\n'"#,
+    );
+    let (server, client) = start().await;
+    let cmd = stand_in.command("first").interactive();
+    let mut run = client.execute_claude(cmd).await.unwrap();
+    let half = stand_in.dir.path().join("half");
+    tokio::time::timeout(WAIT, async {
+        while !half.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the stand-in wrote the start of its message");
+    run.send("second").await.unwrap();
+    run.finish().await.unwrap();
+    let mut seen = Vec::new();
+    while let Some(event) = tokio::time::timeout(WAIT, run.next()).await.unwrap() {
+        match event.unwrap() {
+            ClaudeEvent::Assistant(m) => seen.push(m.text()),
+            ClaudeEvent::Text(t) => panic!("a part of a line parsed alone: {t:?}"),
+            _ => {}
+        }
+    }
+    assert_eq!(seen, ["joined"]);
+    server.shutdown().await;
+}
+
 /// Read `run` up to its next assistant message, which must say `turn {n}`.
 async fn turn(run: &mut cc_executor_client::claude::ClaudeExecution, n: u32) {
     let want = format!("turn {n}");

@@ -56,6 +56,33 @@ async fn a_pipe_takes_writes_until_closed() {
 }
 
 #[tokio::test]
+async fn a_prompt_is_an_event_before_its_line_ends() {
+    let server = start().await;
+    let client = Client::new(server.url()).unwrap();
+    let cmd = Command::new("echo ready; printf 'Name? '; read -r n; echo \"hi $n\"");
+    let mut run = bounded("execute", client.execute(cmd.stdin_pipe()))
+        .await
+        .unwrap();
+    next_matching(
+        &mut run,
+        "the prompt",
+        |e| matches!(e, OutputEvent::Output { data, .. } if data == "Name? "),
+    )
+    .await;
+    let ctl = run.controller();
+    bounded("write", ctl.write_stdin("bob\n")).await.unwrap();
+    next_matching(
+        &mut run,
+        "the rest of the line",
+        |e| matches!(e, OutputEvent::Output { data, .. } if data == "hi bob\n"),
+    )
+    .await;
+    let events = collect(run).await;
+    assert_eq!(text(&events, OutputStream::Stdout), "");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_run_without_stdin_refuses_writes() {
     let server = start().await;
     let client = Client::new(server.url()).unwrap();
