@@ -535,7 +535,9 @@ mod tests {
 
     #[test]
     fn whole_lines_join_a_line_sent_before_its_end() {
-        let run = |pieces: Vec<(&str, Option<(u32, Option<u32>)>)>| {
+        /// Text, or a chunk: its data, index and total.
+        type Piece<'a> = (&'a str, Option<(u32, Option<u32>)>);
+        let run = |pieces: Vec<Piece<'_>>| {
             let mut lines = Lines::whole_lines();
             let mut out = Vec::new();
             for (data, chunk) in pieces {
