@@ -434,7 +434,17 @@ mod tests {
         run_with(LineAssembler::new(), reads)
     }
 
-    fn run_with(mut a: LineAssembler, reads: &[&[u8]]) -> Vec<Owned> {
+    fn run_with(a: LineAssembler, reads: &[&[u8]]) -> Vec<Owned> {
+        feed(a, reads, false)
+    }
+
+    /// Like [`run`], with [`LineAssembler::show_pending`] after every read, as an interactive
+    /// run's reader does when the pipe has nothing more for now.
+    fn run_showing(reads: &[&[u8]]) -> Vec<Owned> {
+        feed(LineAssembler::new(), reads, true)
+    }
+
+    fn feed(mut a: LineAssembler, reads: &[&[u8]], show: bool) -> Vec<Owned> {
         let mut out = Vec::new();
         let mut emit = |e: Emit<'_>| {
             out.push(match e {
@@ -450,32 +460,10 @@ mod tests {
         };
         for r in reads {
             a.push(r, &mut emit);
-        }
-        a.finish(&mut emit);
-        out
-    }
-
-    /// Like [`run`], with [`LineAssembler::show_pending`] after every read, as an interactive
-    /// run's reader does when the pipe has nothing more for now.
-    fn run_showing(reads: &[&[u8]]) -> Vec<Owned> {
-        let mut a = LineAssembler::new();
-        let mut out = Vec::new();
-        let mut emit = |e: Emit<'_>| {
-            out.push(match e {
-                Emit::Line(l) => Owned::Line(l.to_owned()),
-                Emit::Piece(p) => Owned::Piece(
-                    p.data.to_owned(),
-                    p.truncated,
-                    p.chunk_index,
-                    p.total_chunks,
-                ),
-                Emit::Block(_) => unreachable!("not batched"),
-            })
-        };
-        for r in reads {
-            a.push(r, &mut emit);
-            a.show_pending(&mut emit);
-            assert!(!a.has_unsent() || !a.raw.is_empty());
+            if show {
+                a.show_pending(&mut emit);
+                assert!(!a.has_unsent() || !a.raw.is_empty());
+            }
         }
         a.finish(&mut emit);
         out

@@ -2,10 +2,25 @@
 //! `Controller::write_stdin` / `close_stdin`; and the typed refusal from a service without the
 //! `stdin` capability.
 
-use cc_executor_client::{Client, Command, Error, OutputEvent, OutputStream};
-use cc_executor_server::Server;
+use cc_executor_client::{Client, Command, Error, Execution, OutputEvent, OutputStream};
+use cc_executor_server::{Server, ServerHandle};
 
 use crate::support::*;
+
+/// A service, a client of it, and its execution of `line` with stdin kept open.
+async fn piped(line: &str) -> (ServerHandle, Client, Execution) {
+    let server = start().await;
+    let client = Client::new(server.url()).unwrap();
+    let cmd = Command::new(line).stdin_pipe();
+    let run = bounded("execute", client.execute(cmd)).await.unwrap();
+    (server, client, run)
+}
+
+/// Read `run` up to an output event of exactly `want`.
+async fn output_is(run: &mut Execution, what: &str, want: &str) {
+    let is_it = |e: &OutputEvent| matches!(e, OutputEvent::Output { data, .. } if data == want);
+    next_matching(run, what, is_it).await;
+}
 
 #[tokio::test]
 async fn stdin_text_is_written_then_closed() {
@@ -20,32 +35,17 @@ async fn stdin_text_is_written_then_closed() {
 
 #[tokio::test]
 async fn a_pipe_takes_writes_until_closed() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
-    let cmd = Command::new("while read -r l; do echo \"got:$l\"; done; echo bye; sleep 30");
-    let mut run = bounded("execute", client.execute(cmd.stdin_pipe()))
-        .await
-        .unwrap();
+    let line = "while read -r l; do echo \"got:$l\"; done; echo bye; sleep 30";
+    let (server, _client, mut run) = piped(line).await;
     let ctl = run.controller();
     for word in ["one", "two"] {
         bounded("write", ctl.write_stdin(format!("{word}\n")))
             .await
             .unwrap();
-        let want = format!("got:{word}\n");
-        next_matching(
-            &mut run,
-            "the echo",
-            |e| matches!(e, OutputEvent::Output { data, .. } if *data == want),
-        )
-        .await;
+        output_is(&mut run, "the echo", &format!("got:{word}\n")).await;
     }
     bounded("close", ctl.close_stdin()).await.unwrap();
-    next_matching(
-        &mut run,
-        "the end of the loop",
-        |e| matches!(e, OutputEvent::Output { data, .. } if data == "bye\n"),
-    )
-    .await;
+    output_is(&mut run, "the end of the loop", "bye\n").await;
     // Closed: no more input, while the command still runs.
     let again = bounded("write after close", ctl.write_stdin("x")).await;
     assert!(matches!(again, Err(Error::StdinClosed { .. })), "{again:?}");
@@ -57,28 +57,20 @@ async fn a_pipe_takes_writes_until_closed() {
 
 #[tokio::test]
 async fn a_prompt_is_an_event_before_its_line_ends() {
-    let server = start().await;
-    let client = Client::new(server.url()).unwrap();
-    let cmd = Command::new("echo ready; printf 'Name? '; read -r n; echo \"hi $n\"");
-    let mut run = bounded("execute", client.execute(cmd.stdin_pipe()))
-        .await
-        .unwrap();
-    next_matching(
-        &mut run,
-        "the prompt",
-        |e| matches!(e, OutputEvent::Output { data, .. } if data == "Name? "),
-    )
-    .await;
+    let line = "echo ready; printf 'Name? '; read -r n; echo \"hi $n\"";
+    let (server, _client, mut run) = piped(line).await;
+    output_is(&mut run, "the prompt", "Name? ").await;
     let ctl = run.controller();
     bounded("write", ctl.write_stdin("bob\n")).await.unwrap();
-    next_matching(
-        &mut run,
-        "the rest of the line",
-        |e| matches!(e, OutputEvent::Output { data, .. } if data == "hi bob\n"),
-    )
-    .await;
+    output_is(&mut run, "the rest of the line", "hi bob\n").await;
     let events = collect(run).await;
-    assert_eq!(text(&events, OutputStream::Stdout), "");
+    assert!(matches!(
+        events.last(),
+        Some(Ok(OutputEvent::Completed {
+            exit_code: Some(0),
+            ..
+        }))
+    ));
     server.shutdown().await;
 }
 
