@@ -224,7 +224,9 @@ impl OutputStream {
 }
 
 /// Params of `process.output`: one line with its `\n`, or one chunk of a long line; with
-/// [`OutputMode::Batched`], possibly several whole lines of one stream.
+/// [`OutputMode::Batched`], possibly several whole lines of one stream. In a run that takes input
+/// (`stdin` or `pty`), the part of a line written before the command's output paused (a prompt)
+/// comes without its `\n`, and the rest of that line follows in pieces of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputParams<'a> {
     /// `"stdout"` or `"stderr"`.
