@@ -618,13 +618,15 @@ printf '{"type":"result","subtype":"success","is_error":false,"num_turns":%s,"re
 #[tokio::test]
 async fn a_message_line_sent_before_its_end_is_parsed_whole() {
     // Writes the start of an assistant message and waits for more input: its output pauses
-    // mid-line, so the service sends that start alone. The end follows the next message.
+    // mid-line, so the service sends that start alone. The end follows the next message, the
+    // result the end of input.
     let stand_in = StandIn::new(
         r#"IFS= read -r line
 printf '{"type":"assistant","message":{"role":"assistant","content":[{"type":"text",'
 touch half
 IFS= read -r line
 printf '"text":"joined"}]}}\n'
+cat > /dev/null
 printf '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"done","session_id":"s"}\n'"#,
     );
     let (server, client) = start().await;
