@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{connected, end, server, Local};
+use crate::support::{connected, end, pinging_every, server, Local};
 use cc_executor_server::Server;
 use serde_json::{json, Value};
 use tests::procs::wait_group_gone;
@@ -310,14 +310,7 @@ async fn malformed_requests_get_errors_and_the_session_goes_on() {
 
 #[tokio::test]
 async fn silent_client_is_cut_off_with_a_close_frame_and_its_group_killed() {
-    let (server, mut c) = connected(
-        Server::builder()
-            .heartbeat_interval(Duration::from_millis(200))
-            .kill_grace(Duration::from_millis(500))
-            .local()
-            .await,
-    )
-    .await;
+    let (server, mut c) = pinging_every(Duration::from_millis(200)).await;
     c.execute(json!({"command": "sleep 300 & sleep 300"}), 1)
         .await;
     let mut pgid = None;
@@ -476,14 +469,7 @@ async fn error_replies_do_not_echo_huge_input() {
 /// command running): it ends and kills the group.
 #[tokio::test]
 async fn a_client_that_floods_requests_without_reading_is_cut_off() {
-    let (server, mut c) = connected(
-        Server::builder()
-            .heartbeat_interval(Duration::from_millis(300))
-            .kill_grace(Duration::from_millis(500))
-            .local()
-            .await,
-    )
-    .await;
+    let (server, mut c) = pinging_every(Duration::from_millis(300)).await;
     // Output that fills the connection, so that the answers below can no longer be written.
     c.execute(json!({"command": "yes"}), 1).await;
     let result = c.frame().await;

@@ -23,6 +23,13 @@ pub async fn connected(server: ServerHandle) -> (ServerHandle, Client) {
     (server, c)
 }
 
+/// A service that pings every `every` (with the short kill grace of [`server`]), and a client
+/// connected to it.
+pub async fn pinging_every(every: Duration) -> (ServerHandle, Client) {
+    let builder = Server::builder().heartbeat_interval(every);
+    connected(builder.kill_grace(Duration::from_millis(500)).local().await).await
+}
+
 /// Close the client's connection, then shut the service down.
 pub async fn end(c: Client, server: ServerHandle) {
     drop(c);
